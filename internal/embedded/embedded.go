@@ -1,0 +1,63 @@
+// Package embedded runs a nats-server with JetStream inside the jetbox
+// process, for a laptop setup and for tests.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Options configure an embedded server.
+type Options struct {
+	Listen     string // host:port; port 0 or -1 picks a free one
+	StoreDir   string // JetStream data directory
+	MaxPayload int32  // largest message in bytes; 0 keeps the server default (1 MiB)
+	Name       string // server name; empty lets the server choose
+	Logging    bool   // pass the server's own log lines to stderr
+}
+
+// ErrNotReady says the server did not accept connections in time.
+var ErrNotReady = errors.New("embedded nats-server not ready")
+
+// Start starts the server and waits until it accepts connections.
+func Start(opts Options) (*server.Server, error) {
+	host, portText, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server listen address %q: %w", opts.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server listen port %q: %w", portText, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	sopts := &server.Options{
+		ServerName: opts.Name,
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		MaxPayload: opts.MaxPayload,
+		NoSigs:     true,
+		NoLog:      !opts.Logging,
+	}
+	s, err := server.NewServer(sopts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	if opts.Logging {
+		s.ConfigureLogger()
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, ErrNotReady
+	}
+	return s, nil
+}

@@ -1,0 +1,55 @@
+package streams
+
+// Headers a producer sets on a write.
+const (
+	HeaderMsgID          = "Nats-Msg-Id"
+	HeaderIdempotencyKey = "Soma-Idempotency-Key"
+	HeaderTenant         = "Soma-Tenant"
+	HeaderNamespace      = "Soma-Namespace"
+	HeaderRequestID      = "X-Request-ID"
+	HeaderReplyTo        = "Soma-Reply-To"
+	HeaderTraceparent    = "traceparent"
+	HeaderTracestate     = "tracestate"
+)
+
+// Headers a worker sets on a sync outcome published to Soma-Reply-To.
+const (
+	HeaderOutcome    = "Soma-Outcome"
+	HeaderHTTPStatus = "Soma-HTTP-Status"
+	HeaderStreamSeq  = "Soma-Stream-Seq"
+	HeaderError      = "Soma-Error"
+)
+
+// Outcome is what became of a write.
+type Outcome string
+
+// Sync outcomes.
+const (
+	OutcomeApplied  Outcome = "applied"  // the memory API answered 2xx
+	OutcomeRejected Outcome = "rejected" // the memory API answered a permanent 4xx; dead-lettered
+	OutcomeDead     Outcome = "dead"     // not applicable (undecodable, retries exhausted); dead-lettered
+)
+
+// Headers a worker adds to a dead letter. The original headers stay.
+const (
+	HeaderDLQSubject    = "Soma-Dlq-Subject"
+	HeaderDLQStreamSeq  = "Soma-Dlq-Stream-Seq"
+	HeaderDLQMsgID      = "Soma-Dlq-Msg-Id"
+	HeaderDLQDeliveries = "Soma-Dlq-Deliveries"
+	HeaderDLQClass      = "Soma-Dlq-Class"
+	HeaderDLQError      = "Soma-Dlq-Error"
+	HeaderDLQHTTPStatus = "Soma-Dlq-Http-Status"
+	HeaderDLQAnswer     = "Soma-Dlq-Answer"
+	HeaderDLQTime       = "Soma-Dlq-Time"
+	HeaderDLQGroup      = "Soma-Dlq-Group"
+)
+
+// DLQClass is why a write was dead-lettered.
+type DLQClass string
+
+// Dead-letter classes.
+const (
+	ClassPermanent DLQClass = "permanent" // the memory API refused it (4xx)
+	ClassBadInput  DLQClass = "bad_input" // the message could not be decoded or validated
+	ClassExhausted DLQClass = "exhausted" // transient failures used up the retry budget
+)
