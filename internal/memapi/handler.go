@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // Request headers the API reads.
@@ -31,8 +33,8 @@ const (
 	maxTenantBytes       = 128
 	maxIdempotencyKeyLen = 1024
 	defaultLinkWeight    = 1.0
-	memoryTypeEpisodic   = "episodic"
-	memoryTypeSemantic   = "semantic"
+	memoryTypeEpisodic   = streams.MemoryEpisodic
+	memoryTypeSemantic   = streams.MemorySemantic
 	bearerPrefix         = "bearer "
 )
 
