@@ -1,0 +1,95 @@
+package producer
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// cpuTime is the process's user plus system CPU time. Reported per op next
+// to ns/op, it is steadier than wall time on a shared machine, and counts the
+// embedded server's work too.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime(b)-start)/float64(b.N), "cpu-ns/op")
+}
+
+// benchPayload makes a store body of about 512 bytes.
+var benchPayload = json.RawMessage(`{"text":"` + strings.Repeat("m", 400) + `"}`)
+
+func BenchmarkBackgroundStore(b *testing.B) {
+	e := newEnv(b, Config{Mode: streams.ModeBackground})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	for range b.N {
+		if _, err := e.p.Store(ctx, StoreRequest{Tenant: "bench", Coord: "0.1,0.2,0.3", Payload: benchPayload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Timed: the writes are done when they are stored.
+	if err := e.p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	reportCPU(b, cpu)
+}
+
+func BenchmarkFastAckStore(b *testing.B) {
+	e := newEnv(b, Config{Mode: streams.ModeFastAck})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	cpu := cpuTime(b)
+	for b.Loop() {
+		if _, err := e.p.Store(ctx, StoreRequest{Tenant: "bench", Coord: "0.1,0.2,0.3", Payload: benchPayload}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkRawAsyncPublish is the baseline of BenchmarkBackgroundStore:
+// nats.go async publish of the same message (contract headers and body),
+// built once, without the producer.
+func BenchmarkRawAsyncPublish(b *testing.B) {
+	e := newEnv(b, Config{})
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	for i := range b.N {
+		key := strconv.Itoa(i)
+		m := &nats.Msg{Subject: "memory.bench.background.store", Data: body, Header: nats.Header{
+			streams.HeaderIdempotencyKey: {key},
+			streams.HeaderTenant:         {"bench"},
+		}}
+		if _, err := js.PublishMsgAsync(m, jetstream.WithMsgID("bench:"+key)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	reportCPU(b, cpu)
+}

@@ -1,0 +1,61 @@
+package producer
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+var jsonSeeds = []string{
+	`{}`, `[]`, `""`, `0`, `-0`, `1.5e+10`, `-1.0E-2`, `true`, `false`, `null`,
+	` {"a" : [1, 2.5, -3e2, true, false, null, {"b": "c"}], "d": {}} `,
+	`{"s":"\" \\ \/ \b \f \n \r \t \u00e9 \uD83D\uDE00"}`,
+	`{"é":"日本語 🔑"}`,
+	`01`, `1.`, `.5`, `-`, `1e`, `1e+`, `+1`, `0x10`, `1_000`, `NaN`, `Infinity`,
+	`{`, `}`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`, `{"a":1 "b":2}`, `{a:1}`, `{'a':1}`,
+	`[1,]`, `[,1]`, `[1 2]`, `["a\x"]`, `"\u12"`, `"\u12G4"`, "\"\x01\"", "\"a\tb\"",
+	`tru`, `nul`, `falsey`, `{}{}`, `{} x`, ``, ` `, "\"\xff\"", "\"\xed\xa0\x80\"", "\"\xc3\"",
+	`{"a":"b"`, `"abc`, `"abc\`, strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+}
+
+// reference is what validJSON must agree with.
+func reference(data []byte) bool { return json.Valid(data) && utf8.Valid(data) }
+
+func TestValidJSONMatchesEncodingJSON(t *testing.T) {
+	cases := append([]string(nil), jsonSeeds...)
+	// Every special byte at every offset of strings around the eight-byte
+	// stride of the string scanner.
+	for n := range 20 {
+		for pos := 0; pos <= n; pos++ {
+			for _, special := range []string{`"`, `\`, `\"`, `\u00e9`, `\x`, "\x00", "\x01", "\x1f", " ", "\x7f", "é", "🔑", "\xff", "\xc3"} {
+				cases = append(cases, `{"k":"`+strings.Repeat("a", pos)+special+strings.Repeat("b", n-pos)+`"}`)
+			}
+		}
+	}
+	for _, s := range cases {
+		if got, want := validJSON([]byte(s)), reference([]byte(s)); got != want {
+			t.Errorf("validJSON(%q) = %v, json.Valid says %v", truncate(s, 40), got, want)
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := validJSON(data), reference(data); got != want {
+			t.Errorf("validJSON(%q) = %v, json.Valid says %v", data, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		validJSON(benchPayload)
+	}
+}

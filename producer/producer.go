@@ -1,0 +1,337 @@
+// Package producer is the Go API services use to write memories.
+//
+// A write (Store, Delete, Link) becomes one message on
+// memory.<tenant>.<mode>.<op> in the outbox stream, with the headers and body
+// of the wire contract. The write mode decides when the call returns:
+//
+//   - sync: when the memory API has applied the write (its answer is in the
+//     Result), or with a *RejectedError when it refused it, or with a
+//     *QueuedError when no outcome came within the sync timeout (the write is
+//     durable and will be applied later);
+//   - fast_ack: when the outbox has stored the write;
+//   - background: at once; the write waits in a bounded buffer and is
+//     published asynchronously. Failures go to Config.OnBackgroundError and
+//     the metrics; Flush and Close wait for the buffer to drain.
+//
+// Every retry of a write reuses its Nats-Msg-Id (tenant token and idempotency
+// key), so the outbox stores it once. The package never logs.
+package producer
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jetbox-dev/jetbox/streams"
+	"github.com/jetbox-dev/jetbox/tenancy"
+)
+
+// Config configures a Producer. The zero value is usable: sync writes to the
+// "public" tenant with the defaults below.
+type Config struct {
+	Mode           streams.Mode  // default write mode; "" = sync
+	DefaultTenant  string        // tenant of writes that name none; "" = tenancy.DefaultTenant
+	Universe       string        // coordinate universe of keys; "" = "real"
+	SyncTimeout    time.Duration // how long a sync write waits for its outcome, publish included; 0 = 10s
+	PublishTimeout time.Duration // how long a write may take to be stored, retries included; 0 = 5s
+	BufferSize     int           // background buffer capacity in writes; 0 = 10000
+	// BufferFullError makes a background write return ErrBufferFull at once
+	// when the buffer is full; otherwise it blocks until there is room or
+	// its context ends.
+	BufferFullError bool
+	MaxInFlight     int // background publishes awaiting their ack; 0 = 4096
+	// OnBackgroundError is called once for every background write that could
+	// not be stored. It runs on the producer's own goroutines (and, when Close
+	// gives up, on nats.go's): it must return quickly, and must not call Flush
+	// or Close or make background writes.
+	OnBackgroundError func(BackgroundFailure)
+	Registerer        prometheus.Registerer // nil = no metrics
+}
+
+// BackgroundFailure is a background write that was finally given up.
+type BackgroundFailure struct {
+	Subject        string
+	MsgID          string
+	IdempotencyKey string
+	Err            error // wraps ErrPublishTimeout, ErrClosed, ErrOutboxFull, ErrPayloadTooLarge, ...
+}
+
+// Result describes a write.
+type Result struct {
+	Mode           streams.Mode
+	Subject        string
+	Sequence       uint64 // outbox stream sequence; 0 for background writes
+	Duplicate      bool   // the outbox already held a write with this Nats-Msg-Id
+	MsgID          string // Nats-Msg-Id: "<tenant token>:<idempotency key>"
+	IdempotencyKey string
+	Coord          string // the memory's coord; for a link, the from coord
+	Status         int    // sync: the memory API's HTTP status
+	Body           []byte // sync: the memory API's answer
+}
+
+// Producer writes memories. It is safe for concurrent use.
+type Producer struct {
+	nc             *nats.Conn
+	js             jetstream.JetStream
+	cfg            Config
+	attemptTimeout time.Duration
+	metrics        *metrics
+	replies        *replyMux
+	bg             *background
+}
+
+// New makes a Producer on nc. The outbox must already be provisioned
+// (streams.Provision). Close the Producer before closing nc.
+func New(nc *nats.Conn, cfg Config) (*Producer, error) {
+	if nc == nil {
+		return nil, errors.New("producer: nil NATS connection")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("producer: metrics: %w", err)
+	}
+	p := &Producer{
+		nc:             nc,
+		cfg:            cfg,
+		attemptTimeout: publishAttempt(cfg.PublishTimeout),
+		metrics:        m,
+		replies:        newReplyMux(nc),
+	}
+	p.bg = newBackground(&p.cfg, m)
+	// The JetStream context is the producer's own: its async ack handlers
+	// belong to the background publisher, and Close cleans it up.
+	p.js, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncAckHandler(p.bg.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.bg.onError),
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(p.attemptTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
+	p.bg.start(p.js)
+	return p, nil
+}
+
+// withDefaults fills in the zero values and checks the rest.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.Mode == "" {
+		cfg.Mode = streams.ModeSync
+	}
+	if _, err := streams.ParseMode(string(cfg.Mode)); err != nil {
+		return cfg, fmt.Errorf("producer: Mode: %w", err)
+	}
+	if cfg.DefaultTenant == "" {
+		cfg.DefaultTenant = tenancy.DefaultTenant
+	}
+	if err := tenancy.Validate(cfg.DefaultTenant); err != nil {
+		return cfg, fmt.Errorf("producer: DefaultTenant: %w", err)
+	}
+	if cfg.Universe == "" {
+		cfg.Universe = DefaultUniverse
+	}
+	if err := defaultTo(&cfg.SyncTimeout, 10*time.Second, "SyncTimeout"); err != nil {
+		return cfg, err
+	}
+	if err := defaultTo(&cfg.PublishTimeout, 5*time.Second, "PublishTimeout"); err != nil {
+		return cfg, err
+	}
+	if err := defaultTo(&cfg.BufferSize, 10000, "BufferSize"); err != nil {
+		return cfg, err
+	}
+	return cfg, defaultTo(&cfg.MaxInFlight, 4096, "MaxInFlight")
+}
+
+// defaultTo sets a zero setting to def and refuses a negative one.
+func defaultTo[T int | time.Duration](setting *T, def T, name string) error {
+	switch {
+	case *setting < 0:
+		return fmt.Errorf("producer: %s %v is negative", name, *setting)
+	case *setting == 0:
+		*setting = def
+	}
+	return nil
+}
+
+// Store writes a memory (POST /memories).
+func (p *Producer) Store(ctx context.Context, r StoreRequest, opts ...WriteOption) (Result, error) {
+	w := getOutgoing()
+	err := w.setBody(r.encode(p.cfg.Universe, w.body))
+	return p.write(ctx, streams.OpStore, r.Tenant, r.Namespace, w, err, opts)
+}
+
+// Delete deletes a memory (DELETE /memories/{coord}).
+func (p *Producer) Delete(ctx context.Context, r DeleteRequest, opts ...WriteOption) (Result, error) {
+	w := getOutgoing()
+	err := w.setBody(r.encode(p.cfg.Universe, w.body))
+	return p.write(ctx, streams.OpDelete, r.Tenant, r.Namespace, w, err, opts)
+}
+
+// Link links two memories (POST /graph/link).
+func (p *Producer) Link(ctx context.Context, r LinkRequest, opts ...WriteOption) (Result, error) {
+	w := getOutgoing()
+	err := w.setBody(r.encode(p.cfg.Universe, w.body))
+	return p.write(ctx, streams.OpLink, r.Tenant, r.Namespace, w, err, opts)
+}
+
+// Flush waits until every background write accepted so far is stored or
+// finally failed (and reported), or until ctx ends.
+func (p *Producer) Flush(ctx context.Context) error { return p.bg.flush(ctx) }
+
+// Close refuses new writes (ErrClosed), waits for the background writes like
+// Flush, then stops the producer's goroutines and subscriptions. It does not
+// close the NATS connection. When ctx ends first, the background writes not
+// yet stored are given up, each reported to OnBackgroundError with an error
+// wrapping ErrClosed, and Close returns the context's error. Sync writes still
+// waiting for their outcome return a *QueuedError. Calling Close again does
+// nothing.
+func (p *Producer) Close(ctx context.Context) error {
+	err := p.bg.close(ctx)
+	if err == errAlreadyClosed {
+		return nil
+	}
+	p.js.CleanupPublisher()
+	p.replies.close()
+	return err
+}
+
+// write is the one path every write takes: resolve the tenant and the
+// subject, add the headers, check the size, then hand the message to its mode.
+// w holds the encoded body, or encodeErr says why there is none.
+func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace string, w *outgoing, encodeErr error, opts []WriteOption) (Result, error) {
+	o := writeOptions{mode: p.cfg.Mode}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	res := Result{Mode: o.mode, Coord: w.coord}
+	err := encodeErr
+	if err == nil {
+		err = p.prepare(op, tenant, namespace, &o, w, &res)
+	}
+	if err == nil {
+		switch o.mode {
+		case streams.ModeFastAck:
+			err = p.fastAck(ctx, w, &res)
+		case streams.ModeSync:
+			err = p.syncWrite(ctx, w, &res)
+		default:
+			// The background owns w from here, and counts it when it is
+			// finally stored or failed.
+			if err = p.bg.enqueue(ctx, w); err == nil {
+				return res, nil
+			}
+			w = nil
+		}
+	}
+	if w != nil {
+		putOutgoing(w)
+	}
+	switch {
+	case err == nil, errors.Is(err, ErrQueued):
+		if res.Duplicate {
+			p.metrics.write(o.mode, resultDuplicate)
+		} else {
+			p.metrics.write(o.mode, resultStored)
+		}
+	default:
+		p.metrics.write(o.mode, resultError)
+	}
+	return res, err
+}
+
+// prepare addresses w and sets its headers.
+func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOptions, w *outgoing, res *Result) error {
+	if p.bg.isClosed() {
+		return ErrClosed
+	}
+	tenant, err := tenancy.Resolve(tenant, namespace, p.cfg.DefaultTenant)
+	if err != nil {
+		return err
+	}
+	addr, err := streams.NewAddress(tenant, o.mode, op)
+	if err != nil {
+		return err
+	}
+	for _, h := range [...]struct{ field, value string }{
+		{"namespace", namespace}, {"idempotency key", o.idempotencyKey}, {"request id", o.requestID},
+		{"traceparent", o.traceparent}, {"tracestate", o.tracestate},
+	} {
+		if err := checkHeaderValue(h.field, h.value); err != nil {
+			return err
+		}
+	}
+	w.key = o.idempotencyKey
+	if w.key == "" {
+		w.key = o.requestID
+	}
+	if w.key == "" {
+		if w.key, err = newIdempotencyKey(); err != nil {
+			return err
+		}
+	}
+	w.msgID = addr.Token + ":" + w.key
+	if o.mode == streams.ModeSync {
+		if w.reply, err = p.replies.newSubject(); err != nil {
+			return err
+		}
+	}
+	w.msg.Subject = addr.Subject()
+	w.msg.Data = w.body
+	w.setHeader(streams.HeaderMsgID, w.msgID)
+	w.setHeader(streams.HeaderIdempotencyKey, w.key)
+	w.setHeader(streams.HeaderTenant, tenant)
+	w.setHeader(streams.HeaderNamespace, namespace)
+	w.setHeader(streams.HeaderRequestID, o.requestID)
+	w.setHeader(streams.HeaderTraceparent, o.traceparent)
+	w.setHeader(streams.HeaderTracestate, o.tracestate)
+	w.setHeader(streams.HeaderReplyTo, w.reply)
+	res.Subject, res.MsgID, res.IdempotencyKey = w.msg.Subject, w.msgID, w.key
+	if limit := p.nc.MaxPayload(); w.size() > limit {
+		return &PayloadTooLargeError{Size: w.size(), Max: limit}
+	}
+	return nil
+}
+
+// keyRandom buffers crypto/rand for the default idempotency keys: one
+// getrandom call per 256 keys instead of one per key.
+var keyRandom = struct {
+	sync.Mutex
+	r *bufio.Reader
+}{r: bufio.NewReaderSize(rand.Reader, 4096)}
+
+// newIdempotencyKey returns a new UUID v7: unique, and ordered by time so
+// that keys of one producer sort in the order of their writes.
+func newIdempotencyKey() (string, error) {
+	keyRandom.Lock()
+	id, err := uuid.NewV7FromReader(keyRandom.r)
+	keyRandom.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("idempotency key: %w", err)
+	}
+	return id.String(), nil
+}
+
+// fastAck returns once the outbox has stored the write.
+func (p *Producer) fastAck(ctx context.Context, w *outgoing, res *Result) error {
+	start := time.Now()
+	ack, err := p.publishDurable(ctx, w)
+	if err != nil {
+		return err
+	}
+	p.metrics.published(streams.ModeFastAck, start)
+	res.Sequence, res.Duplicate = ack.Sequence, ack.Duplicate
+	return nil
+}
