@@ -1,0 +1,118 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// Config configures a Worker.
+type Config struct {
+	Endpoint string // memory API base URL, e.g. http://127.0.0.1:9595
+	Token    string // bearer token sent to the memory API
+
+	Streams streams.Config // the outbox layout the worker consumes
+	Modes   []streams.Mode // groups this worker serves; nil = all three
+
+	Concurrency      int           // memory API calls in flight, shared by the groups (sync first)
+	RequestTimeout   time.Duration // one memory API call
+	MaxAttempts      int           // retry budget: attempts before a transient failure is dead-lettered
+	BackoffBase      time.Duration // first retry delay
+	BackoffMax       time.Duration // largest retry delay
+	MaxRetryAfter    time.Duration // largest Retry-After the worker honours
+	FailureThreshold uint32        // consecutive transient failures that open a tenant's breaker
+	ResetInterval    time.Duration // how long a breaker stays open before it half-opens
+	BreakerIdleTTL   time.Duration // a tenant's breaker is forgotten after this long unused
+	ShutdownTimeout  time.Duration // how long in-flight writes may take to finish on shutdown
+
+	ReplyPrefixes []string // subjects a sync outcome may be published under; nil = "_INBOX."
+
+	LogPayloads    bool // include memory API answers in debug logs
+	MetricsTenants int  // distinct tenant label values before the rest share "_other"
+
+	Log        zerolog.Logger
+	Registerer prometheus.Registerer // nil = no metrics
+	HTTPClient *http.Client          // nil = a keep-alive client sized to Concurrency
+}
+
+func (c *Config) setDefaults() {
+	if c.Streams.Stream == "" {
+		c.Streams = streams.DefaultConfig()
+	}
+	if len(c.Modes) == 0 {
+		c.Modes = streams.Modes
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 64
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 10
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = 500 * time.Millisecond
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = time.Minute
+	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = 15 * time.Minute
+	}
+	if c.FailureThreshold == 0 {
+		c.FailureThreshold = 3
+	}
+	if c.ResetInterval == 0 {
+		c.ResetInterval = 60 * time.Second
+	}
+	if c.BreakerIdleTTL == 0 {
+		c.BreakerIdleTTL = 10 * time.Minute
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if len(c.ReplyPrefixes) == 0 {
+		c.ReplyPrefixes = []string{"_INBOX."}
+	}
+	if c.MetricsTenants == 0 {
+		c.MetricsTenants = 100
+	}
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid worker configuration")
+
+func (c *Config) validate() error {
+	u, err := url.Parse(c.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: memory API endpoint %q is not an http(s) URL", ErrConfig, c.Endpoint)
+	}
+	for _, m := range c.Modes {
+		if _, err := streams.ParseMode(string(m)); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+	}
+	switch {
+	case c.Concurrency < 1:
+		return fmt.Errorf("%w: concurrency %d, want at least 1", ErrConfig, c.Concurrency)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("%w: max attempts %d, want at least 1", ErrConfig, c.MaxAttempts)
+	case c.BackoffBase <= 0 || c.BackoffMax < c.BackoffBase:
+		return fmt.Errorf("%w: backoff base %s and max %s, want 0 < base <= max", ErrConfig, c.BackoffBase, c.BackoffMax)
+	case c.ResetInterval <= 0:
+		return fmt.Errorf("%w: reset interval %s, want > 0", ErrConfig, c.ResetInterval)
+	case c.RequestTimeout >= c.Streams.AckWait:
+		// Otherwise a slow call outlives the ack wait and the write is
+		// attempted a second time, concurrently, by another worker.
+		return fmt.Errorf("%w: request timeout %s must be shorter than the ack wait %s", ErrConfig, c.RequestTimeout, c.Streams.AckWait)
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// maxAnswerExcerpt bounds the memory API answer kept in a dead letter.
+const maxAnswerExcerpt = 512
+
+// failure is why a write goes to the dead-letter stream.
+type failure struct {
+	class  streams.DLQClass
+	reason string
+	status int
+	answer []byte
+}
+
+// deadLetter stores the write in the dead-letter stream, then acks it. If
+// the dead letter cannot be stored the write stays in the outbox and comes
+// back later: nothing is dropped on the way to the DLQ.
+func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) {
+	seq := meta.Sequence.Stream
+	dl := nats.NewMsg(streams.DLQSubjectFor(msg.Subject()))
+	for name, values := range msg.Headers() {
+		if name == streams.HeaderMsgID || strings.HasPrefix(name, "Nats-") {
+			continue
+		}
+		dl.Header[name] = values
+	}
+	if id := msg.Headers().Get(streams.HeaderMsgID); id != "" {
+		dl.Header.Set(streams.HeaderDLQMsgID, id)
+	}
+	if dl.Header.Get(streams.HeaderIdempotencyKey) == "" {
+		// Replays get a fresh Nats-Msg-Id; the key is what keeps them
+		// idempotent at the memory API.
+		dl.Header.Set(streams.HeaderIdempotencyKey, w.idempotencyKey)
+	}
+	dl.Header.Set(streams.HeaderDLQSubject, msg.Subject())
+	dl.Header.Set(streams.HeaderDLQStreamSeq, fmt.Sprint(seq))
+	dl.Header.Set(streams.HeaderDLQGroup, string(g.mode))
+	dl.Header.Set(streams.HeaderDLQDeliveries, fmt.Sprint(meta.NumDelivered))
+	dl.Header.Set(streams.HeaderDLQClass, string(f.class))
+	dl.Header.Set(streams.HeaderDLQError, headerSafe(f.reason, 1024))
+	if f.status != 0 {
+		dl.Header.Set(streams.HeaderDLQHTTPStatus, fmt.Sprint(f.status))
+	}
+	if len(f.answer) > 0 {
+		dl.Header.Set(streams.HeaderDLQAnswer, headerSafe(string(f.answer), maxAnswerExcerpt))
+	}
+	dl.Header.Set(streams.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	dl.Data = msg.Data()
+
+	// The id makes a second dead-lettering of the same write (a crash
+	// between publish and ack) a duplicate the DLQ absorbs.
+	id := fmt.Sprintf("dlq:%s:%d", g.cfg.Streams.Stream, seq)
+	if _, err := g.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id)); err != nil {
+		g.log.Error().Err(err).Uint64("seq", seq).Str("class", string(f.class)).Msg("cannot store dead letter; the write stays in the outbox")
+		_ = msg.NakWithDelay(g.backoff(1, 0))
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after dead-lettering failed")
+	}
+	if meta.NumDelivered > 1 {
+		g.forgetAttempts(ctx, seq)
+	}
+	tenant := otherTenants
+	if w.addr.Tenant != "" {
+		tenant = g.metrics.tenants.label(w.addr.Tenant)
+	}
+	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
+	g.log.Warn().Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
+		Str("class", string(f.class)).Int("status", f.status).Str("reason", f.reason).Msg("dead-lettered")
+	g.reply(w, seq, outcome, f.status, f.answer, f.reason)
+}
+
+// headerSafe makes s fit a NATS header value: no line breaks or other
+// control characters, at most n bytes, valid UTF-8 at the cut.
+func headerSafe(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7F || r == '\uFFFD' {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, " "))
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
+}

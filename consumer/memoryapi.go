@@ -1,0 +1,148 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// class is what an attempt at the memory API came to.
+type class int
+
+const (
+	classApplied   class = iota // 2xx
+	classTransient              // network error, timeout, 408, 425, 429, 5xx: retry
+	classPermanent              // any other answer: dead-letter, never retry
+)
+
+// maxAnswer bounds how much of an answer a worker reads and forwards.
+const maxAnswer = 1 << 20
+
+// answer is the result of one attempt.
+type answer struct {
+	class      class
+	status     int
+	body       []byte
+	retryAfter time.Duration
+	err        error // transport error, or a description of a failed answer
+}
+
+// memoryAPI sends writes to a SomaFractalMemory-compatible HTTP API.
+type memoryAPI struct {
+	base    string
+	auth    string
+	client  *http.Client
+	timeout time.Duration
+}
+
+func newMemoryAPI(cfg Config) *memoryAPI {
+	client := cfg.HTTPClient
+	if client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConns = cfg.Concurrency * 2
+		transport.MaxIdleConnsPerHost = cfg.Concurrency * 2
+		transport.MaxConnsPerHost = 0
+		client = &http.Client{Transport: transport}
+	}
+	auth := ""
+	if cfg.Token != "" {
+		auth = "Bearer " + cfg.Token
+	}
+	return &memoryAPI{base: strings.TrimRight(cfg.Endpoint, "/"), auth: auth, client: client, timeout: cfg.RequestTimeout}
+}
+
+// apply makes one attempt. It never returns an error: the answer's class
+// says what to do next.
+func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	var body io.Reader
+	if w.body != nil {
+		body = bytes.NewReader(w.body)
+	}
+	req, err := http.NewRequestWithContext(ctx, w.method, m.base+w.path, body)
+	if err != nil {
+		return answer{class: classPermanent, err: fmt.Errorf("build request: %w", err)}
+	}
+	h := req.Header
+	if m.auth != "" {
+		h.Set("Authorization", m.auth)
+	}
+	h.Set("X-Soma-Tenant", w.addr.Tenant)
+	h.Set("X-Idempotency-Key", w.idempotencyKey)
+	setIf(h, "X-Soma-Namespace", w.namespace)
+	setIf(h, "X-Request-ID", w.requestID)
+	setIf(h, "traceparent", w.traceparent)
+	setIf(h, "tracestate", w.tracestate)
+	if w.body != nil {
+		h.Set("Content-Type", "application/json")
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return answer{class: classTransient, err: transportError(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return answer{class: classTransient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
+	}
+	a := answer{status: resp.StatusCode, body: data, class: classify(resp.StatusCode)}
+	if a.class == classTransient {
+		a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	if a.class != classApplied {
+		a.err = fmt.Errorf("memory API answered %d", resp.StatusCode)
+	}
+	return a
+}
+
+func setIf(h http.Header, name, value string) {
+	if value != "" {
+		h.Set(name, value)
+	}
+}
+
+// transportError strips the URL from net/http's errors: it is noise in a
+// dead letter and may carry credentials in a user-supplied endpoint.
+func transportError(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		return uerr.Err
+	}
+	return err
+}
+
+func classify(status int) class {
+	switch {
+	case status >= 200 && status < 300:
+		return classApplied
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status == http.StatusTooManyRequests, status >= 500:
+		return classTransient
+	default:
+		return classPermanent
+	}
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or bad.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		if secs < 0 {
+			return 0
+		}
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

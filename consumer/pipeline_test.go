@@ -1,0 +1,421 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetbox-dev/jetbox/dlq"
+	"github.com/jetbox-dev/jetbox/producer"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+func TestEveryModeAppliesEachWriteOnceWithContractHeaders(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	p := h.producer(producer.Config{SyncTimeout: 20 * time.Second})
+	ctx := context.Background()
+
+	const tenants, perMode = 50, 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, perMode*3)
+	for _, mode := range streams.Modes {
+		for i := 0; i < perMode; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := p.Store(ctx, producer.StoreRequest{
+					Tenant:    fmt.Sprintf("tenant.%02d", i%tenants), // a dot must survive the subject encoding
+					Namespace: "memory:ignored-when-tenant-given",
+					Key:       fmt.Sprintf("%s-%d", mode, i),
+					Payload:   map[string]any{"i": i, "mode": string(mode)},
+				}, producer.WithMode(mode), producer.WithRequestID(fmt.Sprintf("req-%s-%d", mode, i)))
+				if err != nil {
+					errs <- fmt.Errorf("%s write %d: %w", mode, i, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitApplied(3*perMode, 60*time.Second)
+	time.Sleep(200 * time.Millisecond) // let any stray duplicate show up
+	if got := h.totals(); got.Applied != 3*perMode || got.Suppressed != 0 {
+		t.Fatalf("memory API counted %+v, want exactly %d applied and none suppressed", got, 3*perMode)
+	}
+	if n := len(h.store.Stats().Tenants); n != tenants {
+		t.Fatalf("writes landed under %d tenants, want %d", n, tenants)
+	}
+	keys := map[string]bool{}
+	for _, r := range h.faults.log() {
+		hd := r.Header
+		if hd.Get("Authorization") != "Bearer "+testToken {
+			t.Fatalf("request without the bearer token: %q", hd.Get("Authorization"))
+		}
+		if hd.Get("Content-Type") != "application/json" {
+			t.Fatalf("Content-Type %q", hd.Get("Content-Type"))
+		}
+		if len(r.Tenant) != len("tenant.00") || r.Tenant[:7] != "tenant." {
+			t.Fatalf("X-Soma-Tenant %q is not the raw tenant", r.Tenant)
+		}
+		if hd.Get("X-Soma-Namespace") != "memory:ignored-when-tenant-given" {
+			t.Fatalf("X-Soma-Namespace %q", hd.Get("X-Soma-Namespace"))
+		}
+		key := hd.Get("X-Idempotency-Key")
+		if key == "" || key != hd.Get("X-Request-ID") {
+			t.Fatalf("X-Idempotency-Key %q should be the caller's request id %q", key, hd.Get("X-Request-ID"))
+		}
+		if keys[key] {
+			t.Fatalf("idempotency key %q sent twice", key)
+		}
+		keys[key] = true
+	}
+}
+
+func TestSyncReturnsTheAnswerAndQueuesWhileTheAPIIsDown(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	p := h.producer(producer.Config{SyncTimeout: 2 * time.Second})
+	ctx := context.Background()
+
+	res, err := p.Store(ctx, producer.StoreRequest{Tenant: "acme", Coord: "0.1,0.2,0.3", Payload: map[string]any{"a": 1}}, producer.WithMode(streams.ModeSync))
+	if err != nil {
+		t.Fatalf("sync store: %v", err)
+	}
+	var answer struct{ Coord, MemoryType string }
+	if res.Status != 200 || json.Unmarshal(res.Body, &struct {
+		Coord      *string `json:"coord"`
+		MemoryType *string `json:"memory_type"`
+	}{&answer.Coord, &answer.MemoryType}) != nil || answer.Coord != "0.1,0.2,0.3" || answer.MemoryType != "episodic" {
+		t.Fatalf("sync result %d %s, want the memory API's answer", res.Status, res.Body)
+	}
+
+	h.faults.setDown(true)
+	start := time.Now()
+	res, err = p.Store(ctx, producer.StoreRequest{Tenant: "acme", Coord: "0.4,0.5,0.6", Payload: map[string]any{"b": 2}}, producer.WithMode(streams.ModeSync))
+	var queued *producer.QueuedError
+	if !errors.As(err, &queued) || !errors.Is(err, producer.ErrQueued) {
+		t.Fatalf("with the memory API down: %v, want a queued error", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("queued after %s, want within the 2s sync timeout", took)
+	}
+	if queued.Sequence == 0 || queued.Sequence != res.Sequence {
+		t.Fatalf("queued sequence %d (result %d)", queued.Sequence, res.Sequence)
+	}
+	if _, found, _ := h.store.Get("acme", "0.4,0.5,0.6"); found {
+		t.Fatal("applied while the memory API was down")
+	}
+	h.faults.setDown(false)
+	waitFor(t, 20*time.Second, "queued write applied", func() bool {
+		_, found, _ := h.store.Get("acme", "0.4,0.5,0.6")
+		return found
+	})
+	if got := h.store.TenantStats("acme"); got.Applied != 2 {
+		t.Fatalf("applied %d, want 2", got.Applied)
+	}
+}
+
+func TestSyncRejectionCarriesStatusAndBody(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	p := h.producer(producer.Config{SyncTimeout: 5 * time.Second})
+	h.faults.set("strict", func(int) (int, string) { return 422, "" })
+	_, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "strict", Coord: "1,2,3", Payload: map[string]any{}}, producer.WithMode(streams.ModeSync))
+	var rej *producer.RejectedError
+	if !errors.As(err, &rej) || rej.Status != 422 || rej.Outcome != streams.OutcomeRejected || len(rej.Body) == 0 {
+		t.Fatalf("got %v, want a rejection with status 422 and the answer", err)
+	}
+	if dl := h.deadLetters(); len(dl) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dl))
+	}
+}
+
+func TestFastAckWrittenWithoutWorkersIsAppliedOnceAWorkerStarts(t *testing.T) {
+	h := newHarness(t)
+	p := h.producer(producer.Config{})
+	res, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "late", Key: "k", Payload: map[string]any{"x": 1}}, producer.WithMode(streams.ModeFastAck))
+	if err != nil || res.Sequence == 0 {
+		t.Fatalf("fast_ack: %+v %v", res, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if h.totals().Applied != 0 {
+		t.Fatal("applied without a worker")
+	}
+	h.startWorker(h.workerConfig())
+	h.waitApplied(1, 10*time.Second)
+	if _, found, _ := h.store.Get("late", res.Coord); !found {
+		t.Fatalf("memory at %s not found", res.Coord)
+	}
+}
+
+func TestBackgroundTenThousandThenCloseAreAllApplied(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	p, err := producer.New(h.nc, producer.Config{Mode: streams.ModeBackground})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 10000
+	for i := 0; i < n; i++ {
+		if _, err := p.Store(ctx, producer.StoreRequest{Tenant: "t" + strconv.Itoa(i%20), Key: strconv.Itoa(i), Payload: map[string]any{"i": i}}); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	h.waitApplied(n, 120*time.Second)
+	if got := h.totals(); got.Applied != n || got.Suppressed != 0 {
+		t.Fatalf("memory API counted %+v, want %d applied once each", got, n)
+	}
+}
+
+func TestRedeliveryAfterACrashBeforeTheAckIsAppliedOnce(t *testing.T) {
+	h := newHarness(t, func(c *streams.Config) { c.AckWait = time.Second })
+	cfg := h.workerConfig()
+	cfg.RequestTimeout = 500 * time.Millisecond
+	first := h.startWorker(cfg)
+	// The first worker "dies" right after the memory API applied the write:
+	// its connection goes away before it can ack.
+	var once sync.Once
+	h.faults.mu.Lock()
+	h.faults.onApply = func(recorded) { once.Do(first.nc.Close) }
+	h.faults.mu.Unlock()
+
+	p := h.producer(producer.Config{})
+	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "crash", Coord: "0,0,0", Payload: map[string]any{"v": 1}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+		t.Fatal(err)
+	}
+	h.startWorker(cfg)
+	waitFor(t, 15*time.Second, "redelivery reached the memory API", func() bool { return len(h.faults.forTenant("crash")) >= 2 })
+	reqs := h.faults.forTenant("crash")
+	if k1, k2 := reqs[0].Header.Get("X-Idempotency-Key"), reqs[1].Header.Get("X-Idempotency-Key"); k1 == "" || k1 != k2 {
+		t.Fatalf("redelivery used idempotency key %q, first delivery %q", k2, k1)
+	}
+	waitFor(t, 5*time.Second, "suppressed repeat", func() bool { return h.store.TenantStats("crash").Suppressed >= 1 })
+	if got := h.store.TenantStats("crash"); got.Applied != 1 {
+		t.Fatalf("applied %d times, want once", got.Applied)
+	}
+}
+
+func TestPermanentFailureIsDeadLetteredWithItsReasonAndNotRetried(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	h.faults.set("bad", func(int) (int, string) { return 400, "" })
+	p := h.producer(producer.Config{})
+	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "bad", Coord: "1,1,1", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "dead letter", func() bool { return len(h.deadLetters()) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := len(h.faults.forTenant("bad")); n != 1 {
+		t.Fatalf("memory API called %d times for a 400, want once", n)
+	}
+	hd := h.deadLetters()[0].Headers()
+	if hd.Get(streams.HeaderDLQClass) != string(streams.ClassPermanent) || hd.Get(streams.HeaderDLQHTTPStatus) != "400" ||
+		hd.Get(streams.HeaderDLQError) == "" || hd.Get(streams.HeaderDLQAnswer) == "" || hd.Get(streams.HeaderDLQSubject) == "" ||
+		hd.Get(streams.HeaderDLQStreamSeq) == "" || hd.Get(streams.HeaderDLQTime) == "" || hd.Get(streams.HeaderIdempotencyKey) == "" {
+		t.Fatalf("dead letter headers lack the reason: %v", hd)
+	}
+}
+
+func TestTransientFailureIsRetriedWithGrowingDelaysThenApplied(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.workerConfig()
+	cfg.FailureThreshold = 100 // keep the breaker out of this test
+	cfg.BackoffBase = 100 * time.Millisecond
+	cfg.BackoffMax = 5 * time.Second
+	h.startWorker(cfg)
+	h.faults.set("flaky", func(n int) (int, string) {
+		if n < 4 {
+			return 503, ""
+		}
+		return 0, ""
+	})
+	p := h.producer(producer.Config{})
+	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "flaky", Coord: "2,2,2", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "applied after retries", func() bool { return h.store.TenantStats("flaky").Applied == 1 })
+	reqs := h.faults.forTenant("flaky")
+	if len(reqs) != 5 {
+		t.Fatalf("%d attempts, want 5 (4 failures, then success)", len(reqs))
+	}
+	// Equal jitter: the n-th delay lies in [base*2^(n-1)/2, base*2^(n-1)], so
+	// each gap is at least as long as the previous one could have been.
+	for i := 2; i < len(reqs); i++ {
+		prev, gap := reqs[i-1].At.Sub(reqs[i-2].At), reqs[i].At.Sub(reqs[i-1].At)
+		if gap < prev-20*time.Millisecond {
+			t.Fatalf("delay %d (%s) shorter than delay %d (%s)", i, gap, i-1, prev)
+		}
+	}
+	if len(h.deadLetters()) != 0 {
+		t.Fatal("a retried write was dead-lettered")
+	}
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	h.faults.set("slowdown", func(n int) (int, string) {
+		if n == 0 {
+			return 429, "2"
+		}
+		return 0, ""
+	})
+	p := h.producer(producer.Config{})
+	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "slowdown", Coord: "3,3,3", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "applied", func() bool { return h.store.TenantStats("slowdown").Applied == 1 })
+	reqs := h.faults.forTenant("slowdown")
+	if gap := reqs[1].At.Sub(reqs[0].At); gap < 2*time.Second {
+		t.Fatalf("retried after %s, the answer said Retry-After: 2", gap)
+	}
+}
+
+func TestExhaustedRetryBudgetDeadLettersAndReplayAppliesOnce(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.workerConfig()
+	cfg.FailureThreshold = 100
+	cfg.MaxAttempts = 3
+	h.startWorker(cfg)
+	h.faults.set("down", func(int) (int, string) { return 503, "" })
+	p := h.producer(producer.Config{})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := p.Store(ctx, producer.StoreRequest{Tenant: "down", Key: strconv.Itoa(i), Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "3 dead letters", func() bool { return len(h.deadLetters()) == 3 })
+	if n := len(h.faults.forTenant("down")); n != 9 {
+		t.Fatalf("%d attempts, want 3 per write", n)
+	}
+	for _, m := range h.deadLetters() {
+		if c := m.Headers().Get(streams.HeaderDLQClass); c != string(streams.ClassExhausted) {
+			t.Fatalf("class %q, want exhausted", c)
+		}
+	}
+
+	h.faults.set("down", nil)
+	list, err := dlq.List(ctx, h.js, h.streams, dlq.Filter{Tenant: "down"})
+	if err != nil || len(list) != 3 {
+		t.Fatalf("list: %d %v", len(list), err)
+	}
+	if other, _ := dlq.List(ctx, h.js, h.streams, dlq.Filter{Tenant: "someone-else"}); len(other) != 0 {
+		t.Fatalf("tenant filter leaked %d dead letters", len(other))
+	}
+	res, err := dlq.Replay(ctx, h.js, h.streams, dlq.Filter{Tenant: "down"})
+	if err != nil || res.Replayed != 3 {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	waitFor(t, 10*time.Second, "replayed writes applied", func() bool { return h.store.TenantStats("down").Applied == 3 })
+	if len(h.deadLetters()) != 0 {
+		t.Fatal("replayed dead letters still in the DLQ")
+	}
+	// Replaying the same writes again (say, from a backup) applies nothing new.
+	for _, d := range list {
+		m := nats.NewMsg(d.OriginalSubject)
+		m.Header.Set(streams.HeaderIdempotencyKey, d.IdempotencyKey)
+		m.Header.Set(streams.HeaderMsgID, "again-"+d.IdempotencyKey)
+		m.Data = d.Data
+		if _, err := h.js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "second replay suppressed", func() bool { return h.store.TenantStats("down").Suppressed == 3 })
+	if got := h.store.TenantStats("down").Applied; got != 3 {
+		t.Fatalf("applied %d, want 3", got)
+	}
+}
+
+func TestOpenBreakerDefersOneTenantWhileOthersFlow(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.workerConfig()
+	cfg.ResetInterval = 500 * time.Millisecond
+	cfg.MaxAttempts = 4
+	w := h.startWorker(cfg)
+	h.faults.set("A", func(int) (int, string) { return 503, "" })
+	p := h.producer(producer.Config{})
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		for _, tenant := range []string{"A", "B"} {
+			if _, err := p.Store(ctx, producer.StoreRequest{Tenant: tenant, Key: strconv.Itoa(i), Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 10*time.Second, "B applied", func() bool { return h.store.TenantStats("B").Applied == 20 })
+	waitFor(t, 10*time.Second, "A's breaker open", func() bool { return breakerState(w.Status(), "fast_ack", "A") == "open" })
+	// A keeps failing across several reset intervals: its writes are
+	// deferred, and the few probes stay well inside the retry budget of 20
+	// writes * 4 attempts.
+	time.Sleep(3 * time.Second)
+	if dl := h.deadLetters(); len(dl) != 0 {
+		t.Fatalf("%d of A's writes dead-lettered while its breaker was open", len(dl))
+	}
+	if attempts := len(h.faults.forTenant("A")); attempts > 20 {
+		t.Fatalf("%d attempts at A's failing API; the breaker should hold them back", attempts)
+	}
+	h.faults.set("A", nil)
+	waitFor(t, 20*time.Second, "A applied after recovery", func() bool { return h.store.TenantStats("A").Applied == 20 })
+	if got := h.totals(); got.Suppressed != 0 || len(h.deadLetters()) != 0 {
+		t.Fatalf("after recovery: %+v, %d dead letters", got, len(h.deadLetters()))
+	}
+}
+
+func TestIdleBreakersAreEvicted(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.workerConfig()
+	cfg.BreakerIdleTTL = 300 * time.Millisecond
+	w := h.startWorker(cfg)
+	p := h.producer(producer.Config{})
+	for i := 0; i < 30; i++ {
+		if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "idle-" + strconv.Itoa(i), Key: "k", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitApplied(30, 10*time.Second)
+	if n := countBreakers(w.Status()); n != 30 {
+		t.Fatalf("%d breakers after 30 tenants, want 30", n)
+	}
+	waitFor(t, 5*time.Second, "idle breakers evicted", func() bool { return countBreakers(w.Status()) == 0 })
+}
+
+func breakerState(s Status, group, tenant string) string {
+	for _, g := range s.Groups {
+		if g.Group != group {
+			continue
+		}
+		for _, b := range g.Breakers {
+			if b.Tenant == tenant {
+				return b.State
+			}
+		}
+	}
+	return ""
+}
+
+func countBreakers(s Status) int {
+	n := 0
+	for _, g := range s.Groups {
+		n += len(g.Breakers)
+	}
+	return n
+}

@@ -1,0 +1,349 @@
+// Package consumer is the worker side of jetbox: it pulls writes from the
+// outbox stream, applies them to the memory API and decides, for each, to
+// ack, retry, defer or dead-letter.
+//
+// Delivery policy, in one place (see handle): a write is acked only after
+// the memory API applied it (2xx) or after it was stored in the dead-letter
+// stream. A transient failure is retried with backoff through NakWithDelay
+// until the retry budget is used; a permanent one is dead-lettered at once.
+// While a tenant's breaker is open its writes are deferred without an
+// attempt, and deferrals never count against the budget.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/jetbox-dev/jetbox/internal/priority"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// Worker runs the consumer groups of one jetbox process.
+type Worker struct {
+	cfg      Config
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	api      *memoryAPI
+	slots    *priority.Semaphore
+	metrics  *metrics
+	log      zerolog.Logger
+	groups   []*group
+	attempts jetstream.KeyValue
+	bound    atomic.Bool
+}
+
+// group is one write mode's consumer group inside this worker.
+type group struct {
+	*Worker
+	mode     streams.Mode
+	level    int // priority: 0 is served first
+	consumer jetstream.Consumer
+	breakers *breakers
+}
+
+// New checks the configuration and prepares a worker; Run starts it.
+func New(nc *nats.Conn, cfg Config) (*Worker, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{
+		cfg:     cfg,
+		nc:      nc,
+		js:      js,
+		api:     newMemoryAPI(cfg),
+		slots:   priority.New(cfg.Concurrency, len(streams.Modes)),
+		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
+		log:     cfg.Log,
+	}
+	for level, mode := range streams.Modes {
+		if !contains(cfg.Modes, mode) {
+			continue
+		}
+		g := &group{Worker: w, mode: mode, level: level}
+		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
+			w.metrics.breakerChanged(string(mode), tenant, to)
+			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
+		})
+		w.groups = append(w.groups, g)
+	}
+	return w, nil
+}
+
+func contains(modes []streams.Mode, m streams.Mode) bool {
+	for _, x := range modes {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+// Run consumes until ctx ends, then drains: it stops pulling, hands back
+// writes it has not started, lets started ones finish (up to
+// ShutdownTimeout) and flushes their acks. Nothing is lost either way: a
+// write not acked is redelivered.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.bind(ctx); err != nil {
+		return err
+	}
+	// Writes already started finish on workCtx, which outlives ctx by the
+	// shutdown grace period.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var readers, inFlight sync.WaitGroup
+	for _, g := range w.groups {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			g.consume(ctx, workCtx, &inFlight)
+		}()
+	}
+	go w.evictIdleBreakers(ctx)
+	statusSub, err := w.serveStatus()
+	if err != nil {
+		return fmt.Errorf("serve status: %w", err)
+	}
+	defer statusSub.Unsubscribe()
+	w.bound.Store(true)
+	w.log.Info().Int("groups", len(w.groups)).Int("concurrency", w.cfg.Concurrency).Msg("worker consuming")
+
+	<-ctx.Done()
+	readers.Wait()
+	done := make(chan struct{})
+	go func() { inFlight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.cfg.ShutdownTimeout):
+		w.log.Warn().Dur("timeout", w.cfg.ShutdownTimeout).Msg("shutdown timeout: abandoning in-flight writes; they will be redelivered")
+		cancelWork()
+		<-done
+	}
+	w.bound.Store(false)
+	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("flush acks on shutdown: %w", err)
+	}
+	w.log.Info().Msg("worker drained")
+	return nil
+}
+
+func (w *Worker) bind(ctx context.Context) error {
+	kv, err := w.js.KeyValue(ctx, w.cfg.Streams.AttemptsBucket)
+	if err != nil {
+		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.AttemptsBucket, err)
+	}
+	w.attempts = kv
+	for _, g := range w.groups {
+		c, err := w.js.Consumer(ctx, w.cfg.Streams.Stream, streams.ConsumerName(g.mode))
+		if err != nil {
+			return fmt.Errorf("%w: consumer %s: %v", streams.ErrNotProvisioned, streams.ConsumerName(g.mode), err)
+		}
+		g.consumer = c
+	}
+	return nil
+}
+
+// Ready reports whether the worker is connected and consuming.
+func (w *Worker) Ready() error {
+	if !w.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	if !w.bound.Load() {
+		return errors.New("consumer groups not bound")
+	}
+	return nil
+}
+
+// consume pulls one group's writes and starts each as a slot frees up.
+func (g *group) consume(ctx, workCtx context.Context, inFlight *sync.WaitGroup) {
+	batch := min(g.cfg.Concurrency, 256)
+	it, err := g.consumer.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		g.log.Error().Err(err).Str("group", string(g.mode)).Msg("cannot pull from consumer")
+		return
+	}
+	stop := context.AfterFunc(ctx, it.Drain)
+	defer stop()
+	defer it.Stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			g.log.Warn().Err(err).Str("group", string(g.mode)).Msg("pull")
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if ctx.Err() != nil {
+			// Shutting down: give buffered writes back at once.
+			_ = msg.Nak()
+			continue
+		}
+		if err := g.acquireSlot(ctx, msg); err != nil {
+			_ = msg.Nak()
+			continue
+		}
+		inFlight.Add(1)
+		go func() {
+			defer inFlight.Done()
+			defer g.releaseSlot()
+			g.handle(workCtx, msg)
+		}()
+	}
+}
+
+// acquireSlot waits for a memory API slot at the group's priority. A write
+// waiting longer than a third of the ack wait tells the server it is still
+// held, so it is not redelivered to another worker meanwhile.
+func (g *group) acquireSlot(ctx context.Context, msg jetstream.Msg) error {
+	for {
+		waitCtx, cancel := context.WithTimeout(ctx, g.cfg.Streams.AckWait/3)
+		err := g.slots.Acquire(waitCtx, g.level)
+		cancel()
+		if err == nil {
+			g.metrics.inFlight.Inc()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		_ = msg.InProgress()
+	}
+}
+
+func (g *group) releaseSlot() {
+	g.metrics.inFlight.Dec()
+	g.slots.Release()
+}
+
+// handle is the delivery policy for one write.
+func (g *group) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		g.log.Error().Err(err).Msg("message without JetStream metadata")
+		return
+	}
+	seq := meta.Sequence.Stream
+	w, err := decodeWrite(msg, seq, g.cfg.ReplyPrefixes)
+	if err != nil {
+		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassBadInput, reason: err.Error()}, streams.OutcomeDead)
+		return
+	}
+	tenant := g.metrics.tenants.label(w.addr.Tenant)
+	now := time.Now()
+	tb := g.breakers.get(w.addr.Tenant, now)
+	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })
+	if !attempted {
+		delay := tb.reopensIn(g.cfg.ResetInterval, now) + jitter(g.cfg.ResetInterval/10)
+		_ = msg.NakWithDelay(max(delay, 50*time.Millisecond))
+		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
+		return
+	}
+	switch a.class {
+	case classApplied:
+		if err := msg.Ack(); err != nil {
+			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
+		}
+		if meta.NumDelivered > 1 {
+			g.forgetAttempts(ctx, seq)
+		}
+		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
+		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
+	case classPermanent:
+		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected)
+	case classTransient:
+		if ctx.Err() != nil {
+			// Abandoned on shutdown: not the write's fault.
+			_ = msg.Nak()
+			return
+		}
+		n, err := g.countAttempt(ctx, seq)
+		if err != nil {
+			g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot count attempt; retrying without using the budget")
+		}
+		if n >= g.cfg.MaxAttempts {
+			g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead)
+			return
+		}
+		_ = msg.NakWithDelay(g.backoff(n, a.retryAfter))
+		g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
+		g.log.Debug().Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+	}
+}
+
+// backoff is exponential with equal jitter: the n-th retry waits between
+// half and all of base*2^(n-1), capped at BackoffMax, and at least the
+// memory API's Retry-After (capped at MaxRetryAfter).
+func (g *group) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := g.cfg.BackoffBase
+	for i := 1; i < attempt && d < g.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, g.cfg.BackoffMax)
+	d = d/2 + jitter(d/2)
+	if retryAfter > 0 {
+		d = max(d, min(retryAfter, g.cfg.MaxRetryAfter))
+	}
+	return d
+}
+
+func jitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
+		return 0
+	}
+	return rand.N(upTo)
+}
+
+func (g *group) reply(w *write, seq uint64, outcome streams.Outcome, status int, body []byte, errText string) {
+	if w.replyTo == "" {
+		return
+	}
+	out := nats.NewMsg(w.replyTo)
+	out.Header.Set(streams.HeaderOutcome, string(outcome))
+	out.Header.Set(streams.HeaderHTTPStatus, fmt.Sprint(status))
+	out.Header.Set(streams.HeaderStreamSeq, fmt.Sprint(seq))
+	if errText != "" {
+		out.Header.Set(streams.HeaderError, headerSafe(errText, 512))
+	}
+	out.Data = body
+	if err := g.nc.PublishMsg(out); err != nil {
+		g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot publish sync outcome; the caller will see queued")
+	}
+}
+
+func (w *Worker) evictIdleBreakers(ctx context.Context) {
+	every := min(w.cfg.BreakerIdleTTL/2, time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, g := range w.groups {
+				evicted := g.breakers.evictIdle(now)
+				for _, tenant := range evicted {
+					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))
+				}
+				w.metrics.breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
+			}
+		}
+	}
+}
