@@ -1,0 +1,27 @@
+# The two commands a new user needs: 'make run' and 'make test'.
+GO ?= go
+
+.PHONY: run test lint fuzz build
+
+run:
+	$(GO) run ./cmd/jetbox run
+
+test:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+build:
+	$(GO) build -o bin/jetbox ./cmd/jetbox
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v docker-compose >/dev/null 2>&1; then docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
+	 else echo "docker-compose not installed: skipping the compose check (apt-get install docker-compose)"; fi
+
+# Longer fuzzing than the seed-corpus runs inside 'make test'.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./tenancy -run '^$$' -fuzz FuzzEncodeRoundTrip -fuzztime $(FUZZTIME)
+	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDistinctTenantsDistinctTokens -fuzztime $(FUZZTIME)
+	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./streams -run '^$$' -fuzz FuzzParseSubject -fuzztime $(FUZZTIME)

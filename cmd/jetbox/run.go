@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/consumer"
+	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/internal/embedded"
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// runWorkers is 'jetbox run': everything a laptop needs in one process, or
+// only the workers when NATS and the memory API are elsewhere.
+func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	url := cfg.NATSURL
+	if url == "" {
+		ns, err := embedded.Start(embedded.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox"})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
+		url = ns.ClientURL()
+		log.Info().Str("url", url).Str("data", filepath.Join(cfg.DataDir, "nats")).Msg("embedded nats-server with JetStream listening")
+	}
+	nc, err := natsconn.Connect(natsSettings(cfg, url, "jetbox worker"), log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	scfg := cfg.Streams()
+	provisionCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	_, err = streams.Provision(provisionCtx, js, scfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+
+	endpoint := cfg.MemoryEndpoint
+	if endpoint == "" {
+		store, err := memapi.Open(memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken})
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		ln, err := net.Listen("tcp", cfg.MemAPIListen)
+		if err != nil {
+			return fmt.Errorf("development memory API (SOMABRAIN_OUTBOX_MEMAPI_LISTEN): %w", err)
+		}
+		memCtx, stopMem := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopMem()
+		memDone := make(chan error, 1)
+		go func() { memDone <- memapi.ServeListener(memCtx, ln, store, log) }()
+		defer func() {
+			stopMem()
+			<-memDone
+		}()
+		endpoint = "http://" + cfg.MemAPIListen
+		log.Info().Str("url", endpoint).Msg("development memory API listening")
+	}
+
+	modes, _ := cfg.GroupModes()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	w, err := consumer.New(nc, consumer.Config{
+		Endpoint: endpoint, Token: cfg.MemoryToken, Streams: scfg, Modes: modes,
+		Concurrency: cfg.Concurrency, RequestTimeout: cfg.RequestTimeout, MaxAttempts: cfg.MaxAttempts,
+		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax, MaxRetryAfter: cfg.MaxRetryAfter,
+		FailureThreshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval.Duration(),
+		BreakerIdleTTL: cfg.BreakerIdleTTL, ShutdownTimeout: cfg.ShutdownTimeout, ReplyPrefixes: cfg.ReplyPrefixList(),
+		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, Log: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.HTTPListen != "" {
+		srv, err := serveOps(cfg.HTTPListen, reg, func() error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			return nil
+		}, func(ctx context.Context) error {
+			if err := streams.Check(ctx, js, scfg); err != nil {
+				return err
+			}
+			return w.Ready()
+		}, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+	log.Info().Str("endpoint", endpoint).Msg("jetbox running; SIGTERM or Ctrl-C drains and stops")
+	return w.Run(ctx)
+}
+
+// serveOps serves /metrics, /healthz (the process is alive and connected)
+// and /readyz (streams present, consumers bound).
+func serveOps(addr string, reg *prometheus.Registry, healthy func() error, ready func(context.Context) error, log zerolog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	probe := func(check func(context.Context) error) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := check(ctx); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		}
+	}
+	mux.Handle("GET /healthz", probe(func(context.Context) error { return healthy() }))
+	mux.Handle("GET /readyz", probe(ready))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("SOMABRAIN_OUTBOX_HTTP_LISTEN: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("ops HTTP server")
+		}
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz")
+	return srv, nil
+}
+
+// runMemAPI is 'jetbox memapi': the development memory API alone.
+func runMemAPI(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	store, err := memapi.Open(memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	log.Info().Str("addr", cfg.MemAPIListen).Msg("development memory API")
+	return memapi.Serve(ctx, cfg.MemAPIListen, store, log)
+}

@@ -1,0 +1,311 @@
+// Package config reads jetbox's configuration from the environment, once, at
+// start-up. Every variable, its default and its meaning is in Vars; the
+// README's table is generated from the same list (jetbox config --table).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+	"github.com/jetbox-dev/jetbox/tenancy"
+)
+
+// Seconds is a duration written as a number of seconds ("60", "0.5"), as the
+// SOMABRAIN_MEMORY_* variables have always been; "90s" is accepted too.
+type Seconds time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (s *Seconds) UnmarshalText(text []byte) error {
+	v := strings.TrimSpace(string(text))
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		*s = Seconds(time.Duration(f * float64(time.Second)))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a number of seconds", v)
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+// Duration returns s as a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(s) }
+
+// Config is every setting of jetbox.
+type Config struct {
+	WriteMode        string  `env:"SOMABRAIN_MEMORY_WRITE_MODE" envDefault:"sync" help:"default write mode of producers: sync, fast_ack or background"`
+	FailureThreshold uint32  `env:"SOMABRAIN_MEMORY_FAILURE_THRESHOLD" envDefault:"3" help:"consecutive transient failures that open a tenant's breaker"`
+	ResetInterval    Seconds `env:"SOMABRAIN_MEMORY_RESET_INTERVAL" envDefault:"60" help:"seconds an open breaker waits before it lets a probe through"`
+	MemoryEndpoint   string  `env:"SOMABRAIN_MEMORY_HTTP_ENDPOINT" help:"memory API base URL; empty runs the development memory API"`
+	MemoryToken      string  `env:"SOMABRAIN_MEMORY_HTTP_TOKEN" secret:"true" help:"bearer token for the memory API"`
+	DefaultTenant    string  `env:"SOMABRAIN_DEFAULT_TENANT" envDefault:"public" help:"tenant of a write that names neither tenant nor namespace"`
+
+	NATSURL      string `env:"NATS_URL" help:"NATS server URLs, comma-separated; empty runs an embedded nats-server"`
+	NATSCreds    string `env:"NATS_CREDS" help:"path of a NATS credentials (JWT) file"`
+	NATSNKey     string `env:"NATS_NKEY" help:"path of a NATS NKey seed file"`
+	NATSUser     string `env:"NATS_USER" help:"NATS user name"`
+	NATSPassword string `env:"NATS_PASSWORD" secret:"true" help:"NATS password"`
+	NATSToken    string `env:"NATS_TOKEN" secret:"true" help:"NATS token"`
+	NATSCA       string `env:"NATS_CA" help:"path of the CA certificate that signed the NATS server's certificate"`
+	NATSCert     string `env:"NATS_CERT" help:"path of the client certificate for mutual TLS"`
+	NATSKey      string `env:"NATS_KEY" help:"path of the client certificate's private key"`
+
+	DataDir        string `env:"SOMABRAIN_OUTBOX_DATA_DIR" envDefault:"./jetbox-data" help:"where the embedded nats-server and the development memory API keep their data"`
+	NATSListen     string `env:"SOMABRAIN_OUTBOX_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"listen address of the embedded nats-server"`
+	MemAPIListen   string `env:"SOMABRAIN_OUTBOX_MEMAPI_LISTEN" envDefault:"127.0.0.1:9595" help:"listen address of the development memory API"`
+	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; empty disables"`
+	Stream         string `env:"SOMABRAIN_OUTBOX_STREAM" envDefault:"MEMORY" help:"outbox stream name"`
+	DLQStream      string `env:"SOMABRAIN_OUTBOX_DLQ_STREAM" envDefault:"MEMORY_DLQ" help:"dead-letter stream name"`
+	AttemptsBucket string `env:"SOMABRAIN_OUTBOX_ATTEMPTS_BUCKET" envDefault:"MEMORY_ATTEMPTS" help:"KV bucket counting failed attempts"`
+	Replicas       int    `env:"SOMABRAIN_OUTBOX_REPLICAS" envDefault:"1" help:"stream and consumer replicas: 1, or 3 on a cluster"`
+	Storage        string `env:"SOMABRAIN_OUTBOX_STORAGE" envDefault:"file" help:"stream storage: file or memory"`
+
+	DuplicateWindow time.Duration `env:"SOMABRAIN_OUTBOX_DUPLICATE_WINDOW" envDefault:"2m" help:"Nats-Msg-Id dedupe window; every id costs about 150 bytes per replica for this long"`
+	MaxBytes        int64         `env:"SOMABRAIN_OUTBOX_MAX_BYTES" envDefault:"-1" help:"outbox size limit in bytes, -1 unlimited; a full outbox refuses new writes"`
+	MaxMsgs         int64         `env:"SOMABRAIN_OUTBOX_MAX_MSGS" envDefault:"-1" help:"outbox message limit, -1 unlimited; a full outbox refuses new writes"`
+	DLQMaxAge       time.Duration `env:"SOMABRAIN_OUTBOX_DLQ_MAX_AGE" envDefault:"720h" help:"how long dead letters are kept; 0 forever"`
+	AckWait         time.Duration `env:"SOMABRAIN_OUTBOX_ACK_WAIT" envDefault:"30s" help:"a write held this long by a silent worker is redelivered"`
+	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" envDefault:"1000" help:"writes in flight per group across all workers"`
+
+	Modes           string        `env:"SOMABRAIN_OUTBOX_MODES" envDefault:"sync,fast_ack,background" help:"consumer groups this worker runs"`
+	Concurrency     int           `env:"SOMABRAIN_OUTBOX_CONCURRENCY" envDefault:"64" help:"memory API calls in flight per worker; sync is served first, then fast_ack, then background"`
+	RequestTimeout  time.Duration `env:"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT" envDefault:"10s" help:"one memory API call"`
+	MaxAttempts     int           `env:"SOMABRAIN_OUTBOX_MAX_ATTEMPTS" envDefault:"10" help:"retry budget: attempts before a transiently failing write is dead-lettered (deferrals do not count)"`
+	BackoffBase     time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_BASE" envDefault:"500ms" help:"first retry delay; doubles per attempt, with jitter"`
+	BackoffMax      time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_MAX" envDefault:"60s" help:"largest retry delay"`
+	MaxRetryAfter   time.Duration `env:"SOMABRAIN_OUTBOX_MAX_RETRY_AFTER" envDefault:"15m" help:"largest Retry-After the workers honour"`
+	BreakerIdleTTL  time.Duration `env:"SOMABRAIN_OUTBOX_BREAKER_IDLE_TTL" envDefault:"10m" help:"a tenant's breaker is forgotten after this long unused"`
+	ReplyPrefixes   string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" envDefault:"_INBOX." help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
+	ShutdownTimeout time.Duration `env:"SOMABRAIN_OUTBOX_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight writes may take to finish"`
+
+	SyncTimeout    time.Duration `env:"SOMABRAIN_OUTBOX_SYNC_TIMEOUT" envDefault:"10s" help:"how long a sync write waits for the memory API before it returns queued"`
+	PublishTimeout time.Duration `env:"SOMABRAIN_OUTBOX_PUBLISH_TIMEOUT" envDefault:"5s" help:"how long a publish retries before it reports NATS unreachable"`
+	BufferSize     int           `env:"SOMABRAIN_OUTBOX_BUFFER_SIZE" envDefault:"10000" help:"background writes buffered in a producer process"`
+	Universe       string        `env:"SOMABRAIN_OUTBOX_UNIVERSE" envDefault:"real" help:"universe used to derive a coord from a key"`
+
+	LogLevel       string `env:"SOMABRAIN_OUTBOX_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	LogFormat      string `env:"SOMABRAIN_OUTBOX_LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal)"`
+	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include memory API answers in debug logs"`
+	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
+}
+
+// ErrInvalid is wrapped by every configuration error.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Load reads the environment. environ nil means the process environment.
+func Load(environ map[string]string) (Config, error) {
+	var c Config
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return c, explain(err)
+	}
+	return c, c.Validate()
+}
+
+// explain rewrites the parser's field names into variable names.
+func explain(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+				msgs = append(msgs, fmt.Sprintf("%s: %v (%s)", f.Tag.Get("env"), pe.Err, f.Tag.Get("help")))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(msgs, "; "))
+}
+
+func bad(variable, value, allowed string) error {
+	return fmt.Errorf("%w: %s=%q, allowed: %s", ErrInvalid, variable, value, allowed)
+}
+
+// Validate checks values the parser cannot.
+func (c Config) Validate() error {
+	if _, err := streams.ParseMode(c.WriteMode); err != nil {
+		return bad("SOMABRAIN_MEMORY_WRITE_MODE", c.WriteMode, "sync, fast_ack, background")
+	}
+	if c.FailureThreshold < 1 {
+		return bad("SOMABRAIN_MEMORY_FAILURE_THRESHOLD", fmt.Sprint(c.FailureThreshold), "a whole number of at least 1")
+	}
+	if c.ResetInterval.Duration() <= 0 {
+		return bad("SOMABRAIN_MEMORY_RESET_INTERVAL", fmt.Sprint(c.ResetInterval.Duration().Seconds()), "a number of seconds above 0")
+	}
+	if c.MemoryEndpoint != "" {
+		if u, err := url.Parse(c.MemoryEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("SOMABRAIN_MEMORY_HTTP_ENDPOINT", redactURL(c.MemoryEndpoint), "an http:// or https:// URL, or empty for the development memory API")
+		}
+	}
+	if err := tenancy.Validate(c.DefaultTenant); err != nil {
+		return fmt.Errorf("%w: SOMABRAIN_DEFAULT_TENANT: %v", ErrInvalid, err)
+	}
+	for name, addr := range map[string]string{"SOMABRAIN_OUTBOX_NATS_LISTEN": c.NATSListen, "SOMABRAIN_OUTBOX_MEMAPI_LISTEN": c.MemAPIListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad(name, addr, "host:port")
+		}
+	}
+	if c.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+			return bad("SOMABRAIN_OUTBOX_HTTP_LISTEN", c.HTTPListen, "host:port, or empty to disable")
+		}
+	}
+	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
+		return bad("SOMABRAIN_OUTBOX_REPLICAS", fmt.Sprint(c.Replicas), "1, 3 or 5")
+	}
+	if c.Storage != "file" && c.Storage != "memory" {
+		return bad("SOMABRAIN_OUTBOX_STORAGE", c.Storage, "file, memory")
+	}
+	if _, err := c.GroupModes(); err != nil {
+		return bad("SOMABRAIN_OUTBOX_MODES", c.Modes, "a comma-separated list of sync, fast_ack, background")
+	}
+	positive := []struct {
+		name string
+		ok   bool
+		val  string
+	}{
+		{"SOMABRAIN_OUTBOX_DUPLICATE_WINDOW", c.DuplicateWindow > 0, c.DuplicateWindow.String()},
+		{"SOMABRAIN_OUTBOX_ACK_WAIT", c.AckWait >= time.Second, c.AckWait.String()},
+		{"SOMABRAIN_OUTBOX_MAX_ACK_PENDING", c.MaxAckPending >= 1, fmt.Sprint(c.MaxAckPending)},
+		{"SOMABRAIN_OUTBOX_CONCURRENCY", c.Concurrency >= 1, fmt.Sprint(c.Concurrency)},
+		{"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT", c.RequestTimeout > 0, c.RequestTimeout.String()},
+		{"SOMABRAIN_OUTBOX_MAX_ATTEMPTS", c.MaxAttempts >= 1, fmt.Sprint(c.MaxAttempts)},
+		{"SOMABRAIN_OUTBOX_BACKOFF_BASE", c.BackoffBase > 0, c.BackoffBase.String()},
+		{"SOMABRAIN_OUTBOX_BACKOFF_MAX", c.BackoffMax >= c.BackoffBase, c.BackoffMax.String()},
+		{"SOMABRAIN_OUTBOX_SYNC_TIMEOUT", c.SyncTimeout > 0, c.SyncTimeout.String()},
+		{"SOMABRAIN_OUTBOX_PUBLISH_TIMEOUT", c.PublishTimeout > 0, c.PublishTimeout.String()},
+		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.BufferSize >= 1, fmt.Sprint(c.BufferSize)},
+		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.MetricsTenants >= 0, fmt.Sprint(c.MetricsTenants)},
+	}
+	for _, p := range positive {
+		if !p.ok {
+			allowed := "a value above 0"
+			switch p.name {
+			case "SOMABRAIN_OUTBOX_ACK_WAIT":
+				allowed = "at least 1s"
+			case "SOMABRAIN_OUTBOX_BACKOFF_MAX":
+				allowed = "at least SOMABRAIN_OUTBOX_BACKOFF_BASE"
+			}
+			return bad(p.name, p.val, allowed)
+		}
+	}
+	if c.RequestTimeout >= c.AckWait {
+		return bad("SOMABRAIN_OUTBOX_REQUEST_TIMEOUT", c.RequestTimeout.String(), "shorter than SOMABRAIN_OUTBOX_ACK_WAIT ("+c.AckWait.String()+"), or a slow call is attempted twice at once")
+	}
+	if len(c.ReplyPrefixList()) == 0 {
+		return bad("SOMABRAIN_OUTBOX_REPLY_PREFIXES", c.ReplyPrefixes, "one or more subject prefixes such as _INBOX.")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("SOMABRAIN_OUTBOX_LOG_LEVEL", c.LogLevel, "debug, info, warn, error")
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		return bad("SOMABRAIN_OUTBOX_LOG_FORMAT", c.LogFormat, "auto, json, console")
+	}
+	return nil
+}
+
+// GroupModes parses SOMABRAIN_OUTBOX_MODES.
+func (c Config) GroupModes() ([]streams.Mode, error) {
+	var modes []streams.Mode
+	for _, s := range strings.Split(c.Modes, ",") {
+		m, err := streams.ParseMode(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		modes = append(modes, m)
+	}
+	return modes, nil
+}
+
+// ReplyPrefixList parses SOMABRAIN_OUTBOX_REPLY_PREFIXES.
+func (c Config) ReplyPrefixList() []string {
+	var out []string
+	for _, p := range strings.Split(c.ReplyPrefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Streams is the outbox layout.
+func (c Config) Streams() streams.Config {
+	s := streams.DefaultConfig()
+	s.Stream, s.DLQStream, s.AttemptsBucket = c.Stream, c.DLQStream, c.AttemptsBucket
+	s.Replicas = c.Replicas
+	s.Storage = jetstream.FileStorage
+	if c.Storage == "memory" {
+		s.Storage = jetstream.MemoryStorage
+	}
+	s.DuplicateWindow, s.MaxBytes, s.MaxMsgs = c.DuplicateWindow, c.MaxBytes, c.MaxMsgs
+	s.DLQMaxAge, s.AckWait, s.MaxAckPending = c.DLQMaxAge, c.AckWait, c.MaxAckPending
+	return s
+}
+
+// Var is one configuration variable as documented.
+type Var struct {
+	Name, Default, Help, Value string
+	Secret                     bool
+}
+
+// Vars lists every variable with its default and, redacted where secret,
+// its effective value.
+func (c Config) Vars() []Var {
+	t := reflect.TypeOf(c)
+	v := reflect.ValueOf(c)
+	out := make([]Var, 0, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		value := fmt.Sprint(v.Field(i).Interface())
+		if s, ok := v.Field(i).Interface().(Seconds); ok {
+			value = strconv.FormatFloat(s.Duration().Seconds(), 'f', -1, 64)
+		}
+		secret := f.Tag.Get("secret") == "true"
+		if secret && value != "" {
+			value = "[redacted]"
+		}
+		if f.Name == "MemoryEndpoint" || f.Name == "NATSURL" {
+			value = redactURL(value)
+		}
+		out = append(out, Var{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Value: value, Secret: secret})
+	}
+	return out
+}
+
+// redactURL hides passwords in URLs such as nats://user:pass@host.
+func redactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+			if _, hasPass := u.User.Password(); !hasPass {
+				u.User = url.User("[redacted]")
+				parts[i] = u.String()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}

@@ -1,0 +1,86 @@
+// Package natsconn connects to NATS the way the nats CLI does, from the
+// NATS_* variables: credentials file, NKey seed, user and password, token,
+// TLS and mutual TLS.
+package natsconn
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+)
+
+// Settings are the connection settings of the nats CLI.
+type Settings struct {
+	URL      string
+	Creds    string
+	NKey     string
+	User     string
+	Password string
+	Token    string
+	CA       string
+	Cert     string
+	Key      string
+	Name     string // connection name shown by the server
+}
+
+// ErrSettings says the settings contradict each other.
+var ErrSettings = errors.New("invalid NATS connection settings")
+
+// Options turns the settings into nats.go options.
+func (s Settings) Options() ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(s.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+	}
+	if (s.Cert == "") != (s.Key == "") {
+		return nil, fmt.Errorf("%w: NATS_CERT and NATS_KEY go together", ErrSettings)
+	}
+	if s.Creds != "" {
+		opts = append(opts, nats.UserCredentials(s.Creds))
+	}
+	if s.NKey != "" {
+		opt, err := nats.NkeyOptionFromSeed(s.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: NATS_NKEY: %v", ErrSettings, err)
+		}
+		opts = append(opts, opt)
+	}
+	if s.User != "" {
+		opts = append(opts, nats.UserInfo(s.User, s.Password))
+	}
+	if s.Token != "" {
+		opts = append(opts, nats.Token(s.Token))
+	}
+	if s.CA != "" {
+		opts = append(opts, nats.RootCAs(s.CA))
+	}
+	if s.Cert != "" {
+		opts = append(opts, nats.ClientCert(s.Cert, s.Key))
+	}
+	return opts, nil
+}
+
+// Connect dials NATS and logs connection changes without their secrets.
+func Connect(s Settings, log zerolog.Logger) (*nats.Conn, error) {
+	opts, err := s.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("disconnected from NATS")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
+	)
+	nc, err := nats.Connect(s.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
