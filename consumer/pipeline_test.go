@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -418,4 +419,27 @@ func countBreakers(s Status) int {
 		n += len(g.Breakers)
 	}
 	return n
+}
+
+// The outbox keeps room for the dead-letter headers: the largest write it
+// accepts can still be dead-lettered, and a larger one is refused at once
+// with a typed error instead of being stored and stuck.
+func TestTheLargestAcceptedWriteCanBeDeadLettered(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	h.faults.set("big", func(int) (int, string) { return 413, "" })
+	p := h.producer(producer.Config{})
+	ctx := context.Background()
+	max := int(h.nc.MaxPayload()) - streams.DLQHeadroom
+	big := map[string]any{"text": strings.Repeat("x", max-1024)}
+	if _, err := p.Store(ctx, producer.StoreRequest{Tenant: "big", Coord: "1,1,1", Payload: big}, producer.WithMode(streams.ModeFastAck)); err != nil {
+		t.Fatalf("a write below the limit: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the large write dead-lettered", func() bool { return len(h.deadLetters()) == 1 })
+
+	tooBig := map[string]any{"text": strings.Repeat("x", max+16)}
+	_, err := p.Store(ctx, producer.StoreRequest{Tenant: "big", Coord: "2,2,2", Payload: tooBig}, producer.WithMode(streams.ModeFastAck))
+	if !errors.Is(err, producer.ErrPayloadTooLarge) {
+		t.Fatalf("a write above the limit: %v, want ErrPayloadTooLarge", err)
+	}
 }

@@ -20,7 +20,7 @@ type Config struct {
 	DuplicateWindow time.Duration // Nats-Msg-Id dedupe window
 	MaxBytes        int64         // outbox size limit; -1 unlimited
 	MaxMsgs         int64         // outbox message limit; -1 unlimited
-	MaxMsgSize      int32         // largest write; -1 = the server's max payload
+	MaxMsgSize      int32         // largest write; -1 = the server's max payload less DLQHeadroom
 	DLQMaxAge       time.Duration // how long dead letters are kept; 0 forever
 	AckWait         time.Duration // how long a worker may hold a write before it is redelivered
 	MaxAckPending   int           // writes in flight per group
@@ -43,6 +43,12 @@ func DefaultConfig() Config {
 		MaxAckPending:   1000,
 	}
 }
+
+// DLQHeadroom is what a dead letter adds to a write: the reason, the answer
+// excerpt and the bookkeeping headers. The outbox refuses writes that would
+// not fit the server's max payload once these are added, so every stored
+// write can always be dead-lettered.
+const DLQHeadroom = 4096
 
 // ConsumerName is the durable name of a mode's consumer group.
 func ConsumerName(mode Mode) string { return string(mode) }
@@ -130,6 +136,9 @@ type Topology struct {
 // Provision creates or updates the streams, the attempts bucket and the three
 // consumer groups. Running it again with the same config changes nothing.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
+		cfg.MaxMsgSize = int32(max - DLQHeadroom)
+	}
 	outbox, err := js.CreateOrUpdateStream(ctx, cfg.OutboxConfig())
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s: %w", cfg.Stream, err)

@@ -110,7 +110,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		}
 		defer srv.Close()
 	}
-	log.Info().Str("endpoint", endpoint).Msg("jetbox running; SIGTERM or Ctrl-C drains and stops")
+	log.Info().Str("endpoint", config.RedactURL(endpoint)).Msg("jetbox running; SIGTERM or Ctrl-C drains and stops")
 	return w.Run(ctx)
 }
 

@@ -153,7 +153,7 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryEndpoint != "" {
 		if u, err := url.Parse(c.MemoryEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return bad("SOMABRAIN_MEMORY_HTTP_ENDPOINT", redactURL(c.MemoryEndpoint), "an http:// or https:// URL, or empty for the development memory API")
+			return bad("SOMABRAIN_MEMORY_HTTP_ENDPOINT", RedactURL(c.MemoryEndpoint), "an http:// or https:// URL, or empty for the development memory API")
 		}
 	}
 	if err := tenancy.Validate(c.DefaultTenant); err != nil {
@@ -288,15 +288,15 @@ func (c Config) Vars() []Var {
 			value = "[redacted]"
 		}
 		if f.Name == "MemoryEndpoint" || f.Name == "NATSURL" {
-			value = redactURL(value)
+			value = RedactURL(value)
 		}
 		out = append(out, Var{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Value: value, Secret: secret})
 	}
 	return out
 }
 
-// redactURL hides passwords in URLs such as nats://user:pass@host.
-func redactURL(s string) string {
+// RedactURL hides passwords in URLs such as nats://user:pass@host.
+func RedactURL(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {

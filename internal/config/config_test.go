@@ -1,0 +1,70 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WriteMode != "sync" || c.FailureThreshold != 3 || c.ResetInterval.Duration() != time.Minute || c.DefaultTenant != "public" {
+		t.Fatalf("contract defaults not kept: %+v", c)
+	}
+	if modes, _ := c.GroupModes(); len(modes) != 3 {
+		t.Fatalf("groups %v", modes)
+	}
+}
+
+func TestResetIntervalIsSeconds(t *testing.T) {
+	for in, want := range map[string]time.Duration{"60": time.Minute, "0.5": 500 * time.Millisecond, "90s": 90 * time.Second} {
+		c, err := Load(map[string]string{"SOMABRAIN_MEMORY_RESET_INTERVAL": in})
+		if err != nil || c.ResetInterval.Duration() != want {
+			t.Errorf("%q: %v %v, want %v", in, c.ResetInterval.Duration(), err, want)
+		}
+	}
+}
+
+// A bad value stops start-up with a message that names the variable and
+// what it may be.
+func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
+	cases := map[string][2]string{
+		"SOMABRAIN_MEMORY_WRITE_MODE":        {"eventually", "sync, fast_ack, background"},
+		"SOMABRAIN_MEMORY_FAILURE_THRESHOLD": {"many", "consecutive transient failures"},
+		"SOMABRAIN_MEMORY_RESET_INTERVAL":    {"soon", "seconds"},
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT":     {"ftp://x", "http:// or https://"},
+		"SOMABRAIN_DEFAULT_TENANT":           {"a\x01b", "control character"},
+		"SOMABRAIN_OUTBOX_REPLICAS":          {"2", "1, 3 or 5"},
+		"SOMABRAIN_OUTBOX_STORAGE":           {"tape", "file, memory"},
+		"SOMABRAIN_OUTBOX_MODES":             {"sync,later", "sync, fast_ack, background"},
+		"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT":   {"45s", "shorter than SOMABRAIN_OUTBOX_ACK_WAIT"},
+		"SOMABRAIN_OUTBOX_CONCURRENCY":       {"0", "above 0"},
+		"SOMABRAIN_OUTBOX_LOG_LEVEL":         {"loud", "debug, info, warn, error"},
+		"SOMABRAIN_OUTBOX_ACK_WAIT":          {"forever", "ACK_WAIT"},
+	}
+	for name, c := range cases {
+		_, err := Load(map[string]string{name: c[0]})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), c[1]) {
+			t.Errorf("%s=%q: %v; want it to name the variable and say %q", name, c[0], err, c[1])
+		}
+	}
+}
+
+func TestVarsRedactSecrets(t *testing.T) {
+	c, err := Load(map[string]string{
+		"SOMABRAIN_MEMORY_HTTP_TOKEN": "s3cret-token", "NATS_PASSWORD": "s3cret-pw", "NATS_TOKEN": "s3cret-nt",
+		"NATS_URL": "nats://alice:s3cret-url@127.0.0.1:4222,nats://s3cret-tok@127.0.0.1:4223", "SOMABRAIN_MEMORY_HTTP_ENDPOINT": "https://bob:s3cret-ep@127.0.0.1:9595",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range c.Vars() {
+		if strings.Contains(v.Value, "s3cret") {
+			t.Errorf("%s shows a secret: %q", v.Name, v.Value)
+		}
+	}
+}
