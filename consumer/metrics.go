@@ -35,6 +35,7 @@ func (l *tenantLabels) label(tenant string) string {
 
 type metrics struct {
 	tenants      *tenantLabels
+	received     *prometheus.CounterVec
 	applied      *prometheus.CounterVec
 	retried      *prometheus.CounterVec
 	deferred     *prometheus.CounterVec
@@ -48,6 +49,9 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 	m := &metrics{
 		tenants: &tenantLabels{max: maxTenants, seen: map[string]struct{}{}},
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetbox_worker_received_total", Help: "Writes published to the group, counted at their first delivery.",
+		}, []string{"group", "tenant"}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_applied_total", Help: "Writes the memory API applied (2xx).",
 		}, []string{"group", "tenant"}),
@@ -76,7 +80,7 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.retried, m.deferred, m.deadLettered, m.latency, m.breakerState, m.breakers, m.inFlight)
+		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.latency, m.breakerState, m.breakers, m.inFlight)
 	}
 	return m
 }

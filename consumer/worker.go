@@ -246,6 +246,9 @@ func (g *group) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	tenant := g.metrics.tenants.label(w.addr.Tenant)
+	if meta.NumDelivered == 1 {
+		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
+	}
 	now := time.Now()
 	tb := g.breakers.get(w.addr.Tenant, now)
 	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })

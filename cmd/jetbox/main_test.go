@@ -188,7 +188,8 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 	body := new(bytes.Buffer)
 	body.ReadFrom(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(body.String(), `jetbox_worker_applied_total{group="sync",tenant="walk-tenant"} 1`) {
+	if !strings.Contains(body.String(), `jetbox_worker_applied_total{group="sync",tenant="walk-tenant"} 1`) ||
+		!strings.Contains(body.String(), `jetbox_worker_received_total{group="background",tenant="walk-tenant"} 1`) {
 		t.Fatalf("metrics lack the applied sync write:\n%s", grep(body.String(), "jetbox_worker_applied"))
 	}
 	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
