@@ -25,8 +25,9 @@ type failure struct {
 
 // deadLetter stores the write in the dead-letter stream, then acks it. If
 // the dead letter cannot be stored the write stays in the outbox and comes
-// back later: nothing is dropped on the way to the DLQ.
-func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) {
+// back later: nothing is dropped on the way to the DLQ. It returns how long
+// until that happens, 0 when the write was dead-lettered.
+func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
 	dl := nats.NewMsg(streams.DLQSubjectFor(msg.Subject()))
 	for name, values := range msg.Headers() {
@@ -63,8 +64,9 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	id := fmt.Sprintf("dlq:%s:%d", g.cfg.Streams.Stream, seq)
 	if _, err := g.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id)); err != nil {
 		g.log.Error().Err(err).Uint64("seq", seq).Str("class", string(f.class)).Msg("cannot store dead letter; the write stays in the outbox")
-		_ = msg.NakWithDelay(g.backoff(1, 0))
-		return
+		retryIn = g.backoff(1, 0)
+		_ = msg.NakWithDelay(retryIn)
+		return retryIn
 	}
 	if err := msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after dead-lettering failed")
@@ -80,6 +82,7 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	g.log.Warn().Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
 		Str("class", string(f.class)).Int("status", f.status).Str("reason", f.reason).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.status, f.answer, f.reason)
+	return 0
 }
 
 // headerSafe makes s fit a NATS header value: no line breaks or other

@@ -49,6 +49,7 @@ type group struct {
 	level    int // priority: 0 is served first
 	consumer jetstream.Consumer
 	breakers *breakers
+	lanes    *lanes
 }
 
 // New checks the configuration and prepares a worker; Run starts it.
@@ -74,7 +75,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		if !contains(cfg.Modes, mode) {
 			continue
 		}
-		g := &group{Worker: w, mode: mode, level: level}
+		g := &group{Worker: w, mode: mode, level: level, lanes: newLanes(cfg.Streams.AckWait)}
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
 			w.metrics.breakerChanged(string(mode), tenant, to)
 			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
@@ -249,14 +250,32 @@ func (g *group) handle(ctx context.Context, msg jetstream.Msg) {
 	if meta.NumDelivered == 1 {
 		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
+	key := laneKey{w.addr.Tenant, w.coord}
+	if behind := g.lanes.enter(key, seq, time.Now()); behind > 0 {
+		// An earlier write to this memory is in flight or waiting for a
+		// retry: this one goes back too, to come after it. Not an attempt,
+		// no budget used.
+		_ = msg.NakWithDelay(behind)
+		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
+		return
+	}
+	retryIn := g.apply(ctx, msg, meta, w, tenant)
+	g.lanes.leave(key, seq, retryIn, time.Now())
+}
+
+// apply makes one attempt through the tenant's breaker and settles the
+// write: acked after a 2xx, dead-lettered, or put back. It returns how long
+// until a put-back write is due again, 0 when it was settled.
+func (g *group) apply(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, tenant string) (retryIn time.Duration) {
+	seq := meta.Sequence.Stream
 	now := time.Now()
 	tb := g.breakers.get(w.addr.Tenant, now)
 	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })
 	if !attempted {
-		delay := tb.reopensIn(g.cfg.ResetInterval, now) + jitter(g.cfg.ResetInterval/10)
-		_ = msg.NakWithDelay(max(delay, 50*time.Millisecond))
+		delay := max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
+		_ = msg.NakWithDelay(delay)
 		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
-		return
+		return delay
 	}
 	switch a.class {
 	case classApplied:
@@ -269,26 +288,27 @@ func (g *group) handle(ctx context.Context, msg jetstream.Msg) {
 		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
+		return 0
 	case classPermanent:
-		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected)
-	case classTransient:
-		if ctx.Err() != nil {
-			// Abandoned on shutdown: not the write's fault.
-			_ = msg.Nak()
-			return
-		}
-		n, err := g.countAttempt(ctx, seq)
-		if err != nil {
-			g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot count attempt; retrying without using the budget")
-		}
-		if n >= g.cfg.MaxAttempts {
-			g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead)
-			return
-		}
-		_ = msg.NakWithDelay(g.backoff(n, a.retryAfter))
-		g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
-		g.log.Debug().Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+		return g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected)
 	}
+	if ctx.Err() != nil {
+		// Abandoned on shutdown: not the write's fault.
+		_ = msg.Nak()
+		return 0
+	}
+	n, err := g.countAttempt(ctx, seq)
+	if err != nil {
+		g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot count attempt; retrying without using the budget")
+	}
+	if n >= g.cfg.MaxAttempts {
+		return g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead)
+	}
+	delay := g.backoff(n, a.retryAfter)
+	_ = msg.NakWithDelay(delay)
+	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
+	g.log.Debug().Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+	return delay
 }
 
 // backoff is exponential with equal jitter: the n-th retry waits between
@@ -341,6 +361,7 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 			return
 		case now := <-t.C:
 			for _, g := range w.groups {
+				g.lanes.sweep(now)
 				evicted := g.breakers.evictIdle(now)
 				for _, tenant := range evicted {
 					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))
