@@ -9,8 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/config"
 )
@@ -40,15 +38,11 @@ func deadLetters(ctx context.Context, cfg config.Config, args []string, stdout i
 	if f.Until, err = parseWhen(*until); err != nil {
 		return usageError{fmt.Errorf("--until: %w", err)}
 	}
-	nc, err := connect(cfg, "jetbox dlq")
+	nc, js, err := connectJS(cfg, "jetbox dlq")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	if verb == "replay" {
 		res, err := dlq.Replay(ctx, js, cfg.Streams(), f)
 		fmt.Fprintf(stdout, "replayed %d dead letters (%d failed)\n", res.Replayed, res.Failed)

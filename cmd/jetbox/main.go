@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/internal/config"
@@ -102,4 +103,18 @@ func connect(cfg config.Config, name string) (*nats.Conn, error) {
 		url = "nats://" + cfg.NATSListen
 	}
 	return natsconn.Connect(natsSettings(cfg, url, name), zerolog.Nop())
+}
+
+// connectJS is connect plus a JetStream context.
+func connectJS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := connect(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

@@ -26,15 +26,11 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	nc, err := connect(cfg, "jetbox status")
+	nc, js, err := connectJS(cfg, "jetbox status")
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS")
 	for _, m := range streams.Modes {
