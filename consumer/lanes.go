@@ -46,7 +46,7 @@ func (l *lanes) enter(key laneKey, seq uint64, now time.Time) (behind time.Durat
 		l.m[key] = ln
 	}
 	delete(ln.pending, seq)
-	earliestDue, earlier := time.Time{}, ln.inFlight != 0
+	lastDue, earlier := time.Time{}, ln.inFlight != 0
 	for s, due := range ln.pending {
 		if now.After(due.Add(l.grace)) {
 			delete(ln.pending, s) // never came back here: another worker has it
@@ -54,16 +54,16 @@ func (l *lanes) enter(key laneKey, seq uint64, now time.Time) (behind time.Durat
 		}
 		if s < seq {
 			earlier = true
-			if earliestDue.IsZero() || due.Before(earliestDue) {
-				earliestDue = due
-			}
+			lastDue = later(lastDue, due)
 		}
 	}
 	if !earlier {
 		ln.inFlight = seq
 		return 0
 	}
-	behind = max(earliestDue.Sub(now), 0) + minBehind
+	// Come back once every earlier write is due; should one be late, the
+	// check above simply puts this one back again.
+	behind = max(lastDue.Sub(now), 0) + minBehind
 	l.putBack(ln, seq, now.Add(behind))
 	return behind
 }
@@ -86,6 +86,13 @@ func (l *lanes) leave(key laneKey, seq uint64, retryIn time.Duration, now time.T
 	if ln.inFlight == 0 && len(ln.pending) == 0 {
 		delete(l.m, key)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (l *lanes) putBack(ln *lane, seq uint64, due time.Time) {
