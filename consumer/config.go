@@ -34,7 +34,7 @@ type Config struct {
 
 	ReplyPrefixes []string // subjects a sync outcome may be published under; nil = "_INBOX."
 
-	LogPayloads    bool // include memory API answers in debug logs
+	LogPayloads    bool // include write bodies and memory API answers in failure logs
 	MetricsTenants int  // distinct tenant label values before the rest share "_other"
 
 	Log        zerolog.Logger

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/producer"
@@ -445,4 +446,43 @@ func TestTheLargestAcceptedWriteCanBeDeadLettered(t *testing.T) {
 	if !errors.Is(err, producer.ErrPayloadTooLarge) {
 		t.Fatalf("a write above the limit: %v, want ErrPayloadTooLarge", err)
 	}
+}
+
+// Payloads are users' data: a failing write's body and the memory API's
+// answer stay out of the logs unless SOMABRAIN_OUTBOX_LOG_PAYLOADS is on.
+func TestPayloadsAreLoggedOnlyWhenAskedFor(t *testing.T) {
+	for _, logPayloads := range []bool{false, true} {
+		h := newHarness(t)
+		var logs syncBuffer
+		cfg := h.workerConfig()
+		cfg.Log = zerolog.New(&logs)
+		cfg.LogPayloads = logPayloads
+		h.startWorker(cfg)
+		h.faults.set("private", func(int) (int, string) { return 400, "" })
+		p := h.producer(producer.Config{})
+		if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "private", Coord: "1,2,3", Payload: map[string]any{"secret": "marker-7c1e"}}, producer.WithMode(streams.ModeFastAck)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "dead letter logged", func() bool { return strings.Contains(logs.String(), "dead-lettered") })
+		if got := strings.Contains(logs.String(), "marker-7c1e"); got != logPayloads {
+			t.Fatalf("LogPayloads=%v: payload in the log is %v:\n%s", logPayloads, got, logs.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

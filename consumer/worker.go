@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		log:     cfg.Log,
 	}
 	for level, mode := range streams.Modes {
-		if !contains(cfg.Modes, mode) {
+		if !slices.Contains(cfg.Modes, mode) {
 			continue
 		}
 		g := &group{Worker: w, mode: mode, level: level, lanes: newLanes(cfg.Streams.AckWait)}
@@ -83,15 +84,6 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		w.groups = append(w.groups, g)
 	}
 	return w, nil
-}
-
-func contains(modes []streams.Mode, m streams.Mode) bool {
-	for _, x := range modes {
-		if x == m {
-			return true
-		}
-	}
-	return false
 }
 
 // Run consumes until ctx ends, then drains: it stops pulling, hands back
@@ -307,8 +299,18 @@ func (g *group) apply(ctx context.Context, msg jetstream.Msg, meta *jetstream.Ms
 	delay := g.backoff(n, a.retryAfter)
 	_ = msg.NakWithDelay(delay)
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
-	g.log.Debug().Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+	g.withPayloads(g.log.Debug(), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
 	return delay
+}
+
+// withPayloads adds the write's body and the memory API's answer to a log
+// event, only when SOMABRAIN_OUTBOX_LOG_PAYLOADS asks for it: payloads are
+// the users' data and stay out of logs by default.
+func (g *group) withPayloads(e *zerolog.Event, msg jetstream.Msg, answer []byte) *zerolog.Event {
+	if !g.cfg.LogPayloads {
+		return e
+	}
+	return e.Str("body", headerSafe(string(msg.Data()), 4096)).Str("answer", headerSafe(string(answer), 4096))
 }
 
 // backoff is exponential with equal jitter: the n-th retry waits between
