@@ -139,15 +139,18 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
 		cfg.MaxMsgSize = int32(max - DLQHeadroom)
 	}
-	outbox, err := js.CreateOrUpdateStream(ctx, cfg.OutboxConfig())
+	outbox, err := createOrUpdateStream(ctx, js, cfg.OutboxConfig())
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s: %w", cfg.Stream, err)
 	}
-	dlq, err := js.CreateOrUpdateStream(ctx, cfg.DLQConfig())
+	dlq, err := createOrUpdateStream(ctx, js, cfg.DLQConfig())
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s: %w", cfg.DLQStream, err)
 	}
-	attempts, err := js.CreateOrUpdateKeyValue(ctx, cfg.AttemptsConfig())
+	attempts, err := js.CreateKeyValue(ctx, cfg.AttemptsConfig())
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		attempts, err = js.UpdateKeyValue(ctx, cfg.AttemptsConfig())
+	}
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", cfg.AttemptsBucket, err)
 	}
@@ -160,6 +163,19 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 		top.Consumers[m] = c
 	}
 	return top, nil
+}
+
+// createOrUpdateStream creates first and updates only a stream that exists
+// with another configuration. jetstream's CreateOrUpdateStream does it the
+// other way round, and on a 3-replica cluster an update racing another
+// worker's create is never answered (nats-server 2.15.2): two workers
+// starting together would both time out.
+func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return js.UpdateStream(ctx, cfg)
+	}
+	return s, err
 }
 
 // ErrNotProvisioned says a stream, bucket or consumer is missing.
