@@ -44,7 +44,7 @@ func TestDLQListAndReplayFromTheShell(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := []string{
-		"NATS_URL=" + srv.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + api.URL, "SOMABRAIN_OUTBOX_HTTP_LISTEN=",
+		"NATS_URL=" + srv.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + api.URL, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off",
 		"SOMABRAIN_OUTBOX_MAX_ATTEMPTS=2", "SOMABRAIN_OUTBOX_BACKOFF_BASE=50ms", "SOMABRAIN_MEMORY_FAILURE_THRESHOLD=100",
 	}
 	worker := startRun(t, env)

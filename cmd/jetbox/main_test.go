@@ -226,7 +226,7 @@ func TestSIGTERMUnderLoadLosesNothing(t *testing.T) {
 	if _, err := streams.Provision(ctx, js, streams.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"NATS_URL=" + srv.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + api.URL, "SOMABRAIN_OUTBOX_HTTP_LISTEN=", "SOMABRAIN_OUTBOX_CONCURRENCY=16"}
+	env := []string{"NATS_URL=" + srv.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + api.URL, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_CONCURRENCY=16"}
 
 	first := startRun(t, env)
 	prod, err := producer.New(nc, producer.Config{Mode: streams.ModeFastAck})

@@ -93,7 +93,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	if err != nil {
 		return err
 	}
-	if cfg.HTTPListen != "" {
+	if cfg.HTTPListen != config.HTTPListenOff {
 		srv, err := serveOps(cfg.HTTPListen, reg, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")

@@ -64,7 +64,7 @@ type Config struct {
 	DataDir        string `env:"SOMABRAIN_OUTBOX_DATA_DIR" envDefault:"./jetbox-data" help:"where the embedded nats-server and the development memory API keep their data"`
 	NATSListen     string `env:"SOMABRAIN_OUTBOX_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"listen address of the embedded nats-server"`
 	MemAPIListen   string `env:"SOMABRAIN_OUTBOX_MEMAPI_LISTEN" envDefault:"127.0.0.1:9595" help:"listen address of the development memory API"`
-	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; empty disables"`
+	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; off disables (an empty value means the default)"`
 	Stream         string `env:"SOMABRAIN_OUTBOX_STREAM" envDefault:"MEMORY" help:"outbox stream name"`
 	DLQStream      string `env:"SOMABRAIN_OUTBOX_DLQ_STREAM" envDefault:"MEMORY_DLQ" help:"dead-letter stream name"`
 	AttemptsBucket string `env:"SOMABRAIN_OUTBOX_ATTEMPTS_BUCKET" envDefault:"MEMORY_ATTEMPTS" help:"KV bucket counting failed attempts"`
@@ -99,6 +99,10 @@ type Config struct {
 	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include write bodies and memory API answers in failure logs (they are the users' data: off by default)"`
 	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
 }
+
+// HTTPListenOff turns the ops HTTP server off. (An empty variable cannot:
+// like every variable with a default, empty means the default.)
+const HTTPListenOff = "off"
 
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("invalid configuration")
@@ -164,9 +168,9 @@ func (c Config) Validate() error {
 			return bad(name, addr, "host:port")
 		}
 	}
-	if c.HTTPListen != "" {
+	if c.HTTPListen != HTTPListenOff {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
-			return bad("SOMABRAIN_OUTBOX_HTTP_LISTEN", c.HTTPListen, "host:port, or empty to disable")
+			return bad("SOMABRAIN_OUTBOX_HTTP_LISTEN", c.HTTPListen, "host:port, or off")
 		}
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {

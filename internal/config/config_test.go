@@ -54,6 +54,19 @@ func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 	}
 }
 
+// An empty variable means its default (caarlos0/env), so the ops server is
+// turned off with "off", not with an empty value.
+func TestHTTPListenOff(t *testing.T) {
+	c, err := Load(map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": ""})
+	if err != nil || c.HTTPListen != "127.0.0.1:9464" {
+		t.Fatalf("empty: %q %v, want the default", c.HTTPListen, err)
+	}
+	c, err = Load(map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": "off"})
+	if err != nil || c.HTTPListen != HTTPListenOff {
+		t.Fatalf("off: %q %v", c.HTTPListen, err)
+	}
+}
+
 func TestVarsRedactSecrets(t *testing.T) {
 	c, err := Load(map[string]string{
 		"SOMABRAIN_MEMORY_HTTP_TOKEN": "s3cret-token", "NATS_PASSWORD": "s3cret-pw", "NATS_TOKEN": "s3cret-nt",

@@ -110,6 +110,10 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memapi: open %s: %w", opts.Path, err)
 	}
+	// bbolt waits up to 10 ms by default to gather a batch: a 10 ms floor
+	// under every write. 1 ms still gathers the concurrent writes of a busy
+	// worker into one fsync.
+	db.MaxBatchDelay = time.Millisecond
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketTenants)
 		return err
