@@ -68,7 +68,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		nc:      nc,
 		js:      js,
 		api:     newMemoryAPI(cfg),
-		slots:   priority.New(cfg.Concurrency, len(streams.Modes)),
+		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
 		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
 	}
@@ -222,7 +222,7 @@ func (g *group) acquireSlot(ctx context.Context, msg jetstream.Msg) error {
 
 func (g *group) releaseSlot() {
 	g.metrics.inFlight.Dec()
-	g.slots.Release()
+	g.slots.Release(g.level)
 }
 
 // handle is the delivery policy for one write.

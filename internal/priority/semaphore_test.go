@@ -7,7 +7,7 @@ import (
 )
 
 func TestHigherPriorityWaiterIsServedFirst(t *testing.T) {
-	s := New(1, 3)
+	s := New(1, 3, 1, time.Millisecond)
 	ctx := context.Background()
 	if err := s.Acquire(ctx, 2); err != nil {
 		t.Fatal(err)
@@ -20,7 +20,7 @@ func TestHigherPriorityWaiterIsServedFirst(t *testing.T) {
 				return
 			}
 			order <- level
-			s.Release()
+			s.Release(level)
 		}()
 	}
 	// Low priority arrives first; it must still wait for the higher ones.
@@ -30,7 +30,7 @@ func TestHigherPriorityWaiterIsServedFirst(t *testing.T) {
 	waitForWaiters(t, s, 2)
 	start(0)
 	waitForWaiters(t, s, 3)
-	s.Release()
+	s.Release(2)
 	for _, want := range []int{0, 1, 2} {
 		if got := <-order; got != want {
 			t.Fatalf("served level %d, want %d", got, want)
@@ -39,7 +39,7 @@ func TestHigherPriorityWaiterIsServedFirst(t *testing.T) {
 }
 
 func TestAcquireGivesUpWhenContextEnds(t *testing.T) {
-	s := New(1, 1)
+	s := New(1, 1, 1, time.Second)
 	if err := s.Acquire(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -48,12 +48,48 @@ func TestAcquireGivesUpWhenContextEnds(t *testing.T) {
 	if err := s.Acquire(ctx, 0); err == nil {
 		t.Fatal("Acquire succeeded without a free slot")
 	}
-	s.Release()
+	s.Release(0)
 	// The abandoned waiter must not have kept the slot.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
 	defer cancel2()
 	if err := s.Acquire(ctx2, 0); err != nil {
 		t.Fatalf("slot lost after a waiter gave up: %v", err)
+	}
+}
+
+// While a higher level is active, a lower level holds at most the yield
+// cap, though slots are free; once the higher level is quiet for the
+// window, the lower level may use every slot again.
+func TestLowerLevelYieldsWhileAHigherOneIsActive(t *testing.T) {
+	const window = 100 * time.Millisecond
+	s := New(8, 2, 2, window)
+	ctx := context.Background()
+	if err := s.Acquire(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Release(0) // level 0 was active just now
+	for i := 0; i < 2; i++ {
+		if err := s.Acquire(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, window/4)
+	defer cancel()
+	if err := s.Acquire(short, 1); err == nil {
+		t.Fatal("level 1 took a third slot while level 0 was active")
+	}
+	start := time.Now()
+	if err := s.Acquire(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(start); waited < window/2 {
+		t.Fatalf("level 1 got its third slot after %s, before level 0 had been quiet for the window", waited)
+	}
+	// Level 0 is never held back by level 1.
+	quick, cancel2 := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel2()
+	if err := s.Acquire(quick, 0); err != nil {
+		t.Fatalf("level 0 waited behind level 1: %v", err)
 	}
 }
 
