@@ -1,7 +1,7 @@
 # The two commands a new user needs: 'make run' and 'make test'.
 GO ?= go
 
-.PHONY: run test lint fuzz build
+.PHONY: run test lint fuzz build scenarios
 
 run:
 	$(GO) run ./cmd/jetbox run
@@ -25,3 +25,9 @@ fuzz:
 	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDistinctTenantsDistinctTokens -fuzztime $(FUZZTIME)
 	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./streams -run '^$$' -fuzz FuzzParseSubject -fuzztime $(FUZZTIME)
+
+# Drives jetbox on loopback through the consumption scenarios and prints
+# their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run.
+SCALE ?= 1
+scenarios:
+	$(GO) run ./cmd/scenarios -scale $(SCALE)

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/embedded"
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// runner holds what every scenario shares.
+type runner struct {
+	bin   string
+	work  string
+	scale float64
+	keep  bool // keep data directories and worker logs
+	seq   int
+}
+
+func (r *runner) n(base int) int { return max(1, int(float64(base)*r.scale)) }
+
+// env is one fresh jetbox: an embedded nats-server, the development memory
+// API in this process, and worker processes started on demand.
+type env struct {
+	r       *runner
+	dir     string
+	nats    *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   *memapi.Store
+	apiURL  string
+	stopAPI context.CancelFunc
+	workers []*workerProc
+}
+
+func (r *runner) newEnv(ctx context.Context, apiDelay time.Duration) (*env, error) {
+	r.seq++
+	e := &env{r: r, dir: filepath.Join(r.work, fmt.Sprintf("env%d", r.seq))}
+	var err error
+	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(e.dir, "nats")}); err != nil {
+		return nil, err
+	}
+	if e.nc, err = nats.Connect(e.nats.ClientURL()); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		e.close()
+		return nil, err
+	}
+	if _, err = streams.Provision(ctx, e.js, streams.DefaultConfig()); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(e.dir, "memapi.db"), Delay: apiDelay}); err != nil {
+		e.close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.apiURL = "http://" + ln.Addr().String()
+	apiCtx, cancel := context.WithCancel(context.Background())
+	e.stopAPI = cancel
+	go memapi.ServeListener(apiCtx, ln, e.store, zerolog.Nop())
+	return e, nil
+}
+
+func (e *env) close() {
+	for _, w := range e.workers {
+		w.stop()
+	}
+	if e.stopAPI != nil {
+		e.stopAPI()
+	}
+	if e.store != nil {
+		e.store.Close()
+	}
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.nats != nil {
+		e.nats.Shutdown()
+		e.nats.WaitForShutdown()
+	}
+	if e.r.keep {
+		fmt.Fprintln(os.Stderr, "kept", e.dir)
+		return
+	}
+	os.RemoveAll(e.dir)
+}
+
+// workerProc is a 'jetbox run' started here and stopped by its PID.
+type workerProc struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
+	logFile, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(e.r.bin, "run")
+	cmd.Env = append([]string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"NATS_URL=" + e.nats.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL,
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=info",
+	}, extraEnv...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	w := &workerProc{cmd: cmd, done: make(chan error, 1)}
+	go func() { w.done <- cmd.Wait(); logFile.Close() }()
+	e.workers = append(e.workers, w)
+	return w, nil
+}
+
+func (w *workerProc) stop() {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(60 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	}
+}
+
+// rssMB reads the process's resident memory from /proc.
+func (w *workerProc) rssMB() float64 {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (e *env) applied() uint64 {
+	var n uint64
+	for _, s := range e.store.Stats().Tenants {
+		n += s.Applied
+	}
+	return n
+}
+
+// waitApplied waits until n writes are applied and returns when that was.
+func (e *env) waitApplied(ctx context.Context, n uint64, tick func()) (time.Time, error) {
+	for {
+		if e.applied() >= n {
+			return time.Now(), nil
+		}
+		if tick != nil {
+			tick()
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%w: %d of %d writes applied", errTimeout, e.applied(), n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
