@@ -6,8 +6,9 @@ import (
 )
 
 // lanes keep the writes to one memory (tenant and coord) in stream order
-// inside a worker. Only the lowest stream sequence a worker knows to be
-// pending for a memory may be applied: a write that arrives while an
+// inside a worker. The pull loop tells the lanes of every write in delivery
+// order (expect) before any starts, and only the lowest stream sequence a
+// worker knows to be pending for a memory may be applied: a write that arrives while an
 // earlier one is in flight, or while an earlier one is put back for a retry
 // or for its tenant's breaker, is put back too, and every write put back is
 // remembered until it returns, so whatever order they come back in, the
@@ -33,6 +34,19 @@ type lane struct {
 const minBehind = 20 * time.Millisecond
 
 func newLanes(grace time.Duration) *lanes { return &lanes{m: map[laneKey]*lane{}, grace: grace} }
+
+// expect records that seq has been pulled and will enter soon, so that a
+// later write to the same memory cannot start first.
+func (l *lanes) expect(key laneKey, seq uint64, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ln := l.m[key]
+	if ln == nil {
+		ln = &lane{}
+		l.m[key] = ln
+	}
+	l.putBack(ln, seq, now)
+}
 
 // enter claims the lane for seq, or returns behind > 0: the caller must put
 // the write back for that long, because an earlier write to the memory is in
@@ -82,6 +96,8 @@ func (l *lanes) leave(key laneKey, seq uint64, retryIn time.Duration, now time.T
 	}
 	if retryIn > 0 {
 		l.putBack(ln, seq, now.Add(retryIn))
+	} else {
+		delete(ln.pending, seq)
 	}
 	if ln.inFlight == 0 && len(ln.pending) == 0 {
 		delete(l.m, key)

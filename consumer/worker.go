@@ -188,7 +188,11 @@ func (g *group) consume(ctx, workCtx context.Context, inFlight *sync.WaitGroup) 
 			_ = msg.Nak()
 			continue
 		}
+		// Decoded here, in delivery order, so the lanes learn of every write
+		// before any of them starts: the goroutines below start in any order.
+		d := g.prepare(msg)
 		if err := g.acquireSlot(ctx, msg); err != nil {
+			g.lanes.leave(d.lane, d.seq(), 0, time.Now())
 			_ = msg.Nak()
 			continue
 		}
@@ -196,7 +200,7 @@ func (g *group) consume(ctx, workCtx context.Context, inFlight *sync.WaitGroup) 
 		go func() {
 			defer inFlight.Done()
 			defer g.releaseSlot()
-			g.handle(workCtx, msg)
+			g.handle(workCtx, d)
 		}()
 	}
 }
@@ -226,23 +230,53 @@ func (g *group) releaseSlot() {
 }
 
 // handle is the delivery policy for one write.
-func (g *group) handle(ctx context.Context, msg jetstream.Msg) {
+// delivery is a pulled write, decoded.
+type delivery struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	w    *write
+	err  error   // why it cannot be applied
+	lane laneKey // the memory it writes, when decoded
+}
+
+func (d delivery) seq() uint64 {
+	if d.meta == nil {
+		return 0
+	}
+	return d.meta.Sequence.Stream
+}
+
+// prepare decodes a write and tells the lanes it is coming.
+func (g *group) prepare(msg jetstream.Msg) delivery {
 	meta, err := msg.Metadata()
 	if err != nil {
-		g.log.Error().Err(err).Msg("message without JetStream metadata")
+		return delivery{msg: msg, err: err}
+	}
+	w, err := decodeWrite(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
+	d := delivery{msg: msg, meta: meta, w: w, err: err}
+	if err == nil {
+		d.lane = laneKey{w.addr.Tenant, w.coord}
+		g.lanes.expect(d.lane, meta.Sequence.Stream, time.Now())
+	}
+	return d
+}
+
+func (g *group) handle(ctx context.Context, d delivery) {
+	msg, meta, w := d.msg, d.meta, d.w
+	if meta == nil {
+		g.log.Error().Err(d.err).Msg("message without JetStream metadata")
 		return
 	}
 	seq := meta.Sequence.Stream
-	w, err := decodeWrite(msg, seq, g.cfg.ReplyPrefixes)
-	if err != nil {
-		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassBadInput, reason: err.Error()}, streams.OutcomeDead)
+	if d.err != nil {
+		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead)
 		return
 	}
 	tenant := g.metrics.tenants.label(w.addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
-	key := laneKey{w.addr.Tenant, w.coord}
+	key := d.lane
 	if behind := g.lanes.enter(key, seq, time.Now()); behind > 0 {
 		// An earlier write to this memory is in flight or waiting for a
 		// retry: this one goes back too, to come after it. Not an attempt,
