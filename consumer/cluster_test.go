@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/clustertest"
-	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -35,42 +33,8 @@ func newClusterHarness(t *testing.T, adjust ...func(*streams.Config)) *clusterHa
 	c := clustertest.Start(t)
 	cfg := streams.DefaultConfig()
 	cfg.Replicas = 3
-	for _, a := range adjust {
-		a(&cfg)
-	}
-	h := &harness{t: t, faults: newFaults(), streams: cfg}
-	h.nc, h.js = c.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := streams.Provision(ctx, h.js, h.streams); err != nil {
-		t.Fatalf("provision with 3 replicas: %v", err)
-	}
-	store, err := memapi.Open(memapi.Options{Path: t.TempDir() + "/memapi.db", Token: testToken})
-	if err != nil {
-		t.Fatalf("open memory API store: %v", err)
-	}
-	t.Cleanup(func() { store.Close() })
-	h.store = store
-	h.api = httptest.NewServer(h.faults.wrap(store.Handler()))
-	t.Cleanup(h.api.Close)
+	h := setUpHarness(t, c.Connect, cfg, adjust...)
 	return &clusterHarness{harness: h, cluster: c}
-}
-
-// startWorker is harness.startWorker with the worker's own connection to
-// the cluster's three URLs.
-func (ch *clusterHarness) startWorker(cfg Config) *runningWorker {
-	ch.t.Helper()
-	nc, _ := ch.cluster.Connect(ch.t)
-	w, err := New(nc, cfg)
-	if err != nil {
-		ch.t.Fatalf("new worker: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rw := &runningWorker{Worker: w, nc: nc, cancel: cancel, done: make(chan error, 1)}
-	go func() { rw.done <- w.Run(ctx) }()
-	ch.t.Cleanup(func() { rw.stop(ch.t) })
-	waitFor(ch.t, 10*time.Second, "worker ready", func() bool { return w.Ready() == nil })
-	return rw
 }
 
 // drained reports whether the outbox holds nothing and no group has a write

@@ -27,7 +27,7 @@ const testToken = "test-token-7f3a"
 // workers.
 type harness struct {
 	t       *testing.T
-	srv     *natstest.Server
+	connect func(testing.TB, ...nats.Option) (*nats.Conn, jetstream.JetStream) // to the server or cluster
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	streams streams.Config
@@ -38,15 +38,22 @@ type harness struct {
 
 func newHarness(t *testing.T, adjust ...func(*streams.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, srv: natstest.Start(t), faults: newFaults(), streams: streams.DefaultConfig()}
+	return setUpHarness(t, natstest.Start(t).Connect, streams.DefaultConfig(), adjust...)
+}
+
+// setUpHarness provisions the outbox through connect and puts the
+// development memory API behind the fault injector.
+func setUpHarness(t *testing.T, connect func(testing.TB, ...nats.Option) (*nats.Conn, jetstream.JetStream), cfg streams.Config, adjust ...func(*streams.Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, connect: connect, faults: newFaults(), streams: cfg}
 	for _, a := range adjust {
 		a(&h.streams)
 	}
-	h.nc, h.js = h.srv.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	h.nc, h.js = connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := streams.Provision(ctx, h.js, h.streams); err != nil {
-		t.Fatalf("provision: %v", err)
+		t.Fatalf("provision with %d replicas: %v", h.streams.Replicas, err)
 	}
 	store, err := memapi.Open(memapi.Options{Path: t.TempDir() + "/memapi.db", Token: testToken})
 	if err != nil {
@@ -87,7 +94,7 @@ type runningWorker struct {
 
 func (h *harness) startWorker(cfg Config) *runningWorker {
 	h.t.Helper()
-	nc, _ := h.srv.Connect(h.t)
+	nc, _ := h.connect(h.t)
 	w, err := New(nc, cfg)
 	if err != nil {
 		h.t.Fatalf("new worker: %v", err)
