@@ -177,6 +177,12 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 		})
 	}
 
+	resp0, err := http.Get("http://" + httpAddr + "/healthz")
+	if err != nil || resp0.StatusCode != 200 {
+		t.Fatalf("/healthz: %v %v", resp0, err)
+	}
+	resp0.Body.Close()
+
 	out, err := jetbox(t, env, "status")
 	if err != nil || !strings.Contains(out, "1 workers answered") || !strings.Contains(out, "walk-tenant") {
 		t.Fatalf("status: %v\n%s", err, out)
