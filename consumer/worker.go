@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -387,6 +388,10 @@ func (g *group) reply(w *write, seq uint64, outcome streams.Outcome, status int,
 	}
 }
 
+// massEviction is how many breakers evicted at once make the worker return
+// freed memory to the OS straight away.
+const massEviction = 1000
+
 func (w *Worker) evictIdleBreakers(ctx context.Context) {
 	every := min(w.cfg.BreakerIdleTTL/2, time.Minute)
 	t := time.NewTicker(every)
@@ -396,13 +401,20 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			total := 0
 			for _, g := range w.groups {
 				g.lanes.sweep(now)
 				evicted := g.breakers.evictIdle(now)
 				for _, tenant := range evicted {
 					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))
 				}
+				total += len(evicted)
 				w.metrics.breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
+			}
+			if total >= massEviction {
+				// A wave of tenants went idle: hand their memory back to the
+				// OS now rather than whenever the next GC cycle happens.
+				debug.FreeOSMemory()
 			}
 		}
 	}
