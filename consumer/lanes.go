@@ -40,11 +40,7 @@ func newLanes(grace time.Duration) *lanes { return &lanes{m: map[laneKey]*lane{}
 func (l *lanes) expect(key laneKey, seq uint64, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ln := l.m[key]
-	if ln == nil {
-		ln = &lane{}
-		l.m[key] = ln
-	}
+	ln := l.lane(key)
 	l.putBack(ln, seq, now)
 }
 
@@ -54,11 +50,7 @@ func (l *lanes) expect(key laneKey, seq uint64, now time.Time) {
 func (l *lanes) enter(key laneKey, seq uint64, now time.Time) (behind time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ln := l.m[key]
-	if ln == nil {
-		ln = &lane{}
-		l.m[key] = ln
-	}
+	ln := l.lane(key)
 	delete(ln.pending, seq)
 	lastDue, earlier := time.Time{}, ln.inFlight != 0
 	for s, due := range ln.pending {
@@ -102,6 +94,16 @@ func (l *lanes) leave(key laneKey, seq uint64, retryIn time.Duration, now time.T
 	if ln.inFlight == 0 && len(ln.pending) == 0 {
 		delete(l.m, key)
 	}
+}
+
+// lane returns key's lane, creating it; l.mu is held.
+func (l *lanes) lane(key laneKey) *lane {
+	ln := l.m[key]
+	if ln == nil {
+		ln = &lane{}
+		l.m[key] = ln
+	}
+	return ln
 }
 
 func later(a, b time.Time) time.Time {

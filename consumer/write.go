@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -73,7 +74,7 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 	}
 	w.addr = addr
 	if t := h.Get(streams.HeaderTenant); t != "" && t != addr.Tenant {
-		return w, badInput("header %s %q disagrees with the subject's tenant %q", streams.HeaderTenant, clip(t, 64), clip(addr.Tenant, 64))
+		return w, badInput("header %s %q disagrees with the subject's tenant %q", streams.HeaderTenant, text.Clip(t, 64), text.Clip(addr.Tenant, 64))
 	}
 	w.namespace = h.Get(streams.HeaderNamespace)
 	w.requestID = h.Get(streams.HeaderRequestID)
@@ -110,11 +111,11 @@ var reservedReplyPrefixes = []string{"$", streams.SubjectPrefix + ".", streams.D
 // (by default the inboxes NATS clients make), outside the reserved ones.
 func checkReplyTo(subject string, allowed []string) error {
 	if strings.ContainsAny(subject, " \t\r\n*>") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") || strings.Contains(subject, "..") {
-		return fmt.Errorf("%q is not a literal subject", clip(subject, 64))
+		return fmt.Errorf("%q is not a literal subject", text.Clip(subject, 64))
 	}
 	for _, p := range reservedReplyPrefixes {
 		if strings.HasPrefix(subject, p) {
-			return fmt.Errorf("%q is in the reserved %q namespace", clip(subject, 64), p)
+			return fmt.Errorf("%q is in the reserved %q namespace", text.Clip(subject, 64), p)
 		}
 	}
 	for _, p := range allowed {
@@ -122,7 +123,7 @@ func checkReplyTo(subject string, allowed []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%q is not under an allowed reply prefix (%s)", clip(subject, 64), strings.Join(allowed, ", "))
+	return fmt.Errorf("%q is not under an allowed reply prefix (%s)", text.Clip(subject, 64), strings.Join(allowed, ", "))
 }
 
 type storeBody struct {
@@ -220,11 +221,4 @@ func escapePath(coord string) string {
 		fmt.Fprintf(&sb, "%%%02X", c)
 	}
 	return sb.String()
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/jetbox-dev/jetbox/internal/text"
 )
 
 // Computed with Python 3:
@@ -31,7 +33,7 @@ var coordVectors = []struct{ universe, key, coord string }{
 func TestCoordFromKey(t *testing.T) {
 	for _, v := range coordVectors {
 		if got := CoordFromKey(v.universe, v.key); got != v.coord {
-			t.Errorf("CoordFromKey(%q, %q) = %s, want %s", v.universe, truncate(v.key, 20), got, v.coord)
+			t.Errorf("CoordFromKey(%q, %q) = %s, want %s", v.universe, text.Clip(v.key, 20), got, v.coord)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -92,7 +93,7 @@ func (e *RejectedError) Error() string {
 		msg += fmt.Sprintf(" with HTTP status %d", e.Status)
 	}
 	if e.Reason != "" {
-		msg += ": " + truncate(e.Reason, 200)
+		msg += ": " + text.Clip(e.Reason, 200)
 	}
 	return msg
 }
@@ -125,10 +126,3 @@ func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
 
 // Unwrap returns the context error, if any.
 func (e *QueuedError) Unwrap() error { return e.Err }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}

@@ -86,19 +86,8 @@ func (v *jsonValidator) object(depth int) bool {
 		if !v.value(depth) {
 			return false
 		}
-		v.skipSpace()
-		if v.pos >= len(v.data) {
-			return false
-		}
-		switch v.data[v.pos] {
-		case ',':
-			v.pos++
-			v.skipSpace()
-		case '}':
-			v.pos++
-			return true
-		default:
-			return false
+		if done, ok := v.separator('}'); done || !ok {
+			return ok
 		}
 	}
 }
@@ -117,21 +106,29 @@ func (v *jsonValidator) array(depth int) bool {
 		if !v.value(depth) {
 			return false
 		}
-		v.skipSpace()
-		if v.pos >= len(v.data) {
-			return false
-		}
-		switch v.data[v.pos] {
-		case ',':
-			v.pos++
-			v.skipSpace()
-		case ']':
-			v.pos++
-			return true
-		default:
-			return false
+		if done, ok := v.separator(']'); done || !ok {
+			return ok
 		}
 	}
+}
+
+// separator reads what follows a member or element: ',' to go on, or the
+// closing bracket. done says the container ended; ok false, bad input.
+func (v *jsonValidator) separator(closing byte) (done, ok bool) {
+	v.skipSpace()
+	if v.pos >= len(v.data) {
+		return true, false
+	}
+	switch v.data[v.pos] {
+	case ',':
+		v.pos++
+		v.skipSpace()
+		return false, true
+	case closing:
+		v.pos++
+		return true, true
+	}
+	return true, false
 }
 
 func (v *jsonValidator) string() bool {

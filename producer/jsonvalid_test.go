@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/internal/text"
 )
 
 var jsonSeeds = []string{
@@ -36,7 +38,7 @@ func TestValidJSONMatchesEncodingJSON(t *testing.T) {
 	}
 	for _, s := range cases {
 		if got, want := validJSON([]byte(s)), reference([]byte(s)); got != want {
-			t.Errorf("validJSON(%q) = %v, json.Valid says %v", truncate(s, 40), got, want)
+			t.Errorf("validJSON(%q) = %v, json.Valid says %v", text.Clip(s, 40), got, want)
 		}
 	}
 }

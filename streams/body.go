@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/internal/text"
 )
 
 // Rules of the wire that the producer checks before publishing, the worker
@@ -23,13 +25,13 @@ func ParseCoord(coord string) ([3]float64, error) {
 	var xyz [3]float64
 	parts := strings.Split(coord, ",")
 	if len(parts) != 3 {
-		return xyz, fmt.Errorf("%w %q: want three comma-separated numbers", ErrBadCoord, clip(coord, 64))
+		return xyz, fmt.Errorf("%w %q: want three comma-separated numbers", ErrBadCoord, text.Clip(coord, 64))
 	}
 	for i, p := range parts {
 		p = strings.TrimSpace(p)
 		f, err := strconv.ParseFloat(p, 64)
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || p == "" || strings.Trim(p, "0123456789+-.eE") != "" {
-			return xyz, fmt.Errorf("%w %q: %q is not a finite decimal number", ErrBadCoord, clip(coord, 64), clip(p, 32))
+			return xyz, fmt.Errorf("%w %q: %q is not a finite decimal number", ErrBadCoord, text.Clip(coord, 64), text.Clip(p, 32))
 		}
 		xyz[i] = f
 	}
@@ -48,7 +50,7 @@ var ErrBadMemoryType = errors.New("memory_type must be episodic or semantic")
 // CheckMemoryType accepts "episodic" and "semantic".
 func CheckMemoryType(t string) error {
 	if t != MemoryEpisodic && t != MemorySemantic {
-		return fmt.Errorf("%w, not %q", ErrBadMemoryType, clip(t, 32))
+		return fmt.Errorf("%w, not %q", ErrBadMemoryType, text.Clip(t, 32))
 	}
 	return nil
 }
@@ -75,14 +77,4 @@ func CheckHeaderValue(v string) error {
 		}
 	}
 	return nil
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

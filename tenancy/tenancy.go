@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/internal/text"
 )
 
 // MaxLen is the longest tenant id in bytes.
@@ -30,7 +32,7 @@ type InvalidTenantError struct {
 }
 
 func (e *InvalidTenantError) Error() string {
-	return fmt.Sprintf("invalid tenant %q: %s", truncate(e.Tenant, 40), e.Reason)
+	return fmt.Sprintf("invalid tenant %q: %s", text.Clip(e.Tenant, 40), e.Reason)
 }
 
 // Is makes errors.Is(err, ErrInvalidTenant) true.
@@ -165,16 +167,4 @@ func unhex(c byte) int {
 		return int(c-'A') + 10
 	}
 	return -1
-}
-
-// truncate shortens s to at most n bytes for an error message, cutting
-// before a rune rather than through it.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }
