@@ -12,3 +12,7 @@ var errIdempotencyConflict = errors.New("idempotency key reused with a different
 // errUnauthorized is the answer to a missing or wrong bearer token; it never
 // says which, nor echoes what was sent.
 var errUnauthorized = errors.New("missing or invalid bearer token")
+
+// errTenantUnavailable is the answer to a data request of a tenant that
+// Options.Fail makes fail.
+var errTenantUnavailable = errors.New("memory API unavailable for this tenant")

@@ -118,7 +118,8 @@ func (s *Store) authenticate(next http.Handler) http.Handler {
 type dataHandler func(w http.ResponseWriter, r *http.Request, c caller, body []byte)
 
 // tenantScoped reads the caller headers and the body, rejects a request
-// without a valid tenant, and adds the configured delay before h runs. The
+// without a valid tenant, fails one of a tenant Options.Fail names, and adds
+// the configured delay before h runs. The
 // body is read first because the server only notices a client that went
 // away once the body is consumed, and the delay must end with the client.
 func (s *Store) tenantScoped(h dataHandler) http.HandlerFunc {
@@ -140,6 +141,10 @@ func (s *Store) tenantScoped(h dataHandler) http.HandlerFunc {
 		}
 		body, ok := readBody(w, r)
 		if !ok {
+			return
+		}
+		if s.opts.Fail != nil && s.opts.Fail(c.tenant) {
+			writeAnswer(w, errorAnswer(http.StatusServiceUnavailable, errTenantUnavailable), false)
 			return
 		}
 		if err := pause(r.Context(), s.opts.Delay); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,5 +236,43 @@ func TestDelayEndsWhenTheClientGoesAway(t *testing.T) {
 	}
 	if ts := s.TenantStats("t"); ts.Applied != 0 {
 		t.Fatalf("applied = %d, want 0", ts.Applied)
+	}
+}
+
+func TestFailRefusesOnlyTheNamedTenants(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	s := openTestStore(t, Options{Fail: func(tenant string) bool { return tenant == "down" && down.Load() }})
+	srv := startAPI(t, s)
+	const refused = `{"error":"memory API unavailable for this tenant"}`
+
+	for _, tc := range []struct{ what, method, path, body string }{
+		{"store", "POST", "/memories", storeBody},
+		{"delete", "DELETE", "/memories/1,2,3", ""},
+		{"link", "POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"4,5,6","link_type":"r"}`},
+		{"get", "GET", "/memories/1,2,3", ""},
+		{"history", "GET", "/history/1,2,3", ""},
+	} {
+		got := send(t, srv, tc.method, tc.path, tc.body, withKey("down", "k-"+tc.what)...)
+		expect(t, tc.what+" of the failing tenant", got, 503, refused)
+		if ra := got.header.Get("Retry-After"); ra != "" {
+			t.Fatalf("%s: Retry-After %q, want none", tc.what, ra)
+		}
+	}
+	if stats := s.Stats(); len(stats.Tenants) != 0 {
+		t.Fatalf("refused requests left state behind: %+v", stats)
+	}
+
+	// Other tenants and the endpoints without a tenant are unaffected.
+	expect(t, "store of another tenant", send(t, srv, "POST", "/memories", storeBody, withKey("up", "k1")...), 200, "")
+	expect(t, "healthz", send(t, srv, "GET", "/healthz", ""), 200, "")
+	expect(t, "stats", send(t, srv, "GET", "/stats", ""), 200, `{"tenants":{"up":{"applied":1,"suppressed":0,"conflicts":0}}}`)
+
+	// A refusal stores no idempotency record: once the tenant recovers, the
+	// same key is applied, not answered with the 503.
+	down.Store(false)
+	expect(t, "store after recovery", send(t, srv, "POST", "/memories", storeBody, withKey("down", "k-store")...), 200, "")
+	if h := s.History("down", "1,2,3"); len(h) != 1 || h[0].IdempotencyKey != "k-store" {
+		t.Fatalf("history after recovery = %+v, want the one store", h)
 	}
 }

@@ -27,6 +27,10 @@ type Options struct {
 	Token          string        // bearer token; empty = no auth
 	Delay          time.Duration // artificial latency added to every data request (for scale tests); 0 = none
 	IdempotencyTTL time.Duration // how long idempotency records are kept; 0 = 24h
+	// Fail, when set, makes every data request of a tenant for which it
+	// returns true fail with 503 and a JSON error body, without Retry-After
+	// and without touching the store (for failure scenarios); nil = never.
+	Fail func(tenant string) bool
 }
 
 const defaultIdempotencyTTL = 24 * time.Hour
