@@ -33,6 +33,9 @@ func newClusterHarness(t *testing.T, adjust ...func(*streams.Config)) *clusterHa
 	c := clustertest.Start(t)
 	cfg := streams.DefaultConfig()
 	cfg.Replicas = 3
+	// One partition per mode: every fast_ack write goes through the one
+	// consumer whose leader the tests move and stop.
+	cfg.Partitions = 1
 	h := setUpHarness(t, c.Connect, cfg, adjust...)
 	return &clusterHarness{harness: h, cluster: c}
 }
@@ -54,16 +57,19 @@ func (ch *clusterHarness) drained() (bool, string) {
 		return false, fmt.Sprintf("%d writes in the outbox", info.State.Msgs)
 	}
 	for _, m := range streams.Modes {
-		c, err := s.Consumer(ctx, streams.ConsumerName(m))
-		if err != nil {
-			return false, err.Error()
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		if ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return false, fmt.Sprintf("group %s: %d pending, %d awaiting ack", m, ci.NumPending, ci.NumAckPending)
+		for p := range ch.streams.Partitions {
+			name := streams.PartitionConsumerName(m, p)
+			c, err := s.Consumer(ctx, name)
+			if err != nil {
+				return false, err.Error()
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				return false, err.Error()
+			}
+			if ci.NumPending != 0 || ci.NumAckPending != 0 {
+				return false, fmt.Sprintf("consumer %s: %d pending, %d awaiting ack", name, ci.NumPending, ci.NumAckPending)
+			}
 		}
 	}
 	return true, ""
@@ -81,6 +87,7 @@ func TestClusterOutboxIsProvisionedWithThreeReplicas(t *testing.T) {
 	c := clustertest.Start(t)
 	cfg := streams.DefaultConfig()
 	cfg.Replicas = 3
+	cfg.Partitions = 2
 	var wg sync.WaitGroup
 	for worker := range 2 {
 		_, js := c.Connect(t)
@@ -131,17 +138,21 @@ func TestClusterOutboxIsProvisionedWithThreeReplicas(t *testing.T) {
 	if kvs, ok := status.(*jetstream.KeyValueBucketStatus); !ok || kvs.StreamInfo().Config.Replicas != 3 {
 		t.Fatalf("bucket %s status %+v, want 3 replicas", ch.streams.AttemptsBucket, status)
 	}
+	checkStream("KV_" + ch.streams.MembersBucket)
 	for _, m := range streams.Modes {
-		c, err := ch.js.Consumer(ctx, ch.streams.Stream, streams.ConsumerName(m))
-		if err != nil {
-			t.Fatalf("consumer %s: %v", m, err)
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			t.Fatalf("consumer %s: %v", m, err)
-		}
-		if ci.Config.Replicas != 3 || ci.Cluster == nil || ci.Cluster.Leader == "" || len(ci.Cluster.Replicas) != 2 {
-			t.Fatalf("consumer %s: %d replicas, cluster %+v; want a leader and 2 followers", m, ci.Config.Replicas, ci.Cluster)
+		for p := range cfg.Partitions {
+			name := streams.PartitionConsumerName(m, p)
+			c, err := ch.js.Consumer(ctx, ch.streams.Stream, name)
+			if err != nil {
+				t.Fatalf("consumer %s: %v", name, err)
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				t.Fatalf("consumer %s: %v", name, err)
+			}
+			if ci.Config.Replicas != 3 || ci.Cluster == nil || ci.Cluster.Leader == "" || len(ci.Cluster.Replicas) != 2 {
+				t.Fatalf("consumer %s: %d replicas, cluster %+v; want a leader and 2 followers", name, ci.Config.Replicas, ci.Cluster)
+			}
 		}
 	}
 	// Provisioning again, as every worker does at start, changes nothing.
@@ -208,7 +219,7 @@ func testLeaderLossUnderLoad(t *testing.T, crash bool, publishTimeout time.Durat
 
 	leader := ch.cluster.WaitStreamLeader(t, clustertest.DefaultAccount, ch.streams.Stream, 10*time.Second)
 	if crash {
-		ch.cluster.MoveConsumerLeader(t, ch.nc, ch.streams.Stream, streams.ConsumerName(streams.ModeFastAck), leader)
+		ch.cluster.MoveConsumerLeader(t, ch.nc, ch.streams.Stream, streams.PartitionConsumerName(streams.ModeFastAck, 0), leader)
 	}
 	t.Logf("before: stream leader %s; %s", leader.Name(), ch.placement(workers))
 
@@ -292,7 +303,7 @@ func testLeaderLossUnderLoad(t *testing.T, crash bool, publishTimeout time.Durat
 		if s := ch.cluster.StreamLeader(clustertest.DefaultAccount, ch.streams.Stream); s != nil && elected == 0 {
 			newLeader, elected = s, time.Since(stoppedAt)
 		}
-		if ch.cluster.ConsumerLeader(clustertest.DefaultAccount, ch.streams.Stream, streams.ConsumerName(streams.ModeFastAck)) != nil && groupElected == 0 {
+		if ch.cluster.ConsumerLeader(clustertest.DefaultAccount, ch.streams.Stream, streams.PartitionConsumerName(streams.ModeFastAck, 0)) != nil && groupElected == 0 {
 			groupElected = time.Since(stoppedAt)
 		}
 	}
@@ -398,7 +409,7 @@ func testLeaderLossUnderLoad(t *testing.T, crash bool, publishTimeout time.Durat
 	t.Logf("outbox drained %s after the last write was acknowledged", drainedAt.Sub(writesEnded).Round(time.Millisecond))
 }
 
-// placement says where the MEMORY stream, the fast_ack group and the
+// placement says where the MEMORY stream, the fast_ack consumer and the
 // workers' connections are.
 func (ch *clusterHarness) placement(workers []*runningWorker) string {
 	var b strings.Builder
@@ -408,7 +419,7 @@ func (ch *clusterHarness) placement(workers []*runningWorker) string {
 		}
 		return s.Name()
 	}
-	fmt.Fprintf(&b, "fast_ack group leader %s; workers on", name(ch.cluster.ConsumerLeader(clustertest.DefaultAccount, ch.streams.Stream, streams.ConsumerName(streams.ModeFastAck))))
+	fmt.Fprintf(&b, "fast_ack group leader %s; workers on", name(ch.cluster.ConsumerLeader(clustertest.DefaultAccount, ch.streams.Stream, streams.PartitionConsumerName(streams.ModeFastAck, 0))))
 	for _, w := range workers {
 		fmt.Fprintf(&b, " %s", serverOf(w.nc))
 	}

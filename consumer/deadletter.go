@@ -26,7 +26,7 @@ type failure struct {
 // deadLetter stores the write in the dead-letter stream, then acks it. If
 // the dead letter cannot be stored the write stays in the outbox and comes
 // back later: nothing is dropped on the way to the DLQ. It returns how long
-// until that happens, 0 when the write was dead-lettered.
+// to wait before trying again, 0 when the write was dead-lettered.
 func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
 	dl := nats.NewMsg(streams.DLQSubjectFor(msg.Subject()))
@@ -64,14 +64,12 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	id := fmt.Sprintf("dlq:%s:%d", g.cfg.Streams.Stream, seq)
 	if _, err := g.js.PublishMsg(ctx, dl, jetstream.WithMsgID(id)); err != nil {
 		g.log.Error().Err(err).Uint64("seq", seq).Str("class", string(f.class)).Msg("cannot store dead letter; the write stays in the outbox")
-		retryIn = g.backoff(1, 0)
-		_ = msg.NakWithDelay(retryIn)
-		return retryIn
+		return g.backoff(1, 0)
 	}
 	if err := msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after dead-lettering failed")
 	}
-	if meta.NumDelivered > 1 {
+	if meta.NumDelivered > 1 || (w != nil && w.attempts > 0) {
 		g.forgetAttempts(ctx, seq)
 	}
 	tenant := otherTenants

@@ -45,6 +45,8 @@ func newHarness(t *testing.T, adjust ...func(*streams.Config)) *harness {
 // development memory API behind the fault injector.
 func setUpHarness(t *testing.T, connect func(testing.TB, ...nats.Option) (*nats.Conn, jetstream.JetStream), cfg streams.Config, adjust ...func(*streams.Config)) *harness {
 	t.Helper()
+	// A worker that dies is replaced within seconds, not the default ten.
+	cfg.MemberTTL = 2 * time.Second
 	h := &harness{t: t, connect: connect, faults: newFaults(), streams: cfg}
 	for _, a := range adjust {
 		a(&h.streams)

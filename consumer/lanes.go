@@ -1,137 +1,113 @@
 package consumer
 
 import (
+	"context"
 	"sync"
-	"time"
 )
 
 // lanes keep the writes to one memory (tenant and coord) in stream order
 // inside a worker. The pull loop tells the lanes of every write in delivery
-// order (expect) before any starts, and only the lowest stream sequence a
-// worker knows to be pending for a memory may be applied: a write that arrives while an
-// earlier one is in flight, or while an earlier one is put back for a retry
-// or for its tenant's breaker, is put back too, and every write put back is
-// remembered until it returns, so whatever order they come back in, the
-// earliest goes first.
+// order (expect) before any starts; a write then waits (wait) until it is
+// the lowest sequence this worker holds for its memory, runs, and leaves,
+// which lets the next one run. A write waiting for an earlier one stays in
+// the worker, counted as held (see partition.keep), instead of being put
+// back on the stream: put back, it could come back after a later write, or
+// go to another worker.
 //
-// The order holds for the writes one worker sees. Across workers it needs
-// every write of a memory to go to the same worker; see docs/TOPOLOGY.md.
+// Across workers the order needs every write of a memory to reach one
+// worker at a time: partitions and their owners (see docs/TOPOLOGY.md).
 type lanes struct {
-	mu    sync.Mutex
-	m     map[laneKey]*lane
-	grace time.Duration // how long a put-back write is waited for past its due time
+	mu sync.Mutex
+	m  map[laneKey]*lane
 }
 
 type laneKey struct{ tenant, coord string }
 
-type lane struct {
-	inFlight uint64               // stream sequence being applied, 0 if none
-	pending  map[uint64]time.Time // writes put back, with when they are due
+// lane is the writes held for one memory, lowest sequence first. The head
+// may run; the others wait for it.
+type lane struct{ turns []*turn }
+
+// turn is one write's place in its lane.
+type turn struct {
+	key   laneKey
+	seq   uint64
+	ready chan struct{} // closed when the write is the head of its lane
 }
 
-// minBehind is the least a write waits behind an earlier one: enough for
-// the earlier one to arrive first.
-const minBehind = 20 * time.Millisecond
+func newLanes() *lanes { return &lanes{m: map[laneKey]*lane{}} }
 
-func newLanes(grace time.Duration) *lanes { return &lanes{m: map[laneKey]*lane{}, grace: grace} }
-
-// expect records that seq has been pulled and will enter soon, so that a
-// later write to the same memory cannot start first.
-func (l *lanes) expect(key laneKey, seq uint64, now time.Time) {
+// expect places a pulled write in its lane. A write arriving with a lower
+// sequence than writes already waiting goes before them, but not before the
+// head: it has been told to run and may be running.
+func (l *lanes) expect(key laneKey, seq uint64) *turn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ln := l.lane(key)
-	l.putBack(ln, seq, now)
-}
-
-// enter claims the lane for seq, or returns behind > 0: the caller must put
-// the write back for that long, because an earlier write to the memory is in
-// flight or pending.
-func (l *lanes) enter(key laneKey, seq uint64, now time.Time) (behind time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ln := l.lane(key)
-	delete(ln.pending, seq)
-	lastDue, earlier := time.Time{}, ln.inFlight != 0
-	for s, due := range ln.pending {
-		if now.After(due.Add(l.grace)) {
-			delete(ln.pending, s) // never came back here: another worker has it
-			continue
-		}
-		if s < seq {
-			earlier = true
-			lastDue = later(lastDue, due)
-		}
-	}
-	if !earlier {
-		ln.inFlight = seq
-		return 0
-	}
-	// Come back once every earlier write is due; should one be late, the
-	// check above simply puts this one back again.
-	behind = max(lastDue.Sub(now), 0) + minBehind
-	l.putBack(ln, seq, now.Add(behind))
-	return behind
-}
-
-// leave releases the lane. retryIn > 0 says the write was put back and is
-// due again after retryIn.
-func (l *lanes) leave(key laneKey, seq uint64, retryIn time.Duration, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ln := l.m[key]
-	if ln == nil {
-		return
-	}
-	if ln.inFlight == seq {
-		ln.inFlight = 0
-	}
-	if retryIn > 0 {
-		l.putBack(ln, seq, now.Add(retryIn))
-	} else {
-		delete(ln.pending, seq)
-	}
-	if ln.inFlight == 0 && len(ln.pending) == 0 {
-		delete(l.m, key)
-	}
-}
-
-// lane returns key's lane, creating it; l.mu is held.
-func (l *lanes) lane(key laneKey) *lane {
+	t := &turn{key: key, seq: seq, ready: make(chan struct{})}
 	ln := l.m[key]
 	if ln == nil {
 		ln = &lane{}
 		l.m[key] = ln
 	}
-	return ln
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+	i := len(ln.turns)
+	for i > 1 && ln.turns[i-1].seq > seq {
+		i--
 	}
-	return a
-}
-
-func (l *lanes) putBack(ln *lane, seq uint64, due time.Time) {
-	if ln.pending == nil {
-		ln.pending = map[uint64]time.Time{}
+	ln.turns = append(ln.turns, nil)
+	copy(ln.turns[i+1:], ln.turns[i:])
+	ln.turns[i] = t
+	if i == 0 {
+		close(t.ready)
 	}
-	ln.pending[seq] = due
+	return t
 }
 
-// sweep forgets writes that never came back, and empty lanes.
-func (l *lanes) sweep(now time.Time) {
+// told says whether the turn was told to run.
+func (t *turn) told() bool {
+	select {
+	case <-t.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait blocks until the write may run or ctx ends.
+func (l *lanes) wait(ctx context.Context, t *turn) error {
+	select {
+	case <-t.ready:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// leave takes a write out of its lane, settled or handed back, and tells
+// the next one to run.
+func (l *lanes) leave(t *turn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k, ln := range l.m {
-		for s, due := range ln.pending {
-			if now.After(due.Add(l.grace)) {
-				delete(ln.pending, s)
-			}
-		}
-		if ln.inFlight == 0 && len(ln.pending) == 0 {
-			delete(l.m, k)
+	ln := l.m[t.key]
+	if ln == nil {
+		return
+	}
+	for i, u := range ln.turns {
+		if u == t {
+			ln.turns = append(ln.turns[:i], ln.turns[i+1:]...)
+			break
 		}
 	}
+	if len(ln.turns) == 0 {
+		delete(l.m, t.key)
+		return
+	}
+	if head := ln.turns[0]; !head.told() {
+		close(head.ready)
+	}
+}
+
+// len is the number of memories with writes held.
+func (l *lanes) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }

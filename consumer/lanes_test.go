@@ -1,63 +1,65 @@
 package consumer
 
 import (
+	"context"
 	"testing"
 	"time"
 )
 
-func TestLanesLetOnlyTheEarliestPendingWriteThrough(t *testing.T) {
-	l := newLanes(time.Second)
+func TestLanesLetOnlyTheEarliestHeldWriteRun(t *testing.T) {
+	l := newLanes()
 	k := laneKey{"t", "1,2,3"}
-	now := time.Unix(1000, 0)
+	w10 := l.expect(k, 10)
+	w12 := l.expect(k, 12)
+	w11 := l.expect(k, 11) // a redelivery of an earlier write, arriving late
+	other := l.expect(laneKey{"t", "9,9,9"}, 13)
 
-	if behind := l.enter(k, 10, now); behind != 0 {
-		t.Fatalf("first write put back for %s", behind)
-	}
-	// A later write while 10 is in flight goes back.
-	if behind := l.enter(k, 11, now); behind < minBehind {
-		t.Fatalf("write 11 entered while 10 was in flight (behind %s)", behind)
-	}
-	// 10 fails and is due again in 200ms: 12 must wait at least that long.
-	l.leave(k, 10, 200*time.Millisecond, now)
-	if behind := l.enter(k, 12, now); behind < 200*time.Millisecond {
-		t.Fatalf("write 12 would come back after %s, before 10 is due", behind)
-	}
-	// 11 comes back before 10: still behind 10.
-	if behind := l.enter(k, 11, now.Add(100*time.Millisecond)); behind == 0 {
-		t.Fatal("write 11 overtook write 10")
-	}
-	// 10 comes back and is applied; then 11 goes before 12.
-	now = now.Add(250 * time.Millisecond)
-	if behind := l.enter(k, 10, now); behind != 0 {
-		t.Fatalf("write 10 put back on its retry (%s)", behind)
-	}
-	l.leave(k, 10, 0, now)
-	if behind := l.enter(k, 12, now.Add(time.Second/2)); behind == 0 {
-		t.Fatal("write 12 overtook write 11")
-	}
-	if behind := l.enter(k, 11, now.Add(time.Second/2)); behind != 0 {
-		t.Fatalf("write 11 held back with nothing earlier pending (%s)", behind)
-	}
-	// Another memory is never held back by this one.
-	if behind := l.enter(laneKey{"t", "9,9,9"}, 13, now); behind != 0 {
-		t.Fatal("a write to another memory was held back")
+	mustRun(t, l, w10)
+	mustRun(t, l, other) // another memory is never held back by this one
+	mustWait(t, l, w11)
+	mustWait(t, l, w12)
+
+	l.leave(w10)
+	mustRun(t, l, w11) // 11 goes before 12, whatever order they arrived in
+	mustWait(t, l, w12)
+	l.leave(w11)
+	mustRun(t, l, w12)
+	l.leave(w12)
+	l.leave(other)
+	if n := l.len(); n != 0 {
+		t.Fatalf("%d lanes left after everything settled", n)
 	}
 }
 
-func TestLanesForgetWritesThatNeverComeBack(t *testing.T) {
-	l := newLanes(time.Second)
-	k := laneKey{"t", "0,0,0"}
-	now := time.Unix(1000, 0)
-	l.enter(k, 1, now)
-	l.leave(k, 1, 100*time.Millisecond, now)
-	// Write 1 went to another worker; after its due time plus grace, write
-	// 2 is no longer held behind it.
-	if behind := l.enter(k, 2, now.Add(2*time.Second)); behind != 0 {
-		t.Fatalf("held behind a write gone for good (%s)", behind)
+func TestLanesNeverOvertakeARunningHead(t *testing.T) {
+	l := newLanes()
+	k := laneKey{"t", "1,2,3"}
+	w20 := l.expect(k, 20)
+	mustRun(t, l, w20)
+	w15 := l.expect(k, 15)
+	mustWait(t, l, w15)
+	// A write handed back while waiting leaves without disturbing the head.
+	w30 := l.expect(k, 30)
+	l.leave(w30)
+	mustWait(t, l, w15)
+	l.leave(w20)
+	mustRun(t, l, w15)
+}
+
+func mustRun(t *testing.T, l *lanes, w *turn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := l.wait(ctx, w); err != nil {
+		t.Fatalf("write %d may not run: %v", w.seq, err)
 	}
-	l.leave(k, 2, 0, now.Add(2*time.Second))
-	l.sweep(now.Add(10 * time.Second))
-	if n := len(l.m); n != 0 {
-		t.Fatalf("%d lanes left after everything settled", n)
+}
+
+func mustWait(t *testing.T, l *lanes, w *turn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := l.wait(ctx, w); err == nil {
+		t.Fatalf("write %d may run while an earlier write to its memory is held", w.seq)
 	}
 }

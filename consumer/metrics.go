@@ -34,16 +34,21 @@ func (l *tenantLabels) label(tenant string) string {
 }
 
 type metrics struct {
-	tenants      *tenantLabels
-	received     *prometheus.CounterVec
-	applied      *prometheus.CounterVec
-	retried      *prometheus.CounterVec
-	deferred     *prometheus.CounterVec
-	deadLettered *prometheus.CounterVec
-	latency      *prometheus.HistogramVec
-	breakerState *prometheus.GaugeVec
-	breakers     *prometheus.GaugeVec
-	inFlight     prometheus.Gauge
+	tenants       *tenantLabels
+	received      *prometheus.CounterVec
+	applied       *prometheus.CounterVec
+	retried       *prometheus.CounterVec
+	deferred      *prometheus.CounterVec
+	deadLettered  *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	breakerState  *prometheus.GaugeVec
+	breakers      *prometheus.GaugeVec
+	inFlight      prometheus.Gauge
+	waiting       *prometheus.GaugeVec
+	parked        *prometheus.CounterVec
+	replayed      *prometheus.CounterVec
+	parkedTenants *prometheus.GaugeVec
+	partitions    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 			Name: "jetbox_worker_retried_total", Help: "Transient failures scheduled for another attempt.",
 		}, []string{"group", "tenant"}),
 		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jetbox_worker_deferred_total", Help: "Writes put back without an attempt because the tenant's breaker was open.",
+			Name: "jetbox_worker_deferred_total", Help: "Attempts not made because the tenant's breaker was open.",
 		}, []string{"group", "tenant"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_dead_lettered_total", Help: "Writes moved to the dead-letter stream, by class.",
@@ -78,9 +83,24 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jetbox_worker_in_flight", Help: "Memory API calls in flight.",
 		}),
+		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jetbox_worker_lane_waiting", Help: "Writes held behind an earlier write to the same memory.",
+		}, []string{"group"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetbox_worker_parked_total", Help: "Writes moved aside to their tenant's parking subject.",
+		}, []string{"group", "tenant"}),
+		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetbox_worker_replayed_total", Help: "Parked writes settled by a replayer.",
+		}, []string{"group", "tenant"}),
+		parkedTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jetbox_worker_parked_tenants", Help: "Tenants parked, as this worker knows them.",
+		}, []string{"group"}),
+		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jetbox_worker_partitions", Help: "Partitions this worker owns.",
+		}, []string{"group"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.latency, m.breakerState, m.breakers, m.inFlight)
+		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
 	}
 	return m
 }

@@ -333,7 +333,7 @@ func TestExhaustedRetryBudgetDeadLettersAndReplayAppliesOnce(t *testing.T) {
 	}
 	// Replaying the same writes again (say, from a backup) applies nothing new.
 	for _, d := range list {
-		m := nats.NewMsg(d.OriginalSubject)
+		m := nats.NewMsg(streams.PublishSubject(d.OriginalSubject))
 		m.Header.Set(streams.HeaderIdempotencyKey, d.IdempotencyKey)
 		m.Header.Set(streams.HeaderMsgID, "again-"+d.IdempotencyKey)
 		m.Data = d.Data

@@ -22,18 +22,23 @@ type Status struct {
 
 // GroupStatus lists a group's tenants that have a breaker in memory.
 type GroupStatus struct {
-	Group    string         `json:"group"`
-	Breakers []BreakerState `json:"breakers"`
+	Group      string         `json:"group"`
+	Partitions []int          `json:"partitions"` // owned by this worker
+	Breakers   []BreakerState `json:"breakers"`
 }
 
 // Status is a snapshot of this worker's breakers.
 func (w *Worker) Status() Status {
 	host, _ := os.Hostname()
-	s := Status{Worker: fmt.Sprintf("%s/%d", host, os.Getpid()), Ready: w.Ready() == nil}
+	s := Status{Worker: fmt.Sprintf("%s/%d %s", host, os.Getpid(), w.id), Ready: w.Ready() == nil}
 	for _, g := range w.groups {
 		b := g.breakers.snapshot()
 		sort.Slice(b, func(i, j int) bool { return b[i].Tenant < b[j].Tenant })
-		s.Groups = append(s.Groups, GroupStatus{Group: string(g.mode), Breakers: b})
+		var owned []int
+		if p := g.ownedView.Load(); p != nil {
+			owned = *p
+		}
+		s.Groups = append(s.Groups, GroupStatus{Group: string(g.mode), Partitions: owned, Breakers: b})
 	}
 	return s
 }

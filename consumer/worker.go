@@ -14,13 +14,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -33,6 +36,7 @@ import (
 // Worker runs the consumer groups of one jetbox process.
 type Worker struct {
 	cfg      Config
+	id       string // member id in the members bucket
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	api      *memoryAPI
@@ -41,7 +45,11 @@ type Worker struct {
 	log      zerolog.Logger
 	groups   []*group
 	attempts jetstream.KeyValue
-	bound    atomic.Bool
+	parked   jetstream.KeyValue // parking bucket: parked tenants per group
+	members  *membership
+	// parkingSeen is how far the parking watcher has read.
+	parkingSeen *revisionWaiter
+	bound       atomic.Bool
 }
 
 // group is one write mode's consumer group inside this worker.
@@ -49,9 +57,14 @@ type group struct {
 	*Worker
 	mode     streams.Mode
 	level    int // priority: 0 is served first
-	consumer jetstream.Consumer
+	batch    int // writes asked for per pull request, per partition
 	breakers *breakers
 	lanes    *lanes
+	fair     *fair
+	parking  *parking
+	owned    map[int]*partition // touched only by the ownership loop
+	// ownedView is the owned partitions for Status.
+	ownedView atomic.Pointer[[]int]
 }
 
 // New checks the configuration and prepares a worker; Run starts it.
@@ -64,20 +77,32 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
 	w := &Worker{
 		cfg:     cfg,
+		id:      id.String(),
 		nc:      nc,
 		js:      js,
 		api:     newMemoryAPI(cfg),
 		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
 		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
+
+		parkingSeen: newRevisionWaiter(),
 	}
 	for level, mode := range streams.Modes {
 		if !slices.Contains(cfg.Modes, mode) {
 			continue
 		}
-		g := &group{Worker: w, mode: mode, level: level, lanes: newLanes(cfg.Streams.AckWait)}
+		g := &group{
+			Worker: w, mode: mode, level: level,
+			batch: max(1, min(cfg.Concurrency, 256)/4),
+			lanes: newLanes(), fair: newFair(w.slots, level), owned: map[int]*partition{},
+		}
+		g.parking = newParking(g)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
 			w.metrics.breakerChanged(string(mode), tenant, to)
 			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
@@ -87,27 +112,39 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 	return w, nil
 }
 
-// Run consumes until ctx ends, then drains: it stops pulling, hands back
-// writes it has not started, lets started ones finish (up to
-// ShutdownTimeout) and flushes their acks. Nothing is lost either way: a
-// write not acked is redelivered.
+// ID is the worker's member id.
+func (w *Worker) ID() string { return w.id }
+
+// Run joins the workers' membership and consumes the partitions assigned to
+// this worker until ctx ends. Then it leaves, so the others take over at
+// once, and releases every partition: it stops pulling, hands back writes
+// it has not started, lets started ones finish (up to ShutdownTimeout) and
+// flushes their acks. Nothing is lost either way: a write not acked is
+// redelivered.
 func (w *Worker) Run(ctx context.Context) error {
 	if err := w.bind(ctx); err != nil {
 		return err
+	}
+	if err := w.members.join(ctx); err != nil {
+		return fmt.Errorf("join members bucket %s: %w", w.cfg.Streams.MembersBucket, err)
 	}
 	// Writes already started finish on workCtx, which outlives ctx by the
 	// shutdown grace period.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	var readers, inFlight sync.WaitGroup
-	for _, g := range w.groups {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			g.consume(ctx, workCtx, &inFlight)
-		}()
-	}
+	views := make(chan []memberInfo, 1)
+	membersDone := make(chan struct{})
+	go func() {
+		defer close(membersDone)
+		w.members.run(ctx, func(members []memberInfo) {
+			select { // only the latest view matters
+			case <-views:
+			default:
+			}
+			views <- members
+		})
+	}()
 	go w.evictIdleBreakers(ctx)
 	statusSub, err := w.serveStatus()
 	if err != nil {
@@ -115,18 +152,31 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer statusSub.Unsubscribe()
 	w.bound.Store(true)
-	w.log.Info().Int("groups", len(w.groups)).Int("concurrency", w.cfg.Concurrency).Msg("worker consuming")
+	w.log.Info().Str("worker", w.id).Int("groups", len(w.groups)).Int("concurrency", w.cfg.Concurrency).Msg("worker consuming")
 
-	<-ctx.Done()
-	readers.Wait()
-	done := make(chan struct{})
-	go func() { inFlight.Wait(); close(done) }()
+	for done := false; !done; {
+		select {
+		case members := <-views:
+			w.rebalance(ctx, workCtx, members)
+		case <-ctx.Done():
+			done = true
+		}
+	}
+	<-membersDone
+	leaveCtx, cancelLeave := context.WithTimeout(workCtx, 5*time.Second)
+	if err := w.members.leave(leaveCtx); err != nil {
+		w.log.Warn().Err(err).Msg("cannot leave the members bucket; the others take over when the heartbeat expires")
+	}
+	cancelLeave()
+
+	released := make(chan struct{})
+	go func() { w.releaseAll(ctx); close(released) }()
 	select {
-	case <-done:
+	case <-released:
 	case <-time.After(w.cfg.ShutdownTimeout):
 		w.log.Warn().Dur("timeout", w.cfg.ShutdownTimeout).Msg("shutdown timeout: abandoning in-flight writes; they will be redelivered")
 		cancelWork()
-		<-done
+		<-released
 	}
 	w.bound.Store(false)
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -136,18 +186,78 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// rebalance releases the partitions no longer assigned to this worker, then
+// takes the newly assigned ones. Releasing first matters: the new owner's
+// pulls wait on the pin until the old owner has handed everything back.
+func (w *Worker) rebalance(ctx, workCtx context.Context, members []memberInfo) {
+	var releasing sync.WaitGroup
+	for _, g := range w.groups {
+		want := ownedPartitions(w.id, members, g.mode, w.cfg.Streams.Partitions)
+		for p, pt := range g.owned {
+			if !slices.Contains(want, p) {
+				delete(g.owned, p)
+				releasing.Add(1)
+				go func() { defer releasing.Done(); pt.release(ctx) }()
+			}
+		}
+	}
+	releasing.Wait()
+	for _, g := range w.groups {
+		for _, p := range ownedPartitions(w.id, members, g.mode, w.cfg.Streams.Partitions) {
+			if _, ok := g.owned[p]; ok || ctx.Err() != nil {
+				continue
+			}
+			pt, err := g.own(ctx, p, workCtx)
+			if err != nil {
+				g.log.Error().Err(err).Str("group", string(g.mode)).Int("partition", p).Msg("cannot pull from partition; retried at the next membership change")
+				continue
+			}
+			g.owned[p] = pt
+		}
+		owned := slices.Sorted(maps.Keys(g.owned))
+		g.ownedView.Store(&owned)
+		g.log.Info().Str("group", string(g.mode)).Int("members", len(members)).Ints("partitions", owned).Msg("partitions assigned")
+	}
+}
+
+func (w *Worker) releaseAll(ctx context.Context) {
+	var releasing sync.WaitGroup
+	for _, g := range w.groups {
+		for p, pt := range g.owned {
+			delete(g.owned, p)
+			releasing.Add(1)
+			go func() { defer releasing.Done(); pt.release(ctx) }()
+		}
+		g.ownedView.Store(nil)
+	}
+	releasing.Wait()
+}
+
 func (w *Worker) bind(ctx context.Context) error {
 	kv, err := w.js.KeyValue(ctx, w.cfg.Streams.AttemptsBucket)
 	if err != nil {
 		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.AttemptsBucket, err)
 	}
 	w.attempts = kv
+	if w.parked, err = w.js.KeyValue(ctx, w.cfg.Streams.ParkingBucket); err != nil {
+		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.ParkingBucket, err)
+	}
+	if err := w.watchParking(ctx); err != nil {
+		return fmt.Errorf("watch bucket %s: %w", w.cfg.Streams.ParkingBucket, err)
+	}
+	members, err := w.js.KeyValue(ctx, w.cfg.Streams.MembersBucket)
+	if err != nil {
+		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.MembersBucket, err)
+	}
+	host, _ := os.Hostname()
+	w.members = newMembership(members, memberInfo{ID: w.id, Host: host, PID: os.Getpid(), Modes: w.cfg.Modes, Started: time.Now().UTC()}, w.cfg.Streams.MemberTTL, w.log)
 	for _, g := range w.groups {
-		c, err := w.js.Consumer(ctx, w.cfg.Streams.Stream, streams.ConsumerName(g.mode))
-		if err != nil {
-			return fmt.Errorf("%w: consumer %s: %v", streams.ErrNotProvisioned, streams.ConsumerName(g.mode), err)
+		for p := range w.cfg.Streams.Partitions {
+			name := streams.PartitionConsumerName(g.mode, p)
+			if _, err := w.js.Consumer(ctx, w.cfg.Streams.Stream, name); err != nil {
+				return fmt.Errorf("%w: consumer %s: %v", streams.ErrNotProvisioned, name, err)
+			}
 		}
-		g.consumer = c
 	}
 	return nil
 }
@@ -163,81 +273,13 @@ func (w *Worker) Ready() error {
 	return nil
 }
 
-// consume pulls one group's writes and starts each as a slot frees up.
-func (g *group) consume(ctx, workCtx context.Context, inFlight *sync.WaitGroup) {
-	batch := min(g.cfg.Concurrency, 256)
-	it, err := g.consumer.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		g.log.Error().Err(err).Str("group", string(g.mode)).Msg("cannot pull from consumer")
-		return
-	}
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
-	defer it.Stop()
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			g.log.Warn().Err(err).Str("group", string(g.mode)).Msg("pull")
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if ctx.Err() != nil {
-			// Shutting down: give buffered writes back at once.
-			_ = msg.Nak()
-			continue
-		}
-		// Decoded here, in delivery order, so the lanes learn of every write
-		// before any of them starts: the goroutines below start in any order.
-		d := g.prepare(msg)
-		if err := g.acquireSlot(ctx, msg); err != nil {
-			g.lanes.leave(d.lane, d.seq(), 0, time.Now())
-			_ = msg.Nak()
-			continue
-		}
-		inFlight.Add(1)
-		go func() {
-			defer inFlight.Done()
-			defer g.releaseSlot()
-			g.handle(workCtx, d)
-		}()
-	}
-}
-
-// acquireSlot waits for a memory API slot at the group's priority. A write
-// waiting longer than a third of the ack wait tells the server it is still
-// held, so it is not redelivered to another worker meanwhile.
-func (g *group) acquireSlot(ctx context.Context, msg jetstream.Msg) error {
-	for {
-		waitCtx, cancel := context.WithTimeout(ctx, g.cfg.Streams.AckWait/3)
-		err := g.slots.Acquire(waitCtx, g.level)
-		cancel()
-		if err == nil {
-			g.metrics.inFlight.Inc()
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		_ = msg.InProgress()
-	}
-}
-
-func (g *group) releaseSlot() {
-	g.metrics.inFlight.Dec()
-	g.slots.Release(g.level)
-}
-
-// handle is the delivery policy for one write.
 // delivery is a pulled write, decoded.
 type delivery struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	w    *write
-	err  error   // why it cannot be applied
-	lane laneKey // the memory it writes, when decoded
+	err  error // why it cannot be applied
+	turn *turn // its place in its memory's lane, when decoded
 }
 
 func (d delivery) seq() uint64 {
@@ -247,7 +289,7 @@ func (d delivery) seq() uint64 {
 	return d.meta.Sequence.Stream
 }
 
-// prepare decodes a write and tells the lanes it is coming.
+// prepare decodes a write and places it in its lane.
 func (g *group) prepare(msg jetstream.Msg) delivery {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -256,86 +298,170 @@ func (g *group) prepare(msg jetstream.Msg) delivery {
 	w, err := decodeWrite(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
 	d := delivery{msg: msg, meta: meta, w: w, err: err}
 	if err == nil {
-		d.lane = laneKey{w.addr.Tenant, w.coord}
-		g.lanes.expect(d.lane, meta.Sequence.Stream, time.Now())
+		d.turn = g.lanes.expect(laneKey{w.addr.Tenant, w.coord}, meta.Sequence.Stream)
 	}
 	return d
 }
 
-func (g *group) handle(ctx context.Context, d delivery) {
+// step is what happens to a write after an attempt.
+type step int
+
+const (
+	settled   step = iota // acked: applied, dead-lettered or parked
+	again                 // to be attempted again after a delay
+	deferred              // not attempted: the tenant's breaker is open
+	abandoned             // not the write's fault (shutdown): hand it back
+)
+
+// handle is the delivery policy for one write, from the moment it is
+// pulled until it is settled or handed back. A write waits for the earlier
+// writes to its memory, then for a slot (tenants take turns), then is
+// attempted; a transient failure or an open breaker makes it wait, still
+// held, and try again. ctx ends when the partition is released: a write
+// not running then is handed back.
+func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) {
 	msg, meta, w := d.msg, d.meta, d.w
 	if meta == nil {
 		g.log.Error().Err(d.err).Msg("message without JetStream metadata")
 		return
 	}
-	seq := meta.Sequence.Stream
 	if d.err != nil {
-		g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead)
+		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+			if !sleep(ctx, g.backoff(1, 0)) {
+				pt.handBack(d)
+				return
+			}
+		}
 		return
 	}
+	defer g.lanes.leave(d.turn)
 	tenant := g.metrics.tenants.label(w.addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
-	key := d.lane
-	if behind := g.lanes.enter(key, seq, time.Now()); behind > 0 {
-		// An earlier write to this memory is in flight or waiting for a
-		// retry: this one goes back too, to come after it. Not an attempt,
-		// no budget used.
-		_ = msg.NakWithDelay(behind)
-		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
-		return
+	if !d.turn.told() {
+		g.metrics.waiting.WithLabelValues(string(g.mode)).Inc()
+		err := g.lanes.wait(ctx, d.turn)
+		g.metrics.waiting.WithLabelValues(string(g.mode)).Dec()
+		if err != nil {
+			pt.handBack(d)
+			return
+		}
 	}
-	retryIn := g.apply(ctx, msg, meta, w, tenant)
-	g.lanes.leave(key, seq, retryIn, time.Now())
+	for {
+		if ctx.Err() != nil {
+			pt.handBack(d)
+			return
+		}
+		moved, err := g.parking.divert(ctx, d)
+		if moved && err == nil {
+			return
+		}
+		if err != nil {
+			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
+			if !sleep(ctx, g.backoff(1, 0)) {
+				pt.handBack(d)
+				return
+			}
+			continue
+		}
+		if g.fair.acquire(ctx, w.addr.Tenant) != nil {
+			pt.handBack(d)
+			return
+		}
+		g.metrics.inFlight.Inc()
+		next, after := g.apply(workCtx, d, tenant)
+		g.metrics.inFlight.Dec()
+		g.fair.release()
+		switch next {
+		case settled:
+			return
+		case abandoned:
+			pt.handBack(d)
+			return
+		case deferred:
+			// The tenant's memory API is failing: move its writes aside so
+			// that they hold nothing its partition neighbours need.
+			if ctx.Err() == nil {
+				err := g.parking.park(ctx, d, pt, "breaker open")
+				if err == nil {
+					return
+				}
+				g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot park the write; holding it")
+			}
+		}
+		if !sleep(ctx, after) {
+			pt.handBack(d)
+			return
+		}
+	}
+}
+
+// sleep waits d, or returns false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // apply makes one attempt through the tenant's breaker and settles the
-// write: acked after a 2xx, dead-lettered, or put back. It returns how long
-// until a put-back write is due again, 0 when it was settled.
-func (g *group) apply(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, tenant string) (retryIn time.Duration) {
+// write: acked after a 2xx, dead-lettered, or to be tried again after the
+// returned delay.
+func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, time.Duration) {
+	msg, meta, w := d.msg, d.meta, d.w
 	seq := meta.Sequence.Stream
 	now := time.Now()
 	tb := g.breakers.get(w.addr.Tenant, now)
 	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })
 	if !attempted {
-		delay := max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
-		_ = msg.NakWithDelay(delay)
+		// Not an attempt, no budget used.
 		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
-		return delay
+		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
 	switch a.class {
 	case classApplied:
 		if err := msg.Ack(); err != nil {
 			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
 		}
-		if meta.NumDelivered > 1 {
+		if meta.NumDelivered > 1 || w.attempts > 0 {
 			g.forgetAttempts(ctx, seq)
 		}
 		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
-		return 0
+		return settled, 0
 	case classPermanent:
-		return g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected)
+		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected))
 	}
 	if ctx.Err() != nil {
-		// Abandoned on shutdown: not the write's fault.
-		_ = msg.Nak()
-		return 0
+		return abandoned, 0
 	}
 	n, err := g.countAttempt(ctx, seq)
 	if err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot count attempt; retrying without using the budget")
 	}
+	w.attempts = n
 	if n >= g.cfg.MaxAttempts {
-		return g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead)
+		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead))
 	}
 	delay := g.backoff(n, a.retryAfter)
-	_ = msg.NakWithDelay(delay)
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
 	g.withPayloads(g.log.Debug(), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
-	return delay
+	return again, delay
+}
+
+// settle turns deadLetter's answer into a step: a dead letter that could
+// not be stored is tried again.
+func (g *group) settle(retryIn time.Duration) (step, time.Duration) {
+	if retryIn > 0 {
+		return again, retryIn
+	}
+	return settled, 0
 }
 
 // withPayloads adds the write's body and the memory API's answer to a log
@@ -403,7 +529,6 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 		case now := <-t.C:
 			total := 0
 			for _, g := range w.groups {
-				g.lanes.sweep(now)
 				evicted := g.breakers.evictIdle(now)
 				for _, tenant := range evicted {
 					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))

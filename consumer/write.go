@@ -40,6 +40,7 @@ type write struct {
 	path           string
 	body           []byte // sent as is; nil for DELETE
 	coord          string // the coord the write touches (for logs and order)
+	attempts       int    // failed attempts counted so far, 0 if none here
 }
 
 // decodeWrite checks a message against the contract. Anything it refuses is
@@ -105,7 +106,7 @@ func isSyncSubject(subject string) bool {
 
 // reservedReplyPrefixes are subjects a reply must never reach, whatever
 // prefixes are allowed.
-var reservedReplyPrefixes = []string{"$", streams.SubjectPrefix + ".", streams.DLQSubjectPrefix + "."}
+var reservedReplyPrefixes = []string{"$", streams.SubjectPrefix + ".", streams.DLQSubjectPrefix + ".", streams.ParkedSubjectPrefix + "."}
 
 // checkReplyTo accepts a literal subject under one of the allowed prefixes
 // (by default the inboxes NATS clients make), outside the reserved ones.

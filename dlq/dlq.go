@@ -20,7 +20,7 @@ import (
 // Filter selects dead letters. Zero fields select everything.
 type Filter struct {
 	Tenant  string    // raw tenant id
-	Subject string    // original outbox subject, wildcards allowed (memory.*.sync.store)
+	Subject string    // original outbox subject, wildcards allowed (memory.*.sync.store); a stored subject's partition token is ignored
 	Since   time.Time // dead-lettered at or after
 	Until   time.Time // dead-lettered before
 	Limit   int       // at most this many; 0 = no limit
@@ -63,8 +63,8 @@ func (f Filter) subject() (string, error) {
 
 // DeadLetter is one stored dead letter.
 type DeadLetter struct {
-	Seq             uint64      `json:"seq"` // in the dead-letter stream
-	OriginalSubject string      `json:"original_subject"`
+	Seq             uint64      `json:"seq"`              // in the dead-letter stream
+	OriginalSubject string      `json:"original_subject"` // as the outbox stored it, partition token included
 	OriginalSeq     uint64      `json:"original_seq"`
 	Group           string      `json:"group"`
 	Class           string      `json:"class"`
@@ -179,11 +179,15 @@ type ReplayResult struct {
 	Failed   int `json:"failed"`
 }
 
-// Replay republishes the selected dead letters to their original subjects
-// with a fresh Nats-Msg-Id (the old one may still be inside the duplicate
-// window) and their original Soma-Idempotency-Key, so the memory API
-// applies each at most once however often it is replayed. A dead letter is
-// removed only after the outbox stored its replay.
+// Replay republishes the selected dead letters to their original publish
+// subjects with a fresh Nats-Msg-Id (the old one may still be inside the
+// duplicate window) and their original Soma-Idempotency-Key, so the memory
+// API applies each at most once however often it is replayed. A dead letter
+// is removed only after the outbox stored its replay.
+//
+// The original subject a worker records is the one the outbox stored the
+// write under, partition token included; the outbox takes only the four
+// tokens a producer publishes, and partitions the replay again itself.
 func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Filter) (ReplayResult, error) {
 	var res ReplayResult
 	stream, err := js.Stream(ctx, cfg.DLQStream)
@@ -191,7 +195,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f F
 		return res, fmt.Errorf("dead-letter stream %s: %w", cfg.DLQStream, err)
 	}
 	err = each(ctx, js, cfg, f, func(d DeadLetter) error {
-		msg := nats.NewMsg(d.OriginalSubject)
+		subject := streams.PublishSubject(d.OriginalSubject)
+		msg := nats.NewMsg(subject)
 		for name, values := range d.Header {
 			if strings.HasPrefix(name, "Soma-Dlq-") || strings.HasPrefix(name, "Nats-") || name == streams.HeaderReplyTo {
 				continue
@@ -205,7 +210,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f F
 		}
 		if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID("replay:"+id.String())); err != nil {
 			res.Failed++
-			return fmt.Errorf("replay dead letter %d to %s: %w", d.Seq, d.OriginalSubject, err)
+			return fmt.Errorf("replay dead letter %d to %s: %w", d.Seq, subject, err)
 		}
 		res.Replayed++
 		if err := stream.DeleteMsg(ctx, d.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {

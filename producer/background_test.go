@@ -41,16 +41,18 @@ func (e *env) takeMsgIDs(t *testing.T, mode streams.Mode) map[string]bool {
 	total := e.count(t)
 	ids := map[string]bool{}
 	for uint64(len(ids)) < total {
-		batch, err := e.top.Consumers[mode].Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
 		n := 0
-		for m := range batch.Messages() {
-			ids[m.Headers().Get(streams.HeaderMsgID)] = true
-			n++
-			if err := m.Ack(); err != nil {
+		for _, c := range e.top.Consumers[mode] {
+			batch, err := c.Fetch(1000, jetstream.FetchMaxWait(100*time.Millisecond), jetstream.FetchPriorityGroup(streams.OwnerGroup))
+			if err != nil {
 				t.Fatal(err)
+			}
+			for m := range batch.Messages() {
+				ids[m.Headers().Get(streams.HeaderMsgID)] = true
+				n++
+				if err := m.Ack(); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		if n == 0 {
@@ -322,7 +324,7 @@ func TestBackgroundConcurrentWritersAndFlushes(t *testing.T) {
 		if err := json.Unmarshal(m.Data, &body); err != nil {
 			t.Fatalf("body %s: %v", m.Data, err)
 		}
-		if want := fmt.Sprint("memory.t", body.Payload.Writer, ".background.store"); m.Subject != want {
+		if want := fmt.Sprint("memory.t", body.Payload.Writer, ".background.store"); streams.PublishSubject(m.Subject) != want {
 			t.Fatalf("body %s on %s", m.Data, m.Subject)
 		}
 		seen[fmt.Sprint(body.Payload.Writer, "/", body.Payload.I)] = true

@@ -128,7 +128,7 @@ func TestFastAckStoresContractMessage(t *testing.T) {
 		t.Fatalf("%d messages in the outbox, want 1", len(msgs))
 	}
 	m := msgs[0]
-	if m.Sequence != res.Sequence || m.Subject != wantSubject {
+	if m.Sequence != res.Sequence || streams.PublishSubject(m.Subject) != wantSubject {
 		t.Fatalf("stored seq %d subject %q, result %+v", m.Sequence, m.Subject, res)
 	}
 	wantHeaders := map[string]string{

@@ -26,7 +26,14 @@ type outcome struct {
 // acks, and publishes decide's outcome to Soma-Reply-To.
 func (e *env) respond(t *testing.T, decide func(jetstream.Msg) outcome) {
 	t.Helper()
-	cc, err := e.top.Consumers[streams.ModeSync].Consume(func(m jetstream.Msg) {
+	for _, c := range e.top.Consumers[streams.ModeSync] {
+		e.respondFrom(t, c, decide)
+	}
+}
+
+func (e *env) respondFrom(t *testing.T, c jetstream.Consumer, decide func(jetstream.Msg) outcome) {
+	t.Helper()
+	cc, err := c.Consume(func(m jetstream.Msg) {
 		o := decide(m)
 		out := nats.NewMsg(m.Headers().Get(streams.HeaderReplyTo))
 		out.Header.Set(streams.HeaderOutcome, string(o.outcome))
@@ -41,7 +48,7 @@ func (e *env) respond(t *testing.T, decide func(jetstream.Msg) outcome) {
 		if err := e.nc.PublishMsg(out); err != nil {
 			t.Errorf("publish outcome: %v", err)
 		}
-	})
+	}, jetstream.PullPriorityGroup(streams.OwnerGroup))
 	if err != nil {
 		t.Fatalf("consume: %v", err)
 	}

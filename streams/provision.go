@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,9 @@ type Config struct {
 	Stream          string // outbox stream name
 	DLQStream       string // dead-letter stream name
 	AttemptsBucket  string // KV bucket that counts delivery attempts
+	MembersBucket   string // KV bucket where live workers heartbeat
+	ParkingStream   string // stream where parked tenants' writes wait
+	ParkingBucket   string // KV bucket listing the parked tenants
 	Replicas        int    // 1, or 3 on a cluster
 	Storage         jetstream.StorageType
 	DuplicateWindow time.Duration // Nats-Msg-Id dedupe window
@@ -23,7 +27,9 @@ type Config struct {
 	MaxMsgSize      int32         // largest write; -1 = the server's max payload less DLQHeadroom
 	DLQMaxAge       time.Duration // how long dead letters are kept; 0 forever
 	AckWait         time.Duration // how long a worker may hold a write before it is redelivered
-	MaxAckPending   int           // writes in flight per group
+	MaxAckPending   int           // writes in flight per partition consumer (not per mode: a mode holds Partitions times as many)
+	Partitions      int           // partitions per mode, 1 to MaxPartitions; each is one consumer owned by one worker
+	MemberTTL       time.Duration // a worker that has not heartbeated for this long is gone, and its partitions move
 }
 
 // DefaultConfig is what an embedded single-node jetbox uses.
@@ -32,6 +38,9 @@ func DefaultConfig() Config {
 		Stream:          "MEMORY",
 		DLQStream:       "MEMORY_DLQ",
 		AttemptsBucket:  "MEMORY_ATTEMPTS",
+		MembersBucket:   "MEMORY_WORKERS",
+		ParkingStream:   "MEMORY_PARKED",
+		ParkingBucket:   "MEMORY_PARKING",
 		Replicas:        1,
 		Storage:         jetstream.FileStorage,
 		DuplicateWindow: 2 * time.Minute,
@@ -41,8 +50,35 @@ func DefaultConfig() Config {
 		DLQMaxAge:       30 * 24 * time.Hour,
 		AckWait:         30 * time.Second,
 		MaxAckPending:   1000,
+		Partitions:      16,
+		MemberTTL:       10 * time.Second,
 	}
 }
+
+// ErrInvalidConfig says Provision was given a layout it cannot make.
+var ErrInvalidConfig = errors.New("invalid outbox config")
+
+func (c Config) validate() error {
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		return fmt.Errorf("%w: Partitions = %d, allowed 1 to %d", ErrInvalidConfig, c.Partitions, MaxPartitions)
+	}
+	if c.MemberTTL <= 0 {
+		return fmt.Errorf("%w: MemberTTL = %v, must be above 0 or a dead worker would keep its partitions", ErrInvalidConfig, c.MemberTTL)
+	}
+	return nil
+}
+
+// PinnedTTL is how long a partition consumer stays pinned to an owner that
+// has stopped pulling. A dead owner's unacked writes must all have been
+// redelivered before another worker is pinned, or the new owner could apply
+// a later write to a memory before the dead owner's earlier one comes back.
+// An owner renews its pin with every pull request, and it receives writes
+// and sends InProgress only while it pulls, so the last time it touched a
+// write is at most the longest gap between two of its pull requests
+// (2*PullExpiry: one request's lifetime, and as long again before the next)
+// after its last one; that write is redelivered AckWait later. The pin
+// therefore outlives the ack wait by that gap.
+func (c Config) PinnedTTL() time.Duration { return c.AckWait + 2*PullExpiry }
 
 // DLQHeadroom is what a dead letter adds to a write: the reason, the answer
 // excerpt and the bookkeeping headers. The outbox refuses writes that would
@@ -50,31 +86,42 @@ func DefaultConfig() Config {
 // write can always be dead-lettered.
 const DLQHeadroom = 4096
 
-// ConsumerName is the durable name of a mode's consumer group.
-func ConsumerName(mode Mode) string { return string(mode) }
-
 // OutboxConfig is the outbox stream. Work-queue retention removes a write
 // only when a worker acks it, which the worker does only after the memory API
 // applied it or the write was dead-lettered. Discard-new makes a full outbox
 // refuse new writes instead of dropping old undelivered ones.
+//
+// Producers publish memory.<token>.<mode>.<op>; the subject transform
+// stores each write as memory.<token>.<mode>.<op>.<partition>, the
+// partition hashed from the tenant token alone (PartitionOf), so a tenant's
+// writes all land in one partition. The stream takes four-token subjects
+// only, so a producer cannot publish to a partition of its choosing.
 func (c Config) OutboxConfig() jetstream.StreamConfig {
 	subjects := make([]string, 0, len(Modes))
 	for _, m := range Modes {
-		subjects = append(subjects, ModeFilter(m))
+		subjects = append(subjects, ModeSubject(m))
 	}
 	return jetstream.StreamConfig{
 		Name:        c.Stream,
 		Description: "jetbox outbox: memory writes waiting to be applied",
 		Subjects:    subjects,
-		Retention:   jetstream.WorkQueuePolicy,
-		Discard:     jetstream.DiscardNew,
-		Storage:     c.Storage,
-		Replicas:    c.Replicas,
-		Duplicates:  c.DuplicateWindow,
-		MaxBytes:    c.MaxBytes,
-		MaxMsgs:     c.MaxMsgs,
-		MaxMsgSize:  c.MaxMsgSize,
-		AllowDirect: true,
+		SubjectTransform: &jetstream.SubjectTransformConfig{
+			Source:      SubjectPrefix + ".*.*.*",
+			Destination: fmt.Sprintf("%s.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,1)}}", SubjectPrefix, c.Partitions),
+		},
+		Retention:  jetstream.WorkQueuePolicy,
+		Discard:    jetstream.DiscardNew,
+		Storage:    c.Storage,
+		Replicas:   c.Replicas,
+		Duplicates: c.DuplicateWindow,
+		MaxBytes:   c.MaxBytes,
+		MaxMsgs:    c.MaxMsgs,
+		MaxMsgSize: c.MaxMsgSize,
+		// The server allows 1000 consumers per stream unless told
+		// otherwise; the partitions may need up to 3000. No other consumer
+		// can share a work-queue stream whose every subject is filtered.
+		MaxConsumers: len(Modes) * c.Partitions,
+		AllowDirect:  true,
 	}
 }
 
@@ -95,20 +142,25 @@ func (c Config) DLQConfig() jetstream.StreamConfig {
 	}
 }
 
-// ConsumerConfig is the durable pull consumer of a mode's group. MaxDeliver
-// is unlimited: the workers count attempts themselves, so that deferrals while
-// a breaker is open never use up the retry budget.
-func (c Config) ConsumerConfig(mode Mode) jetstream.ConsumerConfig {
+// ConsumerConfig is the durable pull consumer of one partition of a mode.
+// MaxDeliver is unlimited: the workers count attempts themselves, so that
+// deferrals while a breaker is open never use up the retry budget. The
+// pinned priority group lets one worker at a time pull from it; see
+// PinnedTTL for how long a silent owner keeps it.
+func (c Config) ConsumerConfig(mode Mode, p int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName(mode),
-		Description:   "jetbox " + string(mode) + " workers",
-		FilterSubject: ModeFilter(mode),
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: c.MaxAckPending,
-		Replicas:      c.Replicas,
+		Durable:        PartitionConsumerName(mode, p),
+		Description:    fmt.Sprintf("jetbox %s workers, partition %d", mode, p),
+		FilterSubject:  PartitionFilter(mode, p),
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  c.MaxAckPending,
+		Replicas:       c.Replicas,
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{OwnerGroup},
+		PinnedTTL:      c.PinnedTTL(),
 	}
 }
 
@@ -125,19 +177,51 @@ func (c Config) AttemptsConfig() jetstream.KeyValueConfig {
 	}
 }
 
+// MembersConfig is the KV bucket where each worker keeps a key alive while
+// it runs. The TTL drops a worker that stopped heartbeating.
+func (c Config) MembersConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      c.MembersBucket,
+		Description: "jetbox: live workers (heartbeats)",
+		History:     1,
+		TTL:         c.MemberTTL,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+	}
+}
+
 // Topology is the provisioned outbox.
 type Topology struct {
 	Outbox    jetstream.Stream
 	DLQ       jetstream.Stream
 	Attempts  jetstream.KeyValue
-	Consumers map[Mode]jetstream.Consumer
+	Members   jetstream.KeyValue
+	Parking   jetstream.Stream
+	Parked    jetstream.KeyValue
+	Consumers map[Mode][]jetstream.Consumer // by mode, then partition
 }
 
-// Provision creates or updates the streams, the attempts bucket and the three
-// consumer groups. Running it again with the same config changes nothing.
+// Provision creates or updates the streams, the buckets and a consumer per
+// mode and partition. Running it again with the same config changes nothing.
+//
+// It also retires the consumers the layout no longer has: those of the
+// unpartitioned layout (named after the modes) and, when Partitions
+// shrinks, those of the partitions beyond it. It refuses with ErrNotDrained,
+// before changing anything where it can, while one of them still holds
+// writes, which no consumer of the new layout would ever deliver.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
 		cfg.MaxMsgSize = int32(max - DLQHeadroom)
+	}
+	if existing, err := js.Stream(ctx, cfg.Stream); err == nil {
+		if _, err := retiredConsumers(ctx, existing, cfg); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("provision stream %s: %w", cfg.Stream, err)
 	}
 	outbox, err := createOrUpdateStream(ctx, js, cfg.OutboxConfig())
 	if err != nil {
@@ -147,22 +231,107 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s: %w", cfg.DLQStream, err)
 	}
-	attempts, err := js.CreateKeyValue(ctx, cfg.AttemptsConfig())
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		attempts, err = js.UpdateKeyValue(ctx, cfg.AttemptsConfig())
-	}
+	attempts, err := createOrUpdateBucket(ctx, js, cfg.AttemptsConfig())
 	if err != nil {
-		return nil, fmt.Errorf("provision bucket %s: %w", cfg.AttemptsBucket, err)
+		return nil, err
 	}
-	top := &Topology{Outbox: outbox, DLQ: dlq, Attempts: attempts, Consumers: map[Mode]jetstream.Consumer{}}
-	for _, m := range Modes {
-		c, err := outbox.CreateOrUpdateConsumer(ctx, cfg.ConsumerConfig(m))
-		if err != nil {
-			return nil, fmt.Errorf("provision consumer %s: %w", ConsumerName(m), err)
+	members, err := createOrUpdateBucket(ctx, js, cfg.MembersConfig())
+	if err != nil {
+		return nil, err
+	}
+	parking, err := createOrUpdateStream(ctx, js, cfg.ParkingConfig())
+	if err != nil {
+		return nil, fmt.Errorf("provision stream %s: %w", cfg.ParkingStream, err)
+	}
+	parked, err := createOrUpdateBucket(ctx, js, cfg.ParkingBucketConfig())
+	if err != nil {
+		return nil, err
+	}
+	// Checked again now that the stream stores nothing new for them: a write
+	// may have come in since the first check.
+	retired, err := retiredConsumers(ctx, outbox, cfg)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range retired {
+		if err := outbox.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("delete retired consumer %s: %w", name, err)
 		}
-		top.Consumers[m] = c
+	}
+	top := &Topology{Outbox: outbox, DLQ: dlq, Attempts: attempts, Members: members, Parking: parking, Parked: parked, Consumers: map[Mode][]jetstream.Consumer{}}
+	for _, m := range Modes {
+		for p := range cfg.Partitions {
+			c, err := outbox.CreateOrUpdateConsumer(ctx, cfg.ConsumerConfig(m, p))
+			if err != nil {
+				return nil, fmt.Errorf("provision consumer %s: %w", PartitionConsumerName(m, p), err)
+			}
+			top.Consumers[m] = append(top.Consumers[m], c)
+		}
 	}
 	return top, nil
+}
+
+// ErrNotDrained says the outbox still holds writes that a change of layout
+// would leave without a consumer.
+var ErrNotDrained = errors.New("outbox not drained")
+
+// legacyConsumer reports whether name is a consumer of the unpartitioned
+// layout: one per mode, named after it, filtered on memory.*.<mode>.>. On a
+// work-queue stream its filter overlaps the partition consumers', and the
+// server refuses those while it exists.
+func legacyConsumer(name string) bool {
+	m, err := ParseMode(name)
+	return err == nil && string(m) == name
+}
+
+// retiredConsumers lists the outbox's consumers that cfg's layout no
+// longer has, and fails with ErrNotDrained if any of them still holds
+// writes: writes stored unpartitioned (four tokens), or writes pending or
+// in flight on a partition at or beyond cfg.Partitions.
+func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) ([]string, error) {
+	var legacy, surplus []string
+	names := outbox.ConsumerNames(ctx)
+	for name := range names.Name() {
+		if legacyConsumer(name) {
+			legacy = append(legacy, name)
+		} else if _, p, ok := ParsePartitionConsumerName(name); ok && p >= cfg.Partitions {
+			surplus = append(surplus, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", cfg.Stream, err)
+	}
+	if len(legacy) > 0 {
+		// Counted on the stream, not on the old consumers: once the stream
+		// is partitioned their filters (memory.*.<mode>.>) match the new
+		// writes too.
+		info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+".*.*.*"))
+		if err != nil {
+			return nil, fmt.Errorf("count unpartitioned writes in %s: %w", cfg.Stream, err)
+		}
+		var n uint64
+		for _, count := range info.State.Subjects {
+			n += count
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%w: stream %s holds %d writes stored before it was partitioned; let workers of the previous jetbox version apply them (consumers %s) before starting this one",
+				ErrNotDrained, cfg.Stream, n, strings.Join(legacy, ", "))
+		}
+	}
+	for _, name := range surplus {
+		c, err := outbox.Consumer(ctx, name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		if info := c.CachedInfo(); info.NumPending > 0 || info.NumAckPending > 0 {
+			return nil, fmt.Errorf("%w: consumer %s holds %d writes not yet delivered and %d in flight, in a partition beyond the %d configured; drain the outbox before reducing partitions",
+				ErrNotDrained, name, info.NumPending, info.NumAckPending, cfg.Partitions)
+		}
+	}
+	return append(legacy, surplus...), nil
 }
 
 // createOrUpdateStream creates first and updates only a stream that exists
@@ -178,23 +347,53 @@ func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetst
 	return s, err
 }
 
+// createOrUpdateBucket does the same for a KV bucket.
+func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.UpdateKeyValue(ctx, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
 // ErrNotProvisioned says a stream, bucket or consumer is missing.
 var ErrNotProvisioned = errors.New("outbox not provisioned")
 
 // Check reports whether everything Provision makes exists, without creating
 // anything.
 func Check(ctx context.Context, js jetstream.JetStream, cfg Config) error {
-	for _, name := range []string{cfg.Stream, cfg.DLQStream} {
-		if _, err := js.Stream(ctx, name); err != nil {
+	var outbox jetstream.Stream
+	for _, name := range []string{cfg.Stream, cfg.DLQStream, cfg.ParkingStream} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
 			return fmt.Errorf("%w: stream %s: %v", ErrNotProvisioned, name, err)
 		}
+		if name == cfg.Stream {
+			outbox = s
+		}
 	}
-	if _, err := js.KeyValue(ctx, cfg.AttemptsBucket); err != nil {
-		return fmt.Errorf("%w: bucket %s: %v", ErrNotProvisioned, cfg.AttemptsBucket, err)
+	for _, bucket := range []string{cfg.AttemptsBucket, cfg.MembersBucket, cfg.ParkingBucket} {
+		if _, err := js.KeyValue(ctx, bucket); err != nil {
+			return fmt.Errorf("%w: bucket %s: %v", ErrNotProvisioned, bucket, err)
+		}
+	}
+	// One listing rather than a request per consumer: /readyz runs this.
+	have := map[string]bool{}
+	names := outbox.ConsumerNames(ctx)
+	for name := range names.Name() {
+		have[name] = true
+	}
+	if err := names.Err(); err != nil {
+		return fmt.Errorf("list consumers of %s: %w", cfg.Stream, err)
 	}
 	for _, m := range Modes {
-		if _, err := js.Consumer(ctx, cfg.Stream, ConsumerName(m)); err != nil {
-			return fmt.Errorf("%w: consumer %s: %v", ErrNotProvisioned, ConsumerName(m), err)
+		for p := range cfg.Partitions {
+			if name := PartitionConsumerName(m, p); !have[name] {
+				return fmt.Errorf("%w: consumer %s", ErrNotProvisioned, name)
+			}
 		}
 	}
 	return nil

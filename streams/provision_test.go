@@ -100,7 +100,7 @@ func assertRemoved(ctx context.Context, t *testing.T, st jetstream.Stream, seq u
 // server to confirm each ack.
 func fetchAndAck(ctx context.Context, t *testing.T, c jetstream.Consumer, n int) []uint64 {
 	t.Helper()
-	batch, err := c.Fetch(n, jetstream.FetchMaxWait(3*time.Second))
+	batch, err := c.Fetch(n, jetstream.FetchMaxWait(3*time.Second), jetstream.FetchPriorityGroup(streams.OwnerGroup))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
@@ -165,13 +165,34 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		t.Errorf("DLQ config changed on re-provision:\n first  %+v\n second %+v", a, b)
 	}
 	for _, m := range streams.Modes {
-		a, b := first.Consumers[m].CachedInfo(), second.Consumers[m].CachedInfo()
-		if !reflect.DeepEqual(a.Config, b.Config) {
-			t.Errorf("consumer %s config changed on re-provision:\n first  %+v\n second %+v", m, a.Config, b.Config)
+		if len(first.Consumers[m]) != cfg.Partitions || len(second.Consumers[m]) != cfg.Partitions {
+			t.Fatalf("%s has %d then %d consumers, want %d", m, len(first.Consumers[m]), len(second.Consumers[m]), cfg.Partitions)
 		}
-		if !a.Created.Equal(b.Created) {
-			t.Errorf("consumer %s was recreated (created %v, then %v)", m, a.Created, b.Created)
+		for p := range cfg.Partitions {
+			a, b := first.Consumers[m][p].CachedInfo(), second.Consumers[m][p].CachedInfo()
+			if a.Name != streams.PartitionConsumerName(m, p) {
+				t.Errorf("Consumers[%s][%d] is %s", m, p, a.Name)
+			}
+			if !reflect.DeepEqual(a.Config, b.Config) {
+				t.Errorf("consumer %s config changed on re-provision:\n first  %+v\n second %+v", a.Name, a.Config, b.Config)
+			}
+			if !a.Created.Equal(b.Created) {
+				t.Errorf("consumer %s was recreated (created %v, then %v)", a.Name, a.Created, b.Created)
+			}
 		}
+	}
+	got := second.Consumers[streams.ModeFastAck][7].CachedInfo().Config
+	if got.FilterSubject != "memory.*.fast_ack.*.7" || got.PriorityPolicy != jetstream.PriorityPolicyPinned ||
+		!reflect.DeepEqual(got.PriorityGroups, []string{streams.OwnerGroup}) || got.PinnedTTL != cfg.AckWait+2*streams.PullExpiry ||
+		got.MaxAckPending != cfg.MaxAckPending || got.AckWait != cfg.AckWait || got.MaxDeliver != -1 {
+		t.Errorf("consumer fast_ack-007: %+v", got)
+	}
+	members, err := second.Members.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if members.Bucket() != cfg.MembersBucket || members.TTL() != cfg.MemberTTL || members.History() != 1 {
+		t.Errorf("members bucket %s, TTL %v, history %d; want %s, %v, 1", members.Bucket(), members.TTL(), members.History(), cfg.MembersBucket, cfg.MemberTTL)
 	}
 	if got := second.Outbox.CachedInfo().Config; got.Retention != jetstream.WorkQueuePolicy || got.Discard != jetstream.DiscardNew {
 		t.Errorf("outbox retention %v discard %v, want work-queue and discard-new", got.Retention, got.Discard)
@@ -183,14 +204,27 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	}
 }
 
-func TestCheckFailsWhenAConsumerIsMissing(t *testing.T) {
+func TestCheckFailsWhenAConsumerOrBucketIsMissing(t *testing.T) {
 	cfg := streams.DefaultConfig()
 	js, _, ctx := startOutbox(t, cfg)
-	if err := js.DeleteConsumer(ctx, cfg.Stream, streams.ConsumerName(streams.ModeBackground)); err != nil {
+	name := streams.PartitionConsumerName(streams.ModeBackground, cfg.Partitions-1)
+	if err := js.DeleteConsumer(ctx, cfg.Stream, name); err != nil {
 		t.Fatalf("delete consumer: %v", err)
 	}
 	if err := streams.Check(ctx, js, cfg); !errors.Is(err, streams.ErrNotProvisioned) {
-		t.Fatalf("Check without the background group = %v, want ErrNotProvisioned", err)
+		t.Fatalf("Check without consumer %s = %v, want ErrNotProvisioned", name, err)
+	}
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	if err := streams.Check(ctx, js, cfg); err != nil {
+		t.Fatalf("Check after Provision put %s back: %v", name, err)
+	}
+	if err := js.DeleteKeyValue(ctx, cfg.MembersBucket); err != nil {
+		t.Fatalf("delete members bucket: %v", err)
+	}
+	if err := streams.Check(ctx, js, cfg); !errors.Is(err, streams.ErrNotProvisioned) {
+		t.Fatalf("Check without the members bucket = %v, want ErrNotProvisioned", err)
 	}
 }
 
@@ -204,6 +238,9 @@ func TestUnroutableSubjectsAreNeverStored(t *testing.T) {
 		"memory.t.sync",        // no op
 		"memory.sync.store",    // no tenant
 		"memories.t.sync.store",
+		"memory.t.sync.store.0",   // a partition of the client's choosing
+		"memory.t.sync.store.x",   // extra token
+		"memory.t.sync.store.0.0", // extra tokens
 	} {
 		_, err := js.Publish(ctx, subject, []byte("{}"), jetstream.WithRetryAttempts(0))
 		if !errors.Is(err, jetstream.ErrNoStreamResponse) {
@@ -301,7 +338,7 @@ func TestFullOutboxRefusesNewWrites(t *testing.T) {
 			}
 
 			// Workers apply and ack two writes; the outbox has room again.
-			done := fetchAndAck(ctx, t, top.Consumers[streams.ModeSync], 2)
+			done := fetchAndAck(ctx, t, top.Consumers[streams.ModeSync][streams.PartitionOf(addr.Token, cfg.Partitions)], 2)
 			for _, seq := range done {
 				assertRemoved(ctx, t, top.Outbox, seq)
 			}
@@ -338,9 +375,10 @@ func TestWorkQueueRemovesOnlyAckedWrites(t *testing.T) {
 		seqs = append(seqs, ack.Sequence)
 	}
 
-	// FetchNoWait returns what is waiting now, before AckWait can bring a
-	// redelivery into the same batch.
-	batch, err := top.Consumers[streams.ModeSync].FetchNoWait(10)
+	// A fetch shorter than AckWait returns what is waiting now, before a
+	// redelivery can come into the same batch.
+	partition := top.Consumers[streams.ModeSync][streams.PartitionOf(syncAddr.Token, cfg.Partitions)]
+	batch, err := partition.Fetch(10, jetstream.FetchMaxWait(100*time.Millisecond), jetstream.FetchPriorityGroup(streams.OwnerGroup))
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
@@ -358,7 +396,7 @@ func TestWorkQueueRemovesOnlyAckedWrites(t *testing.T) {
 
 	assertRemoved(ctx, t, top.Outbox, seqs[0])
 	// Wait past AckWait: the un-acked write is redelivered, not removed.
-	redelivered, err := top.Consumers[streams.ModeSync].Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+	redelivered, err := partition.Fetch(1, jetstream.FetchMaxWait(3*time.Second), jetstream.FetchPriorityGroup(streams.OwnerGroup))
 	if err != nil {
 		t.Fatalf("fetch redelivery: %v", err)
 	}

@@ -71,10 +71,11 @@ func ParseOp(s string) (Op, error) {
 
 // Address is where a write goes: memory.<token>.<mode>.<op>.
 type Address struct {
-	Tenant string // raw tenant id
-	Token  string // tenant encoded as one subject token
-	Mode   Mode
-	Op     Op
+	Tenant    string // raw tenant id
+	Token     string // tenant encoded as one subject token
+	Mode      Mode
+	Op        Op
+	Partition int // the outbox partition of a stored subject; -1 for a publish subject
 }
 
 // NewAddress validates and encodes the tenant.
@@ -89,10 +90,11 @@ func NewAddress(tenant string, mode Mode, op Op) (Address, error) {
 	if _, err := ParseOp(string(op)); err != nil {
 		return Address{}, err
 	}
-	return Address{Tenant: tenant, Token: token, Mode: mode, Op: op}, nil
+	return Address{Tenant: tenant, Token: token, Mode: mode, Op: op, Partition: -1}, nil
 }
 
-// Subject is the outbox subject of the address.
+// Subject is the subject a producer publishes the write to. The outbox
+// stores it with the partition token appended.
 func (a Address) Subject() string {
 	return SubjectPrefix + "." + a.Token + "." + string(a.Mode) + "." + string(a.Op)
 }
@@ -113,11 +115,21 @@ func (e *SubjectError) Unwrap() []error {
 	return []error{ErrBadSubject, e.Err}
 }
 
-// ParseSubject decodes memory.<token>.<mode>.<op>.
+// ParseSubject decodes a publish subject, memory.<token>.<mode>.<op>, or
+// the subject the outbox stored it under, which ends in its partition
+// number: memory.<token>.<mode>.<op>.<partition>.
 func ParseSubject(subject string) (Address, error) {
 	parts := strings.Split(subject, ".")
+	partition := -1
+	if len(parts) == 5 {
+		p, ok := parsePartition(parts[4])
+		if !ok {
+			return Address{}, &SubjectError{Subject: subject, Err: errors.New("the fifth token is not a partition number")}
+		}
+		partition, parts = p, parts[:4]
+	}
 	if len(parts) != 4 || parts[0] != SubjectPrefix {
-		return Address{}, &SubjectError{Subject: subject, Err: errors.New("want memory.<tenant>.<mode>.<op>")}
+		return Address{}, &SubjectError{Subject: subject, Err: errors.New("want memory.<tenant>.<mode>.<op>, or a stored subject ending in .<partition>")}
 	}
 	tenant, err := tenancy.Decode(parts[1])
 	if err != nil {
@@ -131,17 +143,35 @@ func ParseSubject(subject string) (Address, error) {
 	if err != nil {
 		return Address{}, &SubjectError{Subject: subject, Err: err}
 	}
-	return Address{Tenant: tenant, Token: parts[1], Mode: mode, Op: op}, nil
+	return Address{Tenant: tenant, Token: parts[1], Mode: mode, Op: op, Partition: partition}, nil
+}
+
+// PublishSubject is the subject a stored write was published to: a stored
+// subject (five tokens under memory., the last a partition number) without
+// its partition token. Any other subject, valid or not, is returned as is.
+func PublishSubject(subject string) string {
+	i := strings.LastIndexByte(subject, '.')
+	if i < 0 || strings.Count(subject, ".") != 4 || !strings.HasPrefix(subject, SubjectPrefix+".") {
+		return subject
+	}
+	if _, ok := parsePartition(subject[i+1:]); !ok {
+		return subject
+	}
+	return subject[:i]
 }
 
 // DLQSubjectFor maps any outbox subject, valid or not, to its dead-letter
-// subject by swapping the first token.
+// subject: the publish subject (PublishSubject) with the first token
+// swapped, so a dead letter is filed under the four tokens of the contract
+// whatever partition the write was stored in.
 func DLQSubjectFor(subject string) string {
-	return DLQSubjectPrefix + strings.TrimPrefix(subject, SubjectPrefix)
+	return DLQSubjectPrefix + strings.TrimPrefix(PublishSubject(subject), SubjectPrefix)
 }
 
-// ModeFilter is the subject filter of one mode's consumer group.
-func ModeFilter(mode Mode) string { return SubjectPrefix + ".*." + string(mode) + ".>" }
+// ModeSubject is the outbox's stream subject for the writes of one mode:
+// exactly four tokens, so a producer cannot publish a five-token subject
+// and choose its own partition.
+func ModeSubject(mode Mode) string { return SubjectPrefix + ".*." + string(mode) + ".*" }
 
 // TenantDLQFilter selects one tenant's dead letters.
 func TenantDLQFilter(tenant string) (string, error) {

@@ -2,6 +2,7 @@ package streams_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -40,8 +41,11 @@ func TestAddressSubjectRoundTrip(t *testing.T) {
 			if !server.IsValidSubject(addr.Subject()) {
 				t.Fatalf("%q is not a valid NATS subject", addr.Subject())
 			}
-			if !server.SubjectMatchesFilter(addr.Subject(), streams.ModeFilter(tt.mode)) {
-				t.Fatalf("%q is outside its group's filter %q", addr.Subject(), streams.ModeFilter(tt.mode))
+			if !server.SubjectMatchesFilter(addr.Subject(), streams.ModeSubject(tt.mode)) {
+				t.Fatalf("%q is outside its mode's stream subject %q", addr.Subject(), streams.ModeSubject(tt.mode))
+			}
+			if addr.Partition != -1 {
+				t.Fatalf("NewAddress gave partition %d, want -1 (a publish subject)", addr.Partition)
 			}
 			parsed, err := streams.ParseSubject(addr.Subject())
 			if err != nil {
@@ -59,6 +63,30 @@ func TestAddressSubjectRoundTrip(t *testing.T) {
 			}
 			if got := streams.DLQSubjectFor(addr.Subject()); got != addr.DLQSubject() {
 				t.Fatalf("DLQSubjectFor(%q) = %q, want %q", addr.Subject(), got, addr.DLQSubject())
+			}
+
+			// The subject the outbox stores the write under.
+			stored := tt.subject + ".7"
+			if !server.SubjectMatchesFilter(stored, streams.PartitionFilter(tt.mode, 7)) {
+				t.Fatalf("stored %q is outside its partition's filter %q", stored, streams.PartitionFilter(tt.mode, 7))
+			}
+			parsed, err = streams.ParseSubject(stored)
+			if err != nil {
+				t.Fatalf("ParseSubject(%q): %v", stored, err)
+			}
+			want := addr
+			want.Partition = 7
+			if parsed != want {
+				t.Fatalf("ParseSubject(%q) = %+v, want %+v", stored, parsed, want)
+			}
+			if parsed.Subject() != tt.subject {
+				t.Fatalf("stored address's Subject() = %q, want the publish subject %q", parsed.Subject(), tt.subject)
+			}
+			if got := streams.PublishSubject(stored); got != tt.subject {
+				t.Fatalf("PublishSubject(%q) = %q, want %q", stored, got, tt.subject)
+			}
+			if got := streams.DLQSubjectFor(stored); got != wantDLQ {
+				t.Fatalf("DLQSubjectFor(%q) = %q, want %q", stored, got, wantDLQ)
 			}
 		})
 	}
@@ -105,7 +133,16 @@ func TestParseSubjectRejects(t *testing.T) {
 		{"dead-letter prefix", "memory_dlq.acme.sync.store", nil},
 		{"prefix in wrong case", "MEMORY.acme.sync.store", nil},
 		{"3 tokens", "memory.acme.sync", nil},
-		{"5 tokens", "memory.acme.sync.store.extra", nil},
+		{"5 tokens, the last not a partition", "memory.acme.sync.store.extra", nil},
+		{"partition with leading zeros", "memory.acme.sync.store.007", nil},
+		{"negative partition", "memory.acme.sync.store.-1", nil},
+		{"signed partition", "memory.acme.sync.store.+1", nil},
+		{"partition beyond MaxPartitions", "memory.acme.sync.store.1000", nil},
+		{"empty partition", "memory.acme.sync.store.", nil},
+		{"partition wildcard", "memory.acme.sync.store.*", nil},
+		{"6 tokens", "memory.acme.sync.store.1.2", nil},
+		{"stored, unknown op", "memory.acme.sync.bogus.3", streams.ErrUnknownOp},
+		{"stored, bad tenant", "memory.~41.sync.store.3", tenancy.ErrInvalidTenant},
 		{"raw dot in tenant makes 5 tokens", "memory.a.b.sync.store", nil},
 		{"empty tenant token", "memory..sync.store", tenancy.ErrInvalidTenant},
 		{"lower-case escape", "memory.a~2eb.sync.store", tenancy.ErrInvalidTenant},
@@ -166,11 +203,17 @@ func TestParseModeAndOpAcceptEveryListedValue(t *testing.T) {
 
 func TestDLQSubjectForInvalidSubjects(t *testing.T) {
 	// A write that cannot be parsed is still dead-lettered under the same
-	// tokens, inside the dead-letter stream's memory_dlq.> subjects.
+	// tokens, less its partition, inside the dead-letter stream's
+	// memory_dlq.> subjects.
 	tests := map[string]string{
-		"memory.acme.sync.store.extra": "memory_dlq.acme.sync.store.extra",
+		"memory.acme.bogus.store.3":    "memory_dlq.acme.bogus.store",
+		"memory.~41.sync.store.12":     "memory_dlq.~41.sync.store",
+		"memory.acme.sync.bogus.999":   "memory_dlq.acme.sync.bogus",
 		"memory.acme.bogus.store":      "memory_dlq.acme.bogus.store",
 		"memory.~41.sync.store":        "memory_dlq.~41.sync.store",
+		"memory.acme.sync.store.extra": "memory_dlq.acme.sync.store.extra",
+		"memory.acme.sync.store.1.2":   "memory_dlq.acme.sync.store.1.2",
+		"memory.acme.sync.store.007":   "memory_dlq.acme.sync.store.007",
 	}
 	for in, want := range tests {
 		got := streams.DLQSubjectFor(in)
@@ -183,33 +226,106 @@ func TestDLQSubjectForInvalidSubjects(t *testing.T) {
 	}
 }
 
-func TestModeFilter(t *testing.T) {
-	want := map[streams.Mode]string{
-		streams.ModeSync:       "memory.*.sync.>",
-		streams.ModeFastAck:    "memory.*.fast_ack.>",
-		streams.ModeBackground: "memory.*.background.>",
-	}
-	for mode, filter := range want {
-		if got := streams.ModeFilter(mode); got != filter {
-			t.Errorf("ModeFilter(%s) = %q, want %q", mode, got, filter)
+func TestPublishSubjectLeavesOtherSubjectsAlone(t *testing.T) {
+	for _, s := range []string{
+		"memory.acme.sync.store", "memory.acme.sync.store.x", "memory.acme.sync.store.1.2",
+		"memory_dlq.acme.sync.store.3", "other.acme.sync.store.3", "memory.acme.sync.store.0042", "", "3",
+	} {
+		if got := streams.PublishSubject(s); got != s {
+			t.Errorf("PublishSubject(%q) = %q, want it unchanged", s, got)
 		}
 	}
-	// Each write is seen by exactly one group: the filters of a work-queue
-	// stream's consumers must not overlap.
+}
+
+func TestModeSubjectAndPartitionFilters(t *testing.T) {
+	want := map[streams.Mode]string{
+		streams.ModeSync:       "memory.*.sync.*",
+		streams.ModeFastAck:    "memory.*.fast_ack.*",
+		streams.ModeBackground: "memory.*.background.*",
+	}
+	for mode, subject := range want {
+		if got := streams.ModeSubject(mode); got != subject {
+			t.Errorf("ModeSubject(%s) = %q, want %q", mode, got, subject)
+		}
+	}
+	if got := streams.PartitionFilter(streams.ModeSync, 7); got != "memory.*.sync.*.7" {
+		t.Errorf("PartitionFilter(sync, 7) = %q", got)
+	}
+	// Each stored write is seen by exactly one consumer: the filters of a
+	// work-queue stream's consumers must not overlap.
+	const partitions = 12
 	for _, m := range streams.Modes {
 		addr, err := streams.NewAddress("a.b", m, streams.OpStore)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, other := range streams.Modes {
-			matches := server.SubjectMatchesFilter(addr.Subject(), streams.ModeFilter(other))
-			if matches != (m == other) {
-				t.Errorf("%q matches %s filter %q: %v", addr.Subject(), other, streams.ModeFilter(other), matches)
-			}
-			if m != other && server.SubjectsCollide(streams.ModeFilter(m), streams.ModeFilter(other)) {
-				t.Errorf("filters of %s and %s overlap", m, other)
+			if got := server.SubjectMatchesFilter(addr.Subject(), streams.ModeSubject(other)); got != (m == other) {
+				t.Errorf("%q matches %s stream subject %q: %v", addr.Subject(), other, streams.ModeSubject(other), got)
 			}
 		}
+		for p := range partitions {
+			stored := addr.Subject() + "." + strconv.Itoa(p)
+			for _, other := range streams.Modes {
+				for q := range partitions {
+					f := streams.PartitionFilter(other, q)
+					if got := server.SubjectMatchesFilter(stored, f); got != (m == other && p == q) {
+						t.Errorf("%q matches %q: %v", stored, f, got)
+					}
+					if (m != other || p != q) && server.SubjectsCollide(streams.PartitionFilter(m, p), f) {
+						t.Errorf("filters %q and %q overlap", streams.PartitionFilter(m, p), f)
+					}
+				}
+			}
+		}
+		// The unpartitioned layout's consumer overlaps every partition's:
+		// Provision must remove it before it can create them.
+		if !server.SubjectsCollide("memory.*."+string(m)+".>", streams.PartitionFilter(m, 0)) {
+			t.Errorf("the legacy %s filter does not overlap partition 0's", m)
+		}
+	}
+}
+
+func TestPartitionConsumerNames(t *testing.T) {
+	for name, want := range map[string]struct {
+		mode streams.Mode
+		p    int
+	}{"sync-007": {streams.ModeSync, 7}, "fast_ack-000": {streams.ModeFastAck, 0}, "background-999": {streams.ModeBackground, 999}} {
+		if got := streams.PartitionConsumerName(want.mode, want.p); got != name {
+			t.Errorf("PartitionConsumerName(%s, %d) = %q, want %q", want.mode, want.p, got, name)
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range streams.Modes {
+		for p := range streams.MaxPartitions {
+			name := streams.PartitionConsumerName(m, p)
+			if seen[name] {
+				t.Fatalf("%s named twice", name)
+			}
+			seen[name] = true
+			if gm, gp, ok := streams.ParsePartitionConsumerName(name); !ok || gm != m || gp != p {
+				t.Fatalf("ParsePartitionConsumerName(%q) = %s, %d, %v", name, gm, gp, ok)
+			}
+		}
+	}
+	for _, name := range []string{"sync", "fast_ack", "sync-7", "sync-0007", "sync--01", "sync-+01", "sync-abc", "bogus-001", "-001", "sync-001x", ""} {
+		if _, _, ok := streams.ParsePartitionConsumerName(name); ok {
+			t.Errorf("ParsePartitionConsumerName(%q) accepted it", name)
+		}
+	}
+}
+
+func TestPartitionOfStaysInRange(t *testing.T) {
+	for _, partitions := range []int{1, 2, 7, 16, streams.MaxPartitions} {
+		for i := range 1000 {
+			token := "t" + strconv.Itoa(i)
+			if p := streams.PartitionOf(token, partitions); p < 0 || p >= partitions {
+				t.Fatalf("PartitionOf(%q, %d) = %d", token, partitions, p)
+			}
+		}
+	}
+	if p := streams.PartitionOf("acme", 0); p != 0 {
+		t.Fatalf("PartitionOf(acme, 0) = %d, want 0 as the server gives", p)
 	}
 }
 
@@ -240,6 +356,7 @@ func FuzzParseSubject(f *testing.F) {
 		"memory.~41.sync.store", "memory.a~2eb.sync.store", "memory..sync.store", "memory.acme.sync",
 		"memory.acme.sync.store.x", "memory_dlq.acme.sync.store", "memory.acme.bogus.store",
 		"memory.acme.sync.bogus", "memory.*.sync.>", "", ".", "....", "memory.~.sync.store",
+		"memory.acme.sync.store.0", "memory.a~2Eb.fast_ack.link.999", "memory.acme.sync.store.01", "memory.acme.sync.store.-0",
 	} {
 		f.Add(s)
 	}
@@ -251,13 +368,21 @@ func FuzzParseSubject(f *testing.F) {
 			}
 			return
 		}
-		if got := addr.Subject(); got != subject {
-			t.Fatalf("ParseSubject(%q).Subject() = %q", subject, got)
+		stored := addr.Subject()
+		if addr.Partition >= 0 {
+			stored += "." + strconv.Itoa(addr.Partition)
+		}
+		if stored != subject {
+			t.Fatalf("ParseSubject(%q) = %+v, which writes as %q", subject, addr, stored)
+		}
+		if got := streams.PublishSubject(subject); got != addr.Subject() {
+			t.Fatalf("PublishSubject(%q) = %q, want %q", subject, got, addr.Subject())
 		}
 		again, err := streams.NewAddress(addr.Tenant, addr.Mode, addr.Op)
 		if err != nil {
 			t.Fatalf("NewAddress from parsed %+v: %v", addr, err)
 		}
+		addr.Partition = -1
 		if again != addr {
 			t.Fatalf("NewAddress(%q, %s, %s) = %+v, ParseSubject gave %+v", addr.Tenant, addr.Mode, addr.Op, again, addr)
 		}

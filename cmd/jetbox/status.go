@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,8 +19,9 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// status is 'jetbox status': per group the consumer's counts from
-// JetStream, per tenant the breaker state every running worker reports.
+// status is 'jetbox status': per group the counts of its partition
+// consumers from JetStream, the live workers from the members bucket, and
+// per tenant the breaker state every running worker reports.
 func status(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -31,23 +34,31 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 		return err
 	}
 	defer nc.Close()
+	scfg := cfg.Streams()
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS")
-	for _, m := range streams.Modes {
-		info, err := func() (*jetstream.ConsumerInfo, error) {
-			c, err := js.Consumer(ctx, cfg.Stream, streams.ConsumerName(m))
-			if err != nil {
-				return nil, err
-			}
-			return c.Info(ctx)
-		}()
-		if err != nil {
-			fmt.Fprintf(tw, "%s\t%v\n", m, err)
-			continue
+	fmt.Fprintln(tw, "GROUP\tPARTITIONS\tPINNED\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS")
+	if groups, err := partitionCounts(ctx, js, scfg.Stream); err != nil {
+		fmt.Fprintf(tw, "%s\t%v\n", scfg.Stream, err)
+	} else {
+		for _, m := range streams.Modes {
+			g := groups[m]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", m, g.partitions, g.pinned, g.pending, g.ackPending, g.redelivered, g.waiting)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", m, info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting)
 	}
 	tw.Flush()
+
+	members, err := liveMembers(ctx, js, scfg.MembersBucket)
+	if err != nil {
+		fmt.Fprintf(stdout, "\nmembers bucket %s: %v\n", scfg.MembersBucket, err)
+	} else {
+		fmt.Fprintf(stdout, "\n%d live workers\n", len(members))
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "WORKER\tHOST\tPID")
+		for _, m := range members {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", m.id, orDash(m.Host), orDash(m.PID.String()))
+		}
+		tw.Flush()
+	}
 
 	workers, err := gatherStatus(nc, *wait)
 	if err != nil {
@@ -64,6 +75,98 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 		}
 	}
 	return tw.Flush()
+}
+
+// groupCounts sums the consumers of one mode's partitions.
+type groupCounts struct {
+	partitions  int
+	pinned      int // partitions whose owner group has a pinned client
+	pending     uint64
+	ackPending  int
+	redelivered int
+	waiting     int
+}
+
+// partitionCounts lists the outbox's consumers once and sums the partition
+// consumers of each mode. Consumers of partitions beyond the configured
+// count, left until they drain, are counted too.
+func partitionCounts(ctx context.Context, js jetstream.JetStream, stream string) (map[streams.Mode]*groupCounts, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	groups := map[streams.Mode]*groupCounts{}
+	for _, m := range streams.Modes {
+		groups[m] = &groupCounts{}
+	}
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		m, _, ok := streams.ParsePartitionConsumerName(info.Name)
+		if !ok {
+			continue
+		}
+		g := groups[m]
+		g.partitions++
+		g.pending += info.NumPending
+		g.ackPending += info.NumAckPending
+		g.redelivered += info.NumRedelivered
+		g.waiting += info.NumWaiting
+		for _, pg := range info.PriorityGroups {
+			if pg.Group == streams.OwnerGroup && pg.PinnedClientID != "" {
+				g.pinned++
+			}
+		}
+	}
+	return groups, list.Err()
+}
+
+// member is one key of the members bucket: a worker's id, and what it
+// wrote about itself, when it says so.
+type member struct {
+	id   string
+	Host string      `json:"host"`
+	PID  json.Number `json:"pid"`
+}
+
+// liveMembers reads every key of the members bucket in one pass: the
+// workers that heartbeated within the member TTL, sorted by id.
+func liveMembers(ctx context.Context, js jetstream.JetStream, bucket string) ([]member, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []member
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("watch %s ended early", bucket)
+			}
+			if e == nil { // every key read
+				slices.SortFunc(out, func(a, b member) int { return strings.Compare(a.id, b.id) })
+				return out, nil
+			}
+			m := member{id: e.Key()}
+			_ = json.Unmarshal(e.Value(), &m) // what it could read; a value that is not a JSON object shows dashes
+			out = append(out, m)
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // gatherStatus asks every worker at once and collects answers for wait.

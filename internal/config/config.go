@@ -76,7 +76,9 @@ type Config struct {
 	MaxMsgs         int64         `env:"SOMABRAIN_OUTBOX_MAX_MSGS" envDefault:"-1" help:"outbox message limit, -1 unlimited; a full outbox refuses new writes"`
 	DLQMaxAge       time.Duration `env:"SOMABRAIN_OUTBOX_DLQ_MAX_AGE" envDefault:"720h" help:"how long dead letters are kept; 0 forever"`
 	AckWait         time.Duration `env:"SOMABRAIN_OUTBOX_ACK_WAIT" envDefault:"30s" help:"a write held this long by a silent worker is redelivered"`
-	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" envDefault:"1000" help:"writes in flight per group across all workers"`
+	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" envDefault:"1000" help:"writes in flight per partition (per consumer, across all workers)"`
+	Partitions      int           `env:"SOMABRAIN_OUTBOX_PARTITIONS" envDefault:"16" help:"partitions per write mode; each is one durable consumer owned by one worker; changing it needs a drained outbox"`
+	MemberTTL       time.Duration `env:"SOMABRAIN_OUTBOX_MEMBER_TTL" envDefault:"10s" help:"a worker that has not heartbeated for this long is considered gone and its partitions move"`
 
 	Modes           string        `env:"SOMABRAIN_OUTBOX_MODES" envDefault:"sync,fast_ack,background" help:"consumer groups this worker runs"`
 	Concurrency     int           `env:"SOMABRAIN_OUTBOX_CONCURRENCY" envDefault:"64" help:"memory API calls in flight per worker; sync is served first, then fast_ack, then background"`
@@ -190,6 +192,8 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_DUPLICATE_WINDOW", c.DuplicateWindow > 0, c.DuplicateWindow.String()},
 		{"SOMABRAIN_OUTBOX_ACK_WAIT", c.AckWait >= time.Second, c.AckWait.String()},
 		{"SOMABRAIN_OUTBOX_MAX_ACK_PENDING", c.MaxAckPending >= 1, fmt.Sprint(c.MaxAckPending)},
+		{"SOMABRAIN_OUTBOX_PARTITIONS", c.Partitions >= 1 && c.Partitions <= streams.MaxPartitions, fmt.Sprint(c.Partitions)},
+		{"SOMABRAIN_OUTBOX_MEMBER_TTL", c.MemberTTL >= time.Second, c.MemberTTL.String()},
 		{"SOMABRAIN_OUTBOX_CONCURRENCY", c.Concurrency >= 1, fmt.Sprint(c.Concurrency)},
 		{"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT", c.RequestTimeout > 0, c.RequestTimeout.String()},
 		{"SOMABRAIN_OUTBOX_MAX_ATTEMPTS", c.MaxAttempts >= 1, fmt.Sprint(c.MaxAttempts)},
@@ -204,8 +208,10 @@ func (c Config) Validate() error {
 		if !p.ok {
 			allowed := "a value above 0"
 			switch p.name {
-			case "SOMABRAIN_OUTBOX_ACK_WAIT":
+			case "SOMABRAIN_OUTBOX_ACK_WAIT", "SOMABRAIN_OUTBOX_MEMBER_TTL":
 				allowed = "at least 1s"
+			case "SOMABRAIN_OUTBOX_PARTITIONS":
+				allowed = fmt.Sprintf("1 to %d", streams.MaxPartitions)
 			case "SOMABRAIN_OUTBOX_BACKOFF_MAX":
 				allowed = "at least SOMABRAIN_OUTBOX_BACKOFF_BASE"
 			}
@@ -266,6 +272,7 @@ func (c Config) Streams() streams.Config {
 	}
 	s.DuplicateWindow, s.MaxBytes, s.MaxMsgs = c.DuplicateWindow, c.MaxBytes, c.MaxMsgs
 	s.DLQMaxAge, s.AckWait, s.MaxAckPending = c.DLQMaxAge, c.AckWait, c.MaxAckPending
+	s.Partitions, s.MemberTTL = c.Partitions, c.MemberTTL
 	return s
 }
 

@@ -20,6 +20,28 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+func TestStreamsLayoutFollowsTheVariables(t *testing.T) {
+	c, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Streams(); s.Partitions != 16 || s.MemberTTL != 10*time.Second || s.MembersBucket != "MEMORY_WORKERS" {
+		t.Fatalf("default layout: %d partitions, member TTL %v, bucket %s", s.Partitions, s.MemberTTL, s.MembersBucket)
+	}
+	c, err = Load(map[string]string{"SOMABRAIN_OUTBOX_PARTITIONS": "4", "SOMABRAIN_OUTBOX_MEMBER_TTL": "3s", "SOMABRAIN_OUTBOX_MAX_ACK_PENDING": "50"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Streams(); s.Partitions != 4 || s.MemberTTL != 3*time.Second || s.MaxAckPending != 50 {
+		t.Fatalf("layout: %d partitions, member TTL %v, max ack pending %d", s.Partitions, s.MemberTTL, s.MaxAckPending)
+	}
+	for _, bad := range []string{"0", "-1", "x"} {
+		if _, err := Load(map[string]string{"SOMABRAIN_OUTBOX_PARTITIONS": bad}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SOMABRAIN_OUTBOX_PARTITIONS=%s: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
 func TestResetIntervalIsSeconds(t *testing.T) {
 	for in, want := range map[string]time.Duration{"60": time.Minute, "0.5": 500 * time.Millisecond, "90s": 90 * time.Second} {
 		c, err := Load(map[string]string{"SOMABRAIN_MEMORY_RESET_INTERVAL": in})
@@ -45,6 +67,8 @@ func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 		"SOMABRAIN_OUTBOX_CONCURRENCY":       {"0", "above 0"},
 		"SOMABRAIN_OUTBOX_LOG_LEVEL":         {"loud", "debug, info, warn, error"},
 		"SOMABRAIN_OUTBOX_ACK_WAIT":          {"forever", "ACK_WAIT"},
+		"SOMABRAIN_OUTBOX_PARTITIONS":        {"1001", "1 to 1000"},
+		"SOMABRAIN_OUTBOX_MEMBER_TTL":        {"500ms", "at least 1s"},
 	}
 	for name, c := range cases {
 		_, err := Load(map[string]string{name: c[0]})

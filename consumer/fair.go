@@ -1,0 +1,182 @@
+package consumer
+
+import (
+	"container/list"
+	"context"
+	"sync"
+
+	"github.com/jetbox-dev/jetbox/internal/priority"
+)
+
+// fair shares one consumer group's memory API slots round-robin across
+// tenants: a tenant's waiters are served in arrival order, and each turn
+// goes to the next tenant with waiters, so a tenant with a thousand writes
+// waiting delays another tenant's single write by about one slot, not a
+// thousand. Across groups the semaphore's priorities still decide.
+//
+// fair has no goroutine of its own, so there is nothing to stop and
+// nothing to leak. The waiters take turns at acquiring for the whole
+// queue: the first to find no one acquiring becomes the dispatcher. It
+// takes slots from the semaphore one at a time and hands each to the next
+// waiter in turn, until the turn is its own; then it passes the
+// dispatching on to the next waiter and keeps that slot. A dispatcher
+// whose context ends passes the dispatching on as well.
+//
+// Only tenants with waiters are remembered.
+type fair struct {
+	slots *priority.Semaphore
+	level int
+
+	mu          sync.Mutex
+	tenants     map[string]*tenantQueue
+	ring        list.List // of *tenantQueue with waiters, the next to serve in front
+	dispatching bool      // a waiter is acquiring for the queue
+}
+
+// tenantQueue is one tenant's waiters, in arrival order.
+type tenantQueue struct {
+	tenant  string
+	inRing  *list.Element
+	waiters list.List // of *fairWaiter
+}
+
+type fairWaiter struct {
+	queue   *tenantQueue
+	inQueue *list.Element
+	told    chan fairNews // at most one pending
+}
+
+type fairNews int
+
+const (
+	slotGranted      fairNews = iota // the waiter holds a slot
+	dispatchingTaken                 // the waiter is the dispatcher now
+)
+
+func newFair(slots *priority.Semaphore, level int) *fair {
+	return &fair{slots: slots, level: level, tenants: map[string]*tenantQueue{}}
+}
+
+// acquire waits for a slot at the group's level, in the tenant's turn. If
+// ctx ends first it returns ctx.Err() and holds no slot.
+func (f *fair) acquire(ctx context.Context, tenant string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	w := f.enqueue(tenant)
+	dispatcher := !f.dispatching
+	f.dispatching = true
+	f.mu.Unlock()
+	for !dispatcher {
+		select {
+		case news := <-w.told:
+			if news == slotGranted {
+				return nil
+			}
+			dispatcher = true
+		case <-ctx.Done():
+			f.abandon(w)
+			return ctx.Err()
+		}
+	}
+	return f.dispatch(ctx, w)
+}
+
+// release returns a slot taken by acquire.
+func (f *fair) release() { f.slots.Release(f.level) }
+
+// dispatch takes slots for the queue and grants them in turn until self's
+// turn comes.
+func (f *fair) dispatch(ctx context.Context, self *fairWaiter) error {
+	for {
+		if err := f.slots.Acquire(ctx, f.level); err != nil {
+			f.mu.Lock()
+			f.remove(self)
+			f.passDispatching()
+			f.mu.Unlock()
+			return err
+		}
+		f.mu.Lock()
+		// Self is still queued: only the dispatcher takes waiters out for
+		// their turn, and the others only take themselves out.
+		next := f.nextInTurn()
+		if next == self {
+			f.passDispatching()
+			f.mu.Unlock()
+			return nil
+		}
+		next.told <- slotGranted
+		f.mu.Unlock()
+	}
+}
+
+// abandon takes a waiter whose context ended out of the queue, giving back
+// what it was handed meanwhile.
+func (f *fair) abandon(w *fairWaiter) {
+	f.mu.Lock()
+	select {
+	case news := <-w.told:
+		if news == slotGranted {
+			// Granted as ctx ended: already out of the queue.
+			f.mu.Unlock()
+			f.slots.Release(f.level)
+			return
+		}
+		f.remove(w)
+		f.passDispatching()
+	default:
+		f.remove(w)
+	}
+	f.mu.Unlock()
+}
+
+// enqueue puts a waiter at the back of its tenant's queue, and a tenant
+// that had none at the back of the ring. f.mu is held.
+func (f *fair) enqueue(tenant string) *fairWaiter {
+	q := f.tenants[tenant]
+	if q == nil {
+		q = &tenantQueue{tenant: tenant}
+		q.inRing = f.ring.PushBack(q)
+		f.tenants[tenant] = q
+	}
+	w := &fairWaiter{queue: q, told: make(chan fairNews, 1)}
+	w.inQueue = q.waiters.PushBack(w)
+	return w
+}
+
+// nextInTurn takes out the first waiter of the tenant in front of the ring
+// and moves that tenant to the back. f.mu is held; the ring is not empty.
+func (f *fair) nextInTurn() *fairWaiter {
+	q := f.ring.Front().Value.(*tenantQueue)
+	w := q.waiters.Front().Value.(*fairWaiter)
+	f.remove(w)
+	if q.waiters.Len() > 0 {
+		f.ring.MoveToBack(q.inRing)
+	}
+	return w
+}
+
+// remove takes a waiter out of its queue, and its tenant out of the ring
+// and the map when it was the last. f.mu is held.
+func (f *fair) remove(w *fairWaiter) {
+	q := w.queue
+	q.waiters.Remove(w.inQueue)
+	if q.waiters.Len() == 0 {
+		f.ring.Remove(q.inRing)
+		delete(f.tenants, q.tenant)
+	}
+}
+
+// passDispatching makes the next waiter in turn the dispatcher, if any
+// waits. It is called by the dispatcher giving up the role, so no other
+// exists and the next waiter has no news pending. f.mu is held.
+func (f *fair) passDispatching() {
+	front := f.ring.Front()
+	if front == nil {
+		f.dispatching = false
+		return
+	}
+	q := front.Value.(*tenantQueue)
+	q.waiters.Front().Value.(*fairWaiter).told <- dispatchingTaken
+}

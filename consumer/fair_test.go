@@ -1,0 +1,229 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetbox-dev/jetbox/internal/priority"
+)
+
+func TestFairServesATenantsWaitersInArrivalOrder(t *testing.T) {
+	s := priority.New(1, 1, 1, time.Millisecond)
+	f := newFair(s, 0)
+	hold(t, s, 0)
+	served := make(chan string, 20)
+	for i := range 20 {
+		queue(t, f, "a", fmt.Sprint(i), served)
+	}
+	s.Release(0)
+	for i := range 20 {
+		if got := <-served; got != fmt.Sprint(i) {
+			t.Fatalf("grant %d went to waiter %s", i, got)
+		}
+	}
+	assertFairIdle(t, f)
+}
+
+func TestFairServesTenantsRoundRobin(t *testing.T) {
+	t.Run("a flood does not delay a single write", func(t *testing.T) {
+		s := priority.New(1, 1, 1, time.Millisecond)
+		f := newFair(s, 0)
+		hold(t, s, 0)
+		served := make(chan string, 101)
+		for i := range 100 {
+			queue(t, f, "flood", fmt.Sprint("flood-", i), served)
+		}
+		queue(t, f, "single", "single", served)
+		s.Release(0)
+		var order []string
+		for range 101 {
+			order = append(order, <-served)
+		}
+		if i := slices.Index(order, "single"); i > 1 {
+			t.Fatalf("the single write was served at grant %d, behind %v", i, order[:i])
+		}
+		flood := slices.DeleteFunc(order, func(s string) bool { return s == "single" })
+		for i, got := range flood {
+			if got != fmt.Sprint("flood-", i) {
+				t.Fatalf("flood out of order: %v", flood)
+			}
+		}
+		assertFairIdle(t, f)
+	})
+	t.Run("turns alternate between tenants", func(t *testing.T) {
+		s := priority.New(1, 1, 1, time.Millisecond)
+		f := newFair(s, 0)
+		hold(t, s, 0)
+		served := make(chan string, 9)
+		for _, tenant := range []string{"a", "b", "c"} {
+			for i := range 3 {
+				queue(t, f, tenant, fmt.Sprint(tenant, i), served)
+			}
+		}
+		s.Release(0)
+		for _, want := range []string{"a0", "b0", "c0", "a1", "b1", "c1", "a2", "b2", "c2"} {
+			if got := <-served; got != want {
+				t.Fatalf("served %s, want %s", got, want)
+			}
+		}
+		assertFairIdle(t, f)
+	})
+}
+
+func TestFairWaiterGivingUpHoldsNoSlot(t *testing.T) {
+	t.Run("the dispatcher gives up and the others are still served", func(t *testing.T) {
+		s := priority.New(1, 1, 1, time.Millisecond)
+		f := newFair(s, 0)
+		hold(t, s, 0)
+		ctx, cancel := context.WithCancel(context.Background())
+		gaveUp := make(chan error, 1)
+		go func() { gaveUp <- f.acquire(ctx, "a") }() // first, so it acquires for the queue
+		waitForFairWaiters(t, f, 1)
+		served := make(chan string, 2)
+		queue(t, f, "a", "a1", served)
+		queue(t, f, "b", "b0", served)
+		cancel()
+		if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+			t.Fatalf("acquire after cancel: %v", err)
+		}
+		s.Release(0)
+		got := []string{<-served, <-served}
+		if !slices.Equal(got, []string{"a1", "b0"}) {
+			t.Fatalf("served %v after the dispatcher gave up, want a1 then b0", got)
+		}
+		assertFairIdle(t, f)
+		assertAllSlotsFree(t, s, 1)
+	})
+	t.Run("under churn", func(t *testing.T) {
+		// Waiters give up at random moments, some just as a slot is granted
+		// to them; every slot must come back.
+		const size = 3
+		s := priority.New(size, 1, size, time.Millisecond)
+		f := newFair(s, 0)
+		var wg sync.WaitGroup
+		for g := range 24 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 150 {
+					ctx, cancel := context.WithTimeout(context.Background(), rand.N(200*time.Microsecond))
+					if f.acquire(ctx, fmt.Sprint("tenant-", g%5)) == nil {
+						time.Sleep(rand.N(50 * time.Microsecond))
+						f.release()
+					}
+					cancel()
+				}
+			}()
+		}
+		wg.Wait()
+		assertFairIdle(t, f)
+		assertAllSlotsFree(t, s, size)
+	})
+}
+
+// Two groups share one semaphore; fairness inside each must not undo the
+// priority between them.
+func TestFairKeepsThePriorityBetweenGroups(t *testing.T) {
+	s := priority.New(1, 2, 1, time.Millisecond)
+	high, low := newFair(s, 0), newFair(s, 1)
+	hold(t, s, 1)
+	served := make(chan string, 2)
+	queue(t, low, "t", "low", served) // arrives first
+	time.Sleep(20 * time.Millisecond) // its dispatcher is at the semaphore
+	queue(t, high, "t", "high", served)
+	time.Sleep(20 * time.Millisecond)
+	s.Release(1)
+	if first := <-served; first != "high" {
+		t.Fatalf("served %s first, want the higher level", first)
+	}
+	<-served
+	assertFairIdle(t, high)
+	assertFairIdle(t, low)
+}
+
+func hold(t *testing.T, s *priority.Semaphore, level int) {
+	t.Helper()
+	if err := s.Acquire(context.Background(), level); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queue starts a waiter that reports name on served when granted, then
+// releases, and returns once it is queued.
+func queue(t *testing.T, f *fair, tenant, name string, served chan<- string) {
+	t.Helper()
+	before := fairWaiters(f)
+	go func() {
+		if err := f.acquire(context.Background(), tenant); err != nil {
+			t.Error(err)
+			return
+		}
+		served <- name
+		f.release()
+	}()
+	waitForFairWaiters(t, f, before+1)
+}
+
+func fairWaiters(f *fair) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, q := range f.tenants {
+		n += q.waiters.Len()
+	}
+	return n
+}
+
+func waitForFairWaiters(t *testing.T, f *fair, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for fairWaiters(f) != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %d waiters, have %d", n, fairWaiters(f))
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// assertFairIdle checks that nothing is remembered once no one waits.
+func assertFairIdle(t *testing.T, f *fair) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		tenants, ring, dispatching := len(f.tenants), f.ring.Len(), f.dispatching
+		f.mu.Unlock()
+		if tenants == 0 && ring == 0 && !dispatching {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle fair still has %d tenants, %d in the ring, dispatching %v", tenants, ring, dispatching)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func assertAllSlotsFree(t *testing.T, s *priority.Semaphore, size int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range size {
+		if err := s.Acquire(ctx, 0); err != nil {
+			t.Fatalf("only %d of %d slots came back: %v", i, size, err)
+		}
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelShort()
+	if s.Acquire(short, 0) == nil {
+		t.Fatalf("more than %d slots free", size)
+	}
+	for range size {
+		s.Release(0)
+	}
+}

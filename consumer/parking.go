@@ -1,0 +1,483 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+	"github.com/jetbox-dev/jetbox/tenancy"
+)
+
+// Parking moves a failing tenant's writes out of the way of everybody
+// else's.
+//
+// When a tenant's breaker refuses a write, the partition owner parks the
+// tenant: it records it in the parking bucket, and from then on moves each
+// of the tenant's writes, in the order the lanes release them, to the
+// tenant's parking subject and acks it in the outbox. A parked write is no
+// longer pending on the partition's consumer, so it holds none of the
+// capacity (MaxAckPending, memory API slots) its partition neighbours need.
+// A replayer in the owner applies the parked writes, one at a time and in
+// order, as the breaker lets probes through; once the parking lot is empty
+// the owner unparks the tenant under the same lock that moves writes there,
+// so no write is left behind and later writes go straight to the memory API
+// again.
+//
+// Only the owner of the tenant's partition parks, diverts, replays and
+// unparks, and only while it owns the partition. A new owner first catches
+// up with the parking bucket (see partition.pull) and unparks only once it
+// is sure the previous owner has let go (see partition.sure).
+
+// parkedRecord is the value of a parking bucket entry.
+type parkedRecord struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	Worker string    `json:"worker"`
+}
+
+// parking is one group's view of its parked tenants.
+type parking struct {
+	g  *group
+	mu sync.Mutex
+	m  map[string]*parkedTenant // by tenant
+}
+
+// parkedTenant serialises moving a tenant's writes to its parking subject
+// against unparking it.
+type parkedTenant struct {
+	mu       sync.Mutex
+	parked   bool
+	replayer *replayer // running in this worker, if any
+}
+
+func newParking(g *group) *parking { return &parking{g: g, m: map[string]*parkedTenant{}} }
+
+func (pk *parking) tenant(tenant string) *parkedTenant {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	t := pk.m[tenant]
+	if t == nil {
+		t = &parkedTenant{}
+		pk.m[tenant] = t
+	}
+	return t
+}
+
+// isParked is a cheap check for the common case of a tenant never parked.
+func (pk *parking) isParked(tenant string) bool {
+	pk.mu.Lock()
+	t := pk.m[tenant]
+	pk.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.parked
+}
+
+func parkingKey(mode streams.Mode, token string) string { return string(mode) + "." + token }
+
+// divert moves d to its tenant's parking subject if the tenant is parked.
+// moved is false when it is not parked; err says the move failed and the
+// write is still held.
+func (pk *parking) divert(ctx context.Context, d delivery) (moved bool, err error) {
+	t := pk.tenant(d.w.addr.Tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.parked {
+		return false, nil
+	}
+	return true, pk.move(ctx, d)
+}
+
+// park parks d's tenant, if it is not parked yet, and moves d there.
+func (pk *parking) park(ctx context.Context, d delivery, pt *partition, reason string) error {
+	g := pk.g
+	t := pk.tenant(d.w.addr.Tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.parked {
+		rec, _ := json.Marshal(parkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.id})
+		if _, err := g.parked.Put(ctx, parkingKey(g.mode, d.w.addr.Token), rec); err != nil {
+			return fmt.Errorf("record parked tenant: %w", err)
+		}
+		t.parked = true
+		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Inc()
+		g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Str("reason", reason).Msg("tenant parked: its writes wait aside until its memory API recovers")
+	}
+	if t.replayer == nil {
+		t.replayer = pk.startReplayer(d.w.addr.Tenant, d.w.addr.Token, pt)
+	}
+	return pk.move(ctx, d)
+}
+
+// move publishes d to the parking subject and acks it in the outbox; the
+// tenant's lock is held. The message id makes a repeat after a crash
+// between the two a duplicate the parking stream absorbs.
+func (pk *parking) move(ctx context.Context, d delivery) error {
+	g := pk.g
+	m := nats.NewMsg(streams.ParkedSubject(d.w.addr))
+	for name, values := range d.msg.Headers() {
+		if strings.HasPrefix(name, "Nats-") {
+			continue
+		}
+		m.Header[name] = values
+	}
+	m.Header.Set(streams.HeaderIdempotencyKey, d.w.idempotencyKey)
+	m.Header.Set(streams.HeaderParkedSubject, d.msg.Subject())
+	m.Header.Set(streams.HeaderParkedSeq, strconv.FormatUint(d.meta.Sequence.Stream, 10))
+	m.Header.Set(streams.HeaderParkedTime, d.meta.Timestamp.UTC().Format(time.RFC3339Nano))
+	if d.w.attempts > 0 {
+		m.Header.Set(streams.HeaderParkedAttempts, strconv.Itoa(d.w.attempts))
+	}
+	m.Data = d.msg.Data()
+	id := fmt.Sprintf("parked:%s:%d", g.cfg.Streams.Stream, d.meta.Sequence.Stream)
+	if _, err := g.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
+		return fmt.Errorf("park write %d: %w", d.meta.Sequence.Stream, err)
+	}
+	if err := d.msg.Ack(); err != nil {
+		g.log.Warn().Err(err).Uint64("seq", d.meta.Sequence.Stream).Msg("ack after parking failed; the redelivery is absorbed as a duplicate")
+	}
+	g.metrics.parked.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.addr.Tenant)).Inc()
+	return nil
+}
+
+// unpark ends a tenant's parking if nothing is left in its parking lot.
+func (pk *parking) unpark(ctx context.Context, tenant, token string, c jetstream.Consumer) (bool, error) {
+	g := pk.g
+	t := pk.tenant(tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return false, nil
+	}
+	if err := g.parked.Delete(ctx, parkingKey(g.mode, token)); err != nil {
+		return false, err
+	}
+	if t.parked {
+		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Dec()
+	}
+	t.parked = false
+	t.replayer = nil
+	g.log.Info().Str("group", string(g.mode)).Str("tenant", tenant).Msg("tenant unparked: its parked writes are applied")
+	return true, nil
+}
+
+// learned applies a parking bucket change seen by the watcher.
+func (pk *parking) learned(tenant string, parked bool) {
+	t := pk.tenant(tenant)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.parked != parked {
+		if parked {
+			pk.g.metrics.parkedTenants.WithLabelValues(string(pk.g.mode)).Inc()
+		} else {
+			pk.g.metrics.parkedTenants.WithLabelValues(string(pk.g.mode)).Dec()
+		}
+	}
+	t.parked = parked
+}
+
+// parkedIn lists the parked tenants (and their tokens) of a partition.
+func (pk *parking) parkedIn(p int) map[string]string {
+	pk.mu.Lock()
+	defer pk.mu.Unlock()
+	out := map[string]string{}
+	for tenant, t := range pk.m {
+		t.mu.Lock()
+		if t.parked {
+			if token, err := tenancy.Encode(tenant); err == nil && streams.PartitionOf(token, pk.g.cfg.Streams.Partitions) == p {
+				out[tenant] = token
+			}
+		}
+		t.mu.Unlock()
+	}
+	return out
+}
+
+// startReplayer runs a tenant's replayer for as long as the partition is
+// owned; the tenant's lock is held.
+func (pk *parking) startReplayer(tenant, token string, pt *partition) *replayer {
+	r := &replayer{pk: pk, tenant: tenant, token: token, pt: pt, done: make(chan struct{})}
+	pt.replayers.Add(1)
+	go func() {
+		defer pt.replayers.Done()
+		defer close(r.done)
+		r.run()
+	}()
+	return r
+}
+
+// ensureReplayers starts a replayer for every parked tenant of a partition
+// that has none.
+func (pk *parking) ensureReplayers(pt *partition) {
+	for tenant, token := range pk.parkedIn(pt.p) {
+		t := pk.tenant(tenant)
+		t.mu.Lock()
+		if t.parked && (t.replayer == nil || t.replayer.ended()) {
+			t.replayer = pk.startReplayer(tenant, token, pt)
+		}
+		t.mu.Unlock()
+	}
+}
+
+// replayer applies one parked tenant's writes in order.
+type replayer struct {
+	pk            *parking
+	tenant, token string
+	pt            *partition
+	done          chan struct{}
+}
+
+func (r *replayer) ended() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// run replays until the parking lot is empty (and the tenant unparked) or
+// the partition is released. The parked consumer lets one write out at a
+// time (MaxAckPending 1), so even a replayer of a previous owner that is
+// still finishing cannot reorder anything.
+func (r *replayer) run() {
+	g, pt := r.pk.g, r.pt
+	ctx := pt.ctx
+	c, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token))
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Error().Err(err).Str("group", string(g.mode)).Str("tenant", r.tenant).Msg("cannot read parked writes; retried when the partition is owned again")
+		}
+		return
+	}
+	for ctx.Err() == nil {
+		batch, err := c.Fetch(1, jetstream.FetchMaxWait(streams.PullExpiry))
+		if err != nil {
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		var msg jetstream.Msg
+		for m := range batch.Messages() {
+			msg = m
+		}
+		if msg == nil {
+			if !pt.sure() {
+				continue
+			}
+			done, err := r.pk.unpark(ctx, r.tenant, r.token, c)
+			if err != nil && ctx.Err() == nil {
+				g.log.Warn().Err(err).Str("tenant", r.tenant).Msg("cannot unpark yet")
+			}
+			if done {
+				delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				_ = g.js.DeleteConsumer(delCtx, g.cfg.Streams.ParkingStream, c.CachedInfo().Name)
+				cancel()
+				return
+			}
+			continue
+		}
+		if !r.replay(msg) {
+			return
+		}
+	}
+}
+
+// replay applies one parked write, waiting through retries and an open
+// breaker with the write held. It returns false when the partition was
+// released, after handing the write back.
+func (r *replayer) replay(msg jetstream.Msg) bool {
+	g, pt := r.pk.g, r.pt
+	d := parkedDelivery(msg, g.cfg.ReplyPrefixes)
+	if d.err != nil {
+		if d.meta == nil {
+			_ = msg.Term()
+			return true
+		}
+		for g.deadLetter(pt.workCtx, d.msg, d.meta, d.w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+			if !holdFor(pt.ctx, msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
+				_ = msg.Nak()
+				return false
+			}
+		}
+		return true
+	}
+	tenant := g.metrics.tenants.label(r.tenant)
+	for {
+		if g.fair.acquire(pt.ctx, r.tenant) != nil {
+			_ = msg.Nak()
+			return false
+		}
+		next, after := g.apply(pt.workCtx, d, tenant)
+		g.fair.release()
+		switch next {
+		case settled:
+			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()
+			return true
+		case abandoned:
+			_ = msg.Nak()
+			return false
+		}
+		if !holdFor(pt.ctx, msg, after, g.cfg.Streams.AckWait) {
+			_ = msg.Nak()
+			return false
+		}
+	}
+}
+
+// holdFor waits d while telling the server msg is still in progress.
+func holdFor(ctx context.Context, msg jetstream.Msg, d, ackWait time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return true
+		}
+		if !sleep(ctx, min(left, ackWait/3)) {
+			return false
+		}
+		_ = msg.InProgress()
+	}
+}
+
+// parkedMsg is a parked write seen as the outbox write it was: its subject
+// is the original one, so decoding and dead-lettering treat it alike.
+type parkedMsg struct {
+	jetstream.Msg
+	subject string
+}
+
+func (m parkedMsg) Subject() string { return m.subject }
+
+// parkedDelivery decodes a parked write. Its metadata carries the original
+// outbox sequence and time, so attempt counts, dead-letter ids and latency
+// are those of the original write.
+func parkedDelivery(msg jetstream.Msg, replyPrefixes []string) delivery {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return delivery{msg: msg, err: err}
+	}
+	h := msg.Headers()
+	orig := *meta
+	seq, err := strconv.ParseUint(h.Get(streams.HeaderParkedSeq), 10, 64)
+	if err != nil {
+		return delivery{msg: msg, meta: meta, w: &write{}, err: fmt.Errorf("parked write without its outbox sequence: %v", err)}
+	}
+	orig.Sequence.Stream = seq
+	if at, err := time.Parse(time.RFC3339Nano, h.Get(streams.HeaderParkedTime)); err == nil {
+		orig.Timestamp = at
+	}
+	pm := parkedMsg{Msg: msg, subject: h.Get(streams.HeaderParkedSubject)}
+	w, err := decodeWrite(pm, seq, replyPrefixes)
+	if n, perr := strconv.Atoi(h.Get(streams.HeaderParkedAttempts)); perr == nil && w != nil {
+		w.attempts = n
+	}
+	return delivery{msg: pm, meta: &orig, w: w, err: err}
+}
+
+// watchParking keeps every group's parked set in step with the bucket and
+// records how far it has read, for catchUp.
+func (w *Worker) watchParking(ctx context.Context) error {
+	watcher, err := w.parked.WatchAll(ctx)
+	if err != nil {
+		return err
+	}
+	go func() {
+		defer watcher.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-watcher.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					w.parkingSeen.caughtUp()
+					continue
+				}
+				mode, token, found := strings.Cut(e.Key(), ".")
+				tenant, err := tenancy.Decode(token)
+				if found && err == nil {
+					for _, g := range w.groups {
+						if string(g.mode) == mode {
+							g.parking.learned(tenant, e.Operation() == jetstream.KeyValuePut)
+						}
+					}
+				}
+				w.parkingSeen.saw(e.Revision())
+			}
+		}
+	}()
+	return nil
+}
+
+// revisionWaiter tracks the latest parking bucket revision the watcher has
+// applied.
+type revisionWaiter struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	rev     uint64
+	initial bool // the watcher has delivered the bucket's state
+}
+
+func newRevisionWaiter() *revisionWaiter {
+	r := &revisionWaiter{}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *revisionWaiter) saw(rev uint64) {
+	r.mu.Lock()
+	r.rev = max(r.rev, rev)
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+func (r *revisionWaiter) caughtUp() {
+	r.mu.Lock()
+	r.initial = true
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// catchUp waits until the watcher has applied every parking bucket change
+// made so far, by anybody.
+func (w *Worker) catchUp(ctx context.Context) error {
+	status, err := w.parked.Status(ctx)
+	if err != nil {
+		return err
+	}
+	last := uint64(0)
+	if s, ok := status.(*jetstream.KeyValueBucketStatus); ok {
+		last = s.StreamInfo().State.LastSeq
+	}
+	r := w.parkingSeen
+	stop := context.AfterFunc(ctx, r.cond.Broadcast)
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for !(r.initial && r.rev >= last) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.cond.Wait()
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// partition is one (mode, partition) consumer while this worker owns it.
+//
+// Every write pulled from it is held here until it is settled (acked,
+// dead-lettered) or handed back: waiting for its lane, for a memory API
+// slot, or for a retry. Nothing is put back on the stream while the worker
+// owns the partition, so an owner's writes can only come back to the next
+// owner, and they come back in stream order:
+//   - keep tells the server every held write is still in progress, all of
+//     them at once in sequence order, so after a crash their ack timers run
+//     out in that order;
+//   - release hands writes back with Nak in sequence order, after the
+//     running ones have finished, and only then unpins the consumer.
+type partition struct {
+	g        *group
+	p        int
+	consumer jetstream.Consumer
+	ctx      context.Context // ends when the partition is released
+	cancel   context.CancelFunc
+	workCtx  context.Context // outlives ctx by the shutdown grace period
+	it       jetstream.MessagesContext
+	pulled   chan struct{} // closed when the pull loop has ended
+	released chan struct{} // closed when release is done
+	running  sync.WaitGroup
+	// replayers are the parked tenants' replayers running for this partition.
+	replayers sync.WaitGroup
+	// sureCh is closed once the previous owner has certainly let go.
+	sureCh   chan struct{}
+	sureOnce sync.Once
+
+	mu         sync.Mutex
+	held       map[uint64]jetstream.Msg
+	handedBack []delivery
+}
+
+// own starts pulling a partition. The consumer's pinned priority group
+// makes the server deliver to one worker at a time: if the previous owner
+// has not let go yet, the pull waits until it does, or until its pin times
+// out (streams.Config.PinnedTTL).
+func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*partition, error) {
+	c, err := g.js.Consumer(ctx, g.cfg.Streams.Stream, streams.PartitionConsumerName(g.mode, p))
+	if err != nil {
+		return nil, err
+	}
+	it, err := c.Messages(
+		jetstream.PullMaxMessages(g.batch),
+		jetstream.PullExpiry(streams.PullExpiry),
+		jetstream.PullHeartbeat(streams.PullExpiry/4),
+		jetstream.PullPriorityGroup(streams.OwnerGroup),
+	)
+	if err != nil {
+		return nil, err
+	}
+	pt := &partition{
+		g: g, p: p, consumer: c, it: it, workCtx: workCtx,
+		pulled: make(chan struct{}), released: make(chan struct{}), sureCh: make(chan struct{}),
+		held: map[uint64]jetstream.Msg{},
+	}
+	pt.ctx, pt.cancel = context.WithCancel(ctx)
+	// Past the pin's time-out the previous owner has let go, or lost it.
+	stop := time.AfterFunc(g.cfg.Streams.PinnedTTL(), pt.markSure)
+	context.AfterFunc(pt.ctx, func() { stop.Stop() })
+	go pt.pull()
+	go pt.keep()
+	g.parking.ensureReplayers(pt)
+	g.metrics.partitions.WithLabelValues(string(g.mode)).Inc()
+	return pt, nil
+}
+
+// pull reads the partition's writes and starts each in its own goroutine.
+// It never blocks on anything but the server, so the owner's pull requests
+// keep its pin alive however busy it is; the consumer's MaxAckPending
+// bounds how many writes it holds.
+func (pt *partition) pull() {
+	defer close(pt.pulled)
+	g := pt.g
+	first := true
+	for {
+		msg, err := pt.it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("pull")
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if first {
+			// The first write delivered means the previous owner has
+			// handed everything back and unpinned. Whatever it parked or
+			// unparked before that must be known here before any write is
+			// handled.
+			first = false
+			for err := g.catchUp(pt.ctx); err != nil && pt.ctx.Err() == nil; err = g.catchUp(pt.ctx) {
+				g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
+				time.Sleep(time.Second)
+			}
+			pt.markSure()
+			g.parking.ensureReplayers(pt)
+		}
+		d := g.prepare(msg)
+		pt.mu.Lock()
+		if d.meta != nil {
+			pt.held[d.meta.Sequence.Stream] = msg
+		}
+		pt.mu.Unlock()
+		pt.running.Add(1)
+		go func() {
+			defer pt.running.Done()
+			defer pt.settled(d)
+			g.handle(pt.ctx, pt.workCtx, d, pt)
+		}()
+	}
+}
+
+func (pt *partition) markSure() { pt.sureOnce.Do(func() { close(pt.sureCh) }) }
+
+// sure says whether the previous owner has certainly let go: this worker
+// has been delivered a write, or has waited out the pin's time-out.
+func (pt *partition) sure() bool {
+	select {
+	case <-pt.sureCh:
+		return true
+	default:
+		return false
+	}
+}
+
+func (pt *partition) settled(d delivery) {
+	if d.meta == nil {
+		return
+	}
+	pt.mu.Lock()
+	delete(pt.held, d.meta.Sequence.Stream)
+	pt.mu.Unlock()
+}
+
+// handBack records a write to give back to the stream when the partition
+// is released.
+func (pt *partition) handBack(d delivery) {
+	pt.mu.Lock()
+	pt.handedBack = append(pt.handedBack, d)
+	pt.mu.Unlock()
+}
+
+// keep sends InProgress for every held write every third of the ack wait,
+// lowest sequence first, until the partition is released.
+func (pt *partition) keep() {
+	t := time.NewTicker(pt.g.cfg.Streams.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-pt.released:
+			return
+		case <-t.C:
+		}
+		pt.mu.Lock()
+		seqs := make([]uint64, 0, len(pt.held))
+		for s := range pt.held {
+			seqs = append(seqs, s)
+		}
+		slices.Sort(seqs)
+		msgs := make([]jetstream.Msg, len(seqs))
+		for i, s := range seqs {
+			msgs[i] = pt.held[s]
+		}
+		pt.mu.Unlock()
+		for _, m := range msgs {
+			_ = m.InProgress()
+		}
+		pt.g.parking.ensureReplayers(pt)
+	}
+}
+
+// release lets go of the partition without reordering anything: it stops
+// pulling and takes in what was already on its way, lets running writes
+// finish (until workCtx ends), hands every other write back in sequence
+// order, and unpins the consumer so the next owner starts at once.
+func (pt *partition) release(ctx context.Context) {
+	g := pt.g
+	defer close(pt.released)
+	pt.it.Drain()
+	<-pt.pulled
+	pt.cancel()
+	pt.running.Wait()
+	pt.replayers.Wait()
+	slices.SortFunc(pt.handedBack, func(a, b delivery) int { return cmpSeq(a.seq(), b.seq()) })
+	for _, d := range pt.handedBack {
+		_ = d.msg.Nak()
+	}
+	if err := g.nc.Flush(); err != nil {
+		g.log.Warn().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("flush hand-back")
+	}
+	unpinCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := g.unpin(unpinCtx, pt.p); err != nil {
+		g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("unpin; the next owner waits for the pin to time out")
+	}
+	g.metrics.partitions.WithLabelValues(string(g.mode)).Dec()
+	g.log.Debug().Str("group", string(g.mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
+}
+
+func (g *group) unpin(ctx context.Context, p int) error {
+	s, err := g.js.Stream(ctx, g.cfg.Streams.Stream)
+	if err != nil {
+		return err
+	}
+	return s.UnpinConsumer(ctx, streams.PartitionConsumerName(g.mode, p), streams.OwnerGroup)
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,84 @@
+package streams
+
+import (
+	"fmt"
+	"hash/fnv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ParkedSubjectPrefix is the first token of parked writes:
+// memory_parked.<tenant token>.<mode>.<op>.
+const ParkedSubjectPrefix = "memory_parked"
+
+// Headers a worker adds to a parked write. The original headers stay, and
+// Soma-Idempotency-Key is always set, so the parked copy is applied under
+// the original write's key.
+const (
+	HeaderParkedSubject  = "Soma-Parked-Subject"  // the outbox subject as stored, partition included
+	HeaderParkedSeq      = "Soma-Parked-Seq"      // the outbox stream sequence
+	HeaderParkedTime     = "Soma-Parked-Time"     // when the outbox stored the write (RFC 3339)
+	HeaderParkedAttempts = "Soma-Parked-Attempts" // failed attempts before it was parked
+)
+
+// ParkedSubject is where a parked tenant's write waits.
+func ParkedSubject(a Address) string {
+	return ParkedSubjectPrefix + "." + a.Token + "." + string(a.Mode) + "." + string(a.Op)
+}
+
+// ParkedFilter selects one tenant's parked writes of one mode.
+func ParkedFilter(mode Mode, token string) string {
+	return ParkedSubjectPrefix + "." + token + "." + string(mode) + ".*"
+}
+
+// ParkingConfig is the stream where parked tenants' writes wait, in order,
+// until their memory API recovers. Like the outbox it is a work queue that
+// refuses new writes when full rather than dropping any.
+func (c Config) ParkingConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        c.ParkingStream,
+		Description: "jetbox parked writes: tenants whose memory API is failing",
+		Subjects:    []string{ParkedSubjectPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+		AllowDirect: true,
+	}
+}
+
+// ParkingBucketConfig is the KV bucket that lists the parked tenants, by
+// key <mode>.<tenant token>.
+func (c Config) ParkingBucketConfig() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      c.ParkingBucket,
+		Description: "jetbox: parked tenants per mode",
+		History:     1,
+		Storage:     c.Storage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// ParkedConsumerConfig is the durable consumer a replayer reads one parked
+// tenant's writes through. It lets one write out at a time, so two
+// replayers (an owner handing over to the next) can never reorder them. A
+// tenant token can be longer than a consumer name may be, so the name
+// carries a hash of it.
+func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
+	h := fnv.New64a()
+	h.Write([]byte(token))
+	return jetstream.ConsumerConfig{
+		Durable:           fmt.Sprintf("parked-%s-%016x", mode, h.Sum64()),
+		Description:       "jetbox replayer of a parked tenant",
+		FilterSubject:     ParkedFilter(mode, token),
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckExplicitPolicy,
+		AckWait:           c.AckWait,
+		MaxDeliver:        -1,
+		MaxAckPending:     1,
+		Replicas:          c.Replicas,
+		InactiveThreshold: 24 * time.Hour,
+	}
+}

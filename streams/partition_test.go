@@ -1,0 +1,270 @@
+package streams_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// The server's partition(P,1) transform and PartitionOf agree, for every
+// tenant: a worker can tell which partition holds a tenant's writes.
+func TestStoredSubjectCarriesTheTenantsPartition(t *testing.T) {
+	for _, partitions := range []int{16, 7} {
+		t.Run(strconv.Itoa(partitions), func(t *testing.T) {
+			cfg := streams.DefaultConfig()
+			cfg.Partitions = partitions
+			js, top, ctx := startOutbox(t, cfg)
+
+			tenants := []string{"acme", "acme.eu", "東京", "a b", "~", "*", ">", strings.Repeat("z", 128)}
+			for i := range 300 {
+				tenants = append(tenants, fmt.Sprintf("tenant-%d", i))
+			}
+			want := map[streams.Mode][]uint64{}
+			for _, m := range streams.Modes {
+				want[m] = make([]uint64, partitions)
+			}
+			for i, tenant := range tenants {
+				addr := mustAddress(t, tenant, streams.Modes[i%len(streams.Modes)], streams.Ops[i%len(streams.Ops)])
+				ack, err := publishWrite(ctx, js, addr, fmt.Sprintf("w%d", i), []byte("{}"))
+				if err != nil {
+					t.Fatalf("publish %s: %v", addr.Subject(), err)
+				}
+				got, err := top.Outbox.GetMsg(ctx, ack.Sequence)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := streams.PartitionOf(addr.Token, partitions)
+				if stored := addr.Subject() + "." + strconv.Itoa(p); got.Subject != stored {
+					t.Fatalf("tenant %q: stored as %q, want %q (PartitionOf = %d)", tenant, got.Subject, stored, p)
+				}
+				parsed, err := streams.ParseSubject(got.Subject)
+				if err != nil || parsed.Partition != p || parsed.Tenant != tenant {
+					t.Fatalf("ParseSubject(%q) = %+v, %v", got.Subject, parsed, err)
+				}
+				want[addr.Mode][p]++
+			}
+
+			// Each partition's consumer has exactly its partition's writes.
+			used := 0
+			for _, m := range streams.Modes {
+				for p, c := range top.Consumers[m] {
+					info, err := c.Info(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if info.NumPending != want[m][p] {
+						t.Errorf("consumer %s has %d writes pending, want %d", info.Name, info.NumPending, want[m][p])
+					}
+					if want[m][p] > 0 {
+						used++
+					}
+				}
+			}
+			if used < len(streams.Modes)*partitions*3/4 {
+				t.Errorf("%d tenants used only %d of %d partitions", len(tenants), used, len(streams.Modes)*partitions)
+			}
+		})
+	}
+}
+
+func TestProvisionRefusesBadPartitions(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, p := range []int{0, -1, streams.MaxPartitions + 1} {
+		cfg := streams.DefaultConfig()
+		cfg.Partitions = p
+		_, err := streams.Provision(ctx, js, cfg)
+		if !errors.Is(err, streams.ErrInvalidConfig) || !strings.Contains(err.Error(), "Partitions") {
+			t.Errorf("Provision with %d partitions = %v, want ErrInvalidConfig naming Partitions", p, err)
+		}
+	}
+	if _, err := js.Stream(ctx, streams.DefaultConfig().Stream); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("a refused Provision created the stream: %v", err)
+	}
+	// More consumers than the server allows a stream by default (1000).
+	cfg := streams.DefaultConfig()
+	cfg.Partitions = 350
+	cfg.Storage = jetstream.MemoryStorage
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatalf("Provision with %d partitions: %v", cfg.Partitions, err)
+	}
+}
+
+// unpartitionedOutbox makes the outbox as the previous layout did: the
+// stream takes memory.*.<mode>.> without a transform, and one consumer per
+// mode is named after it.
+func unpartitionedOutbox(ctx context.Context, t *testing.T, js jetstream.JetStream, cfg streams.Config) jetstream.Stream {
+	t.Helper()
+	sc := cfg.OutboxConfig()
+	sc.SubjectTransform = nil
+	sc.Subjects = nil
+	for _, m := range streams.Modes {
+		sc.Subjects = append(sc.Subjects, "memory.*."+string(m)+".>")
+	}
+	stream, err := js.CreateStream(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range streams.Modes {
+		if _, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+			Durable: string(m), FilterSubject: "memory.*." + string(m) + ".>", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return stream
+}
+
+// An outbox of the unpartitioned layout is partitioned once it is drained:
+// until then Provision refuses and changes nothing, so the previous
+// version's workers can finish.
+func TestProvisionPartitionsADrainedUnpartitionedOutbox(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := streams.DefaultConfig()
+	stream := unpartitionedOutbox(ctx, t, js, cfg)
+
+	old := mustAddress(t, "acme", streams.ModeFastAck, streams.OpStore)
+	if _, err := publishWrite(ctx, js, old, "old", []byte(`{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := streams.Provision(ctx, js, cfg)
+	if !errors.Is(err, streams.ErrNotDrained) || !strings.Contains(err.Error(), "1 writes") {
+		t.Fatalf("Provision over an undrained unpartitioned outbox = %v, want ErrNotDrained counting 1 write", err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.SubjectTransform != nil || info.Config.Subjects[0] != "memory.*.sync.>" {
+		t.Fatalf("a refused Provision changed the stream: %+v", info.Config)
+	}
+	legacy, err := js.Consumer(ctx, cfg.Stream, string(streams.ModeFastAck))
+	if err != nil {
+		t.Fatalf("a refused Provision removed the legacy consumer: %v", err)
+	}
+
+	// The previous version's worker applies the write.
+	batch, err := legacy.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for msg := range batch.Messages() {
+		if err := msg.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the old write is acked", func() bool { return streamMsgs(ctx, t, stream) == 0 })
+
+	top, err := streams.Provision(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("Provision over a drained unpartitioned outbox: %v", err)
+	}
+	for _, m := range streams.Modes {
+		if _, err := js.Consumer(ctx, cfg.Stream, string(m)); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Errorf("legacy consumer %s: %v, want it deleted", m, err)
+		}
+	}
+	if err := streams.Check(ctx, js, cfg); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	ack, err := publishWrite(ctx, js, old, "new", []byte(`{"n":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := top.Outbox.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := streams.PartitionOf(old.Token, cfg.Partitions)
+	if want := old.Subject() + "." + strconv.Itoa(p); got.Subject != want {
+		t.Fatalf("write stored as %q, want %q", got.Subject, want)
+	}
+	fetchAndAck(ctx, t, top.Consumers[streams.ModeFastAck][p], 1)
+}
+
+// Fewer partitions: the consumers of the partitions beyond the new count
+// are deleted once they hold nothing, never before.
+func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
+	cfg := streams.DefaultConfig()
+	cfg.Partitions = 4
+	js, top, ctx := startOutbox(t, cfg)
+
+	var addr streams.Address
+	for i := 0; ; i++ {
+		addr = mustAddress(t, fmt.Sprintf("t%d", i), streams.ModeBackground, streams.OpDelete)
+		if streams.PartitionOf(addr.Token, 4) == 3 {
+			break
+		}
+	}
+	if _, err := publishWrite(ctx, js, addr, "w", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	smaller := cfg
+	smaller.Partitions = 2
+	_, err := streams.Provision(ctx, js, smaller)
+	if !errors.Is(err, streams.ErrNotDrained) || !strings.Contains(err.Error(), "background-003") {
+		t.Fatalf("Provision to 2 partitions with a write in partition 3 = %v, want ErrNotDrained naming background-003", err)
+	}
+	info, err := top.Outbox.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.SubjectTransform.Destination; !strings.Contains(got, "partition(4,1)") {
+		t.Fatalf("a refused Provision changed the transform to %q", got)
+	}
+	if err := streams.Check(ctx, js, cfg); err != nil {
+		t.Fatalf("a refused Provision removed consumers: %v", err)
+	}
+
+	// Its owner applies it; now the partition may go.
+	fetchAndAck(ctx, t, top.Consumers[streams.ModeBackground][3], 1)
+	shrunk, err := streams.Provision(ctx, js, smaller)
+	if err != nil {
+		t.Fatalf("Provision to 2 partitions once drained: %v", err)
+	}
+	for _, m := range streams.Modes {
+		if len(shrunk.Consumers[m]) != 2 {
+			t.Errorf("%s has %d consumers, want 2", m, len(shrunk.Consumers[m]))
+		}
+		for p := 2; p < 4; p++ {
+			name := streams.PartitionConsumerName(m, p)
+			if _, err := js.Consumer(ctx, cfg.Stream, name); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				t.Errorf("surplus consumer %s: %v, want it deleted", name, err)
+			}
+		}
+	}
+	if err := streams.Check(ctx, js, smaller); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	ack, err := publishWrite(ctx, js, addr, "w2", []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := shrunk.Outbox.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := addr.Subject() + "." + strconv.Itoa(streams.PartitionOf(addr.Token, 2)); got.Subject != want {
+		t.Fatalf("write stored as %q, want %q", got.Subject, want)
+	}
+
+	// Growing again needs no draining.
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatalf("Provision back to 4 partitions: %v", err)
+	}
+}
