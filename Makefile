@@ -27,7 +27,9 @@ fuzz:
 	$(GO) test ./streams -run '^$$' -fuzz FuzzParseSubject -fuzztime $(FUZZTIME)
 
 # Drives jetbox on loopback through the consumption scenarios and prints
-# their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run.
+# their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run;
+# ONLY=order,isolation for some of them.
 SCALE ?= 1
+ONLY ?=
 scenarios:
-	$(GO) run ./cmd/scenarios -scale $(SCALE)
+	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY))

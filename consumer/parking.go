@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -51,9 +52,11 @@ type parking struct {
 }
 
 // parkedTenant serialises moving a tenant's writes to its parking subject
-// against unparking it.
+// against parking and unparking it: moves share the lock, so writes to
+// different memories move at once (the lanes keep each memory's in order),
+// while a change of state takes it alone.
 type parkedTenant struct {
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	parked   bool
 	replayer *replayer // running in this worker, if any
 }
@@ -79,8 +82,8 @@ func (pk *parking) isParked(tenant string) bool {
 	if t == nil {
 		return false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	return t.parked
 }
 
@@ -90,9 +93,14 @@ func parkingKey(mode streams.Mode, token string) string { return string(mode) + 
 // moved is false when it is not parked; err says the move failed and the
 // write is still held.
 func (pk *parking) divert(ctx context.Context, d delivery) (moved bool, err error) {
-	t := pk.tenant(d.w.addr.Tenant)
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	pk.mu.Lock()
+	t := pk.m[d.w.addr.Tenant]
+	pk.mu.Unlock()
+	if t == nil {
+		return false, nil // never parked: the common case costs one map lookup
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
 	if !t.parked {
 		return false, nil
 	}
@@ -104,21 +112,31 @@ func (pk *parking) park(ctx context.Context, d delivery, pt *partition, reason s
 	g := pk.g
 	t := pk.tenant(d.w.addr.Tenant)
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if !t.parked {
 		rec, _ := json.Marshal(parkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.id})
 		if _, err := g.parked.Put(ctx, parkingKey(g.mode, d.w.addr.Token), rec); err != nil {
+			t.mu.Unlock()
 			return fmt.Errorf("record parked tenant: %w", err)
 		}
 		t.parked = true
 		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Inc()
 		g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Str("reason", reason).Msg("tenant parked: its writes wait aside until its memory API recovers")
 	}
-	if t.replayer == nil {
+	if t.replayer == nil || t.replayer.ended() {
 		t.replayer = pk.startReplayer(d.w.addr.Tenant, d.w.addr.Token, pt)
 	}
-	return pk.move(ctx, d)
+	t.mu.Unlock()
+	// Unparked in between (the lot emptied): d goes through the memory API
+	// again, like any write of an unparked tenant.
+	moved, err := pk.divert(ctx, d)
+	if err == nil && !moved {
+		return errUnparked
+	}
+	return err
 }
+
+// errUnparked says the tenant was unparked before the write could be moved.
+var errUnparked = errors.New("tenant unparked meanwhile")
 
 // move publishes d to the parking subject and acks it in the outbox; the
 // tenant's lock is held. The message id makes a repeat after a crash
@@ -178,6 +196,14 @@ func (pk *parking) unpark(ctx context.Context, tenant, token string, c jetstream
 
 // learned applies a parking bucket change seen by the watcher.
 func (pk *parking) learned(tenant string, parked bool) {
+	if !parked {
+		pk.mu.Lock()
+		_, known := pk.m[tenant]
+		pk.mu.Unlock()
+		if !known {
+			return
+		}
+	}
 	t := pk.tenant(tenant)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -197,13 +223,13 @@ func (pk *parking) parkedIn(p int) map[string]string {
 	defer pk.mu.Unlock()
 	out := map[string]string{}
 	for tenant, t := range pk.m {
-		t.mu.Lock()
+		t.mu.RLock()
 		if t.parked {
 			if token, err := tenancy.Encode(tenant); err == nil && streams.PartitionOf(token, pk.g.cfg.Streams.Partitions) == p {
 				out[tenant] = token
 			}
 		}
-		t.mu.Unlock()
+		t.mu.RUnlock()
 	}
 	return out
 }

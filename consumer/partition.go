@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +41,8 @@ type partition struct {
 	// sureCh is closed once the previous owner has certainly let go.
 	sureCh   chan struct{}
 	sureOnce sync.Once
+
+	pinID atomic.Value // string: the pin this worker was given, from its deliveries
 
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
@@ -110,6 +113,9 @@ func (pt *partition) pull() {
 			}
 			pt.markSure()
 			g.parking.ensureReplayers(pt)
+		}
+		if id := msg.Headers().Get(pinHeader); id != "" {
+			pt.pinID.Store(id)
 		}
 		d := g.prepare(msg)
 		pt.mu.Lock()
@@ -206,19 +212,40 @@ func (pt *partition) release(ctx context.Context) {
 	}
 	unpinCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := g.unpin(unpinCtx, pt.p); err != nil {
-		g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("unpin; the next owner waits for the pin to time out")
+	if err := pt.unpin(unpinCtx); err != nil {
+		g.log.Warn().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("cannot unpin; the next owner waits for the pin to time out")
 	}
 	g.metrics.partitions.WithLabelValues(string(g.mode)).Dec()
 	g.log.Debug().Str("group", string(g.mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
 }
 
-func (g *group) unpin(ctx context.Context, p int) error {
-	s, err := g.js.Stream(ctx, g.cfg.Streams.Stream)
+// pinHeader carries the pin id on every write delivered through a pinned
+// priority group.
+const pinHeader = "Nats-Pin-Id"
+
+// unpin lets the next owner be pinned at once, if the pin is this worker's.
+// A worker that was never delivered a write was never pinned (the server
+// pins a client when it delivers to it), and must not unpin: the pin would
+// be the previous owner's, still handing back its writes.
+func (pt *partition) unpin(ctx context.Context) error {
+	id, _ := pt.pinID.Load().(string)
+	if id == "" {
+		return nil
+	}
+	info, err := pt.consumer.Info(ctx)
 	if err != nil {
 		return err
 	}
-	return s.UnpinConsumer(ctx, streams.PartitionConsumerName(g.mode, p), streams.OwnerGroup)
+	for _, pg := range info.PriorityGroups {
+		if pg.Group == streams.OwnerGroup && pg.PinnedClientID == id {
+			s, err := pt.g.js.Stream(ctx, pt.g.cfg.Streams.Stream)
+			if err != nil {
+				return err
+			}
+			return s.UnpinConsumer(ctx, streams.PartitionConsumerName(pt.g.mode, pt.p), streams.OwnerGroup)
+		}
+	}
+	return nil
 }
 
 func cmpSeq(a, b uint64) int {

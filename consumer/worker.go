@@ -57,7 +57,7 @@ type group struct {
 	*Worker
 	mode     streams.Mode
 	level    int // priority: 0 is served first
-	batch    int // writes asked for per pull request, per partition
+	batch    int // writes asked for per pull request, per partition: the pull loop never blocks, so as many as a partition may hold
 	breakers *breakers
 	lanes    *lanes
 	fair     *fair
@@ -99,7 +99,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		}
 		g := &group{
 			Worker: w, mode: mode, level: level,
-			batch: max(1, min(cfg.Concurrency, 256)/4),
+			batch: max(1, min(cfg.Streams.MaxAckPending, 128)),
 			lanes: newLanes(), fair: newFair(w.slots, level), owned: map[int]*partition{},
 		}
 		g.parking = newParking(g)
@@ -209,6 +209,9 @@ func (w *Worker) rebalance(ctx, workCtx context.Context, members []memberInfo) {
 			}
 			pt, err := g.own(ctx, p, workCtx)
 			if err != nil {
+				if ctx.Err() != nil {
+					break // shutting down
+				}
 				g.log.Error().Err(err).Str("group", string(g.mode)).Int("partition", p).Msg("cannot pull from partition; retried at the next membership change")
 				continue
 			}
@@ -349,6 +352,11 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		}
 	}
 	for {
+		// Cut off from NATS, the worker starts nothing: the partition may be
+		// another worker's by the time it could ack.
+		for ctx.Err() == nil && !g.nc.IsConnected() {
+			sleep(ctx, 100*time.Millisecond)
+		}
 		if ctx.Err() != nil {
 			pt.handBack(d)
 			return
@@ -386,6 +394,9 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 				err := g.parking.park(ctx, d, pt, "breaker open")
 				if err == nil {
 					return
+				}
+				if errors.Is(err, errUnparked) {
+					continue
 				}
 				g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot park the write; holding it")
 			}

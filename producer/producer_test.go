@@ -29,7 +29,9 @@ type env struct {
 
 func newEnv(t testing.TB, cfg Config, opts ...natstest.Option) *env {
 	t.Helper()
-	return newEnvWith(t, streams.DefaultConfig(), cfg, opts...)
+	scfg := streams.DefaultConfig()
+	scfg.Partitions = 4 // what a producer does does not depend on it; fewer consumers start faster
+	return newEnvWith(t, scfg, cfg, opts...)
 }
 
 func newEnvWith(t testing.TB, scfg streams.Config, cfg Config, opts ...natstest.Option) *env {

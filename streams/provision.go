@@ -49,8 +49,8 @@ func DefaultConfig() Config {
 		MaxMsgSize:      -1,
 		DLQMaxAge:       30 * 24 * time.Hour,
 		AckWait:         30 * time.Second,
-		MaxAckPending:   1000,
-		Partitions:      16,
+		MaxAckPending:   64,
+		Partitions:      32,
 		MemberTTL:       10 * time.Second,
 	}
 }

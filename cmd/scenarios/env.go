@@ -47,11 +47,30 @@ type env struct {
 	apiURL  string
 	stopAPI context.CancelFunc
 	workers []*workerProc
+	streams streams.Config // as provisioned
+}
+
+// envOptions vary a fresh env; the zero value is what newEnv makes.
+type envOptions struct {
+	apiDelay time.Duration            // added to every memory API data request
+	streams  func(c *streams.Config)  // adjusts streams.DefaultConfig() before provisioning; nil = as is
+	fail     func(tenant string) bool // memapi.Options.Fail: tenants whose requests get 503; nil = none
 }
 
 func (r *runner) newEnv(ctx context.Context, apiDelay time.Duration) (*env, error) {
+	return r.newEnvWith(ctx, envOptions{apiDelay: apiDelay})
+}
+
+// newEnvWith is newEnv with a modified stream layout or a failing memory
+// API. Workers must be started with the matching settings (for example
+// SOMABRAIN_OUTBOX_ACK_WAIT for streams.Config.AckWait), since each
+// provisions the outbox again from its own environment.
+func (r *runner) newEnvWith(ctx context.Context, o envOptions) (*env, error) {
 	r.seq++
-	e := &env{r: r, dir: filepath.Join(r.work, fmt.Sprintf("env%d", r.seq))}
+	e := &env{r: r, dir: filepath.Join(r.work, fmt.Sprintf("env%d", r.seq)), streams: streams.DefaultConfig()}
+	if o.streams != nil {
+		o.streams(&e.streams)
+	}
 	var err error
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(e.dir, "nats")}); err != nil {
 		return nil, err
@@ -64,11 +83,11 @@ func (r *runner) newEnv(ctx context.Context, apiDelay time.Duration) (*env, erro
 		e.close()
 		return nil, err
 	}
-	if _, err = streams.Provision(ctx, e.js, streams.DefaultConfig()); err != nil {
+	if _, err = streams.Provision(ctx, e.js, e.streams); err != nil {
 		e.close()
 		return nil, err
 	}
-	if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(e.dir, "memapi.db"), Delay: apiDelay}); err != nil {
+	if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(e.dir, "memapi.db"), Delay: o.apiDelay, Fail: o.fail}); err != nil {
 		e.close()
 		return nil, err
 	}
@@ -110,8 +129,9 @@ func (e *env) close() {
 
 // workerProc is a 'jetbox run' started here and stopped by its PID.
 type workerProc struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd      *exec.Cmd
+	done     chan error
+	extraEnv []string // what it was started with, for a restart
 }
 
 func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
@@ -129,7 +149,7 @@ func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	w := &workerProc{cmd: cmd, done: make(chan error, 1)}
+	w := &workerProc{cmd: cmd, done: make(chan error, 1), extraEnv: extraEnv}
 	go func() { w.done <- cmd.Wait(); logFile.Close() }()
 	e.workers = append(e.workers, w)
 	return w, nil
@@ -146,6 +166,23 @@ func (w *workerProc) stop() {
 		_ = w.cmd.Process.Kill()
 		<-w.done
 	}
+}
+
+// kill sends SIGKILL to the worker's PID and waits until it is gone: a
+// crash, with no draining and no acks flushed.
+func (w *workerProc) kill() {
+	if w.cmd.ProcessState != nil {
+		return
+	}
+	_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGKILL)
+	<-w.done
+}
+
+// restartWorker kills w if it still runs and starts a new worker with the
+// same settings (and a log file of its own).
+func (e *env) restartWorker(w *workerProc) (*workerProc, error) {
+	w.kill()
+	return e.startWorker(w.extraEnv...)
 }
 
 // rssMB reads the process's resident memory from /proc.

@@ -1,6 +1,7 @@
 // Command scenarios drives jetbox on loopback through the scenarios of the
-// consumption design (scale, tenant count, priority) and prints their
-// figures. Every figure is measured in the run. 'make scenarios' runs it.
+// consumption design (scale, tenant count, priority, order across killed
+// workers, isolation of a failing tenant, fairness under a flooding tenant)
+// and prints their figures. Every figure is measured in the run. 'make scenarios' runs it.
 package main
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,10 +38,13 @@ var scenarios = []scenario{
 	{"scale", scaleScenario},
 	{"tenants", tenantsScenario},
 	{"priority", priorityScenario},
+	{"order", orderScenario},
+	{"isolation", isolationScenario},
+	{"fairness", fairnessScenario},
 }
 
 func main() {
-	only := flag.String("only", "", "comma-separated scenarios to run (default: all): scale, tenants, priority")
+	only := flag.String("only", "", "comma-separated scenarios to run (default: all): scale, tenants, priority, order, isolation, fairness")
 	scale := flag.Float64("scale", 1, "multiply the scenario sizes by this (0.1 for a quick run)")
 	jetboxBin := flag.String("jetbox", "", "jetbox binary (default: built into a temp dir)")
 	out := flag.String("out", "", "also write the results as JSON to this file")
@@ -50,15 +55,22 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if !*keep {
-		defer os.RemoveAll(work)
+	// os.Exit skips deferred calls: every exit below goes through cleanup.
+	cleanup := func() {
+		if !*keep {
+			os.RemoveAll(work)
+		}
+	}
+	die := func(err error) {
+		cleanup()
+		fatal(err)
 	}
 	bin := *jetboxBin
 	if bin == "" {
 		bin = filepath.Join(work, "jetbox")
 		fmt.Fprintln(os.Stderr, "building jetbox…")
 		if out, err := exec.Command("go", "build", "-o", bin, "./cmd/jetbox").CombinedOutput(); err != nil {
-			fatal(fmt.Errorf("build jetbox: %v\n%s", err, out))
+			die(fmt.Errorf("build jetbox: %v\n%s", err, out))
 		}
 	}
 	r := &runner{bin: bin, work: work, scale: *scale, keep: *keep}
@@ -83,9 +95,10 @@ func main() {
 	if *out != "" {
 		data, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(*out, data, 0o644); err != nil {
-			fatal(err)
+			die(err)
 		}
 	}
+	cleanup()
 	if failed {
 		os.Exit(1)
 	}
@@ -104,7 +117,11 @@ func printResult(res result) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fmt.Fprintf(tw, "  %s\t%.4g\n", k, res.Figures[k])
+		if v := res.Figures[k]; v == math.Trunc(v) && math.Abs(v) < 1e15 {
+			fmt.Fprintf(tw, "  %s\t%d\n", k, int64(v)) // a count: every digit
+		} else {
+			fmt.Fprintf(tw, "  %s\t%.4g\n", k, v)
+		}
 	}
 	tw.Flush()
 	if res.Note != "" {
