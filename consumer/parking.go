@@ -294,8 +294,13 @@ func (r *replayer) run() {
 	for ctx.Err() == nil {
 		batch, err := c.Fetch(1, jetstream.FetchMaxWait(streams.PullExpiry))
 		if err != nil {
+			// The consumer may have been deleted by the replayer of an
+			// earlier parking of this tenant, unparked just before.
 			if !sleep(ctx, time.Second) {
 				return
+			}
+			if again, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token)); err == nil {
+				c = again
 			}
 			continue
 		}

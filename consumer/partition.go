@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/streams"
@@ -73,8 +74,9 @@ func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*parti
 		held: map[uint64]jetstream.Msg{},
 	}
 	pt.ctx, pt.cancel = context.WithCancel(ctx)
-	// Past the pin's time-out the previous owner has let go, or lost it.
-	stop := time.AfterFunc(g.cfg.Streams.PinnedTTL(), pt.markSure)
+	// Past the pin's time-out and an ack wait, the previous owner has let
+	// go or lost everything it held, even if no write ever settles here.
+	stop := time.AfterFunc(g.cfg.Streams.PinnedTTL()+g.cfg.Streams.AckWait, pt.markSure)
 	context.AfterFunc(pt.ctx, func() { stop.Stop() })
 	go pt.pull()
 	go pt.keep()
@@ -87,55 +89,128 @@ func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*parti
 // It never blocks on anything but the server, so the owner's pull requests
 // keep its pin alive however busy it is; the consumer's MaxAckPending
 // bounds how many writes it holds.
+//
+// A new owner first lets the partition settle: it starts nothing until
+// every write pending on the consumer has been delivered to it. The
+// previous owner's hand-back (Nak) and unpin travel separately inside the
+// server, so the pin can reach the new owner, with a newer write, before
+// an older handed-back write is queued for redelivery; once everything
+// pending is here, the new owner starts the writes in stream order.
 func (pt *partition) pull() {
 	defer close(pt.pulled)
 	g := pt.g
-	first := true
-	for {
-		msg, err := pt.it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
+	var early []jetstream.Msg // delivered before the partition settled
+	var checked time.Time
+	for settled := false; ; {
+		var msg jetstream.Msg
+		var err error
+		if settled {
+			msg, err = pt.it.Next()
+		} else {
+			msg, err = pt.it.Next(jetstream.NextMaxWait(settleCheck))
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			// Released before it settled: what came early goes back as it
+			// came, in stream order.
+			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
+			for _, m := range early {
+				pt.handBack(delivery{msg: m})
 			}
+			return
+		case err != nil && !(errors.Is(err, nats.ErrTimeout) && !settled):
 			g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("pull")
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if first {
-			// The first write delivered means the previous owner has
-			// handed everything back and unpinned. Whatever it parked or
-			// unparked before that must be known here before any write is
-			// handled.
-			first = false
-			for err := g.catchUp(pt.ctx); err != nil && pt.ctx.Err() == nil; err = g.catchUp(pt.ctx) {
-				g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
-				time.Sleep(time.Second)
+		if msg != nil {
+			if id := msg.Headers().Get(pinHeader); id != "" {
+				pt.pinID.Store(id)
 			}
-			pt.markSure()
-			g.parking.ensureReplayers(pt)
+			if !settled {
+				pt.hold(msg)
+				early = append(early, msg)
+			}
 		}
-		if id := msg.Headers().Get(pinHeader); id != "" {
-			pt.pinID.Store(id)
+		if !settled {
+			if len(early) == 0 || time.Since(checked) < settleCheck/2 {
+				continue
+			}
+			if checked = time.Now(); !pt.allPendingHere(len(early)) {
+				continue
+			}
+			settled = true
+			pt.settle()
+			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
+			for _, m := range early {
+				pt.start(m)
+			}
+			early = nil
+			continue
 		}
-		d := g.prepare(msg)
-		pt.mu.Lock()
-		if d.meta != nil {
-			pt.held[d.meta.Sequence.Stream] = msg
-		}
-		pt.mu.Unlock()
-		pt.running.Add(1)
-		go func() {
-			defer pt.running.Done()
-			defer pt.settled(d)
-			g.handle(pt.ctx, pt.workCtx, d, pt)
-		}()
+		pt.hold(msg)
+		pt.start(msg)
 	}
+}
+
+// settleCheck is how often a new owner checks whether the partition has
+// settled.
+const settleCheck = 50 * time.Millisecond
+
+// allPendingHere reports whether every write pending on the consumer has
+// been delivered to this worker.
+func (pt *partition) allPendingHere(delivered int) bool {
+	ctx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
+	defer cancel()
+	info, err := pt.consumer.Info(ctx)
+	return err == nil && info.NumAckPending <= delivered
+}
+
+// settle runs once the previous owner has let go entirely: whatever it
+// parked or unparked before that is read before any write is handled.
+func (pt *partition) settle() {
+	g := pt.g
+	for err := g.catchUp(pt.ctx); err != nil && pt.ctx.Err() == nil; err = g.catchUp(pt.ctx) {
+		g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
+		time.Sleep(time.Second)
+	}
+	pt.markSure()
+	g.parking.ensureReplayers(pt)
+}
+
+// hold records a delivered write for the keeper.
+func (pt *partition) hold(msg jetstream.Msg) {
+	if seq := msgSeq(msg); seq != 0 {
+		pt.mu.Lock()
+		pt.held[seq] = msg
+		pt.mu.Unlock()
+	}
+}
+
+// start decodes a held write, places it in its lane and handles it in its
+// own goroutine.
+func (pt *partition) start(msg jetstream.Msg) {
+	d := pt.g.prepare(msg)
+	pt.running.Add(1)
+	go func() {
+		defer pt.running.Done()
+		defer pt.settled(d)
+		pt.g.handle(pt.ctx, pt.workCtx, d, pt)
+	}()
+}
+
+func msgSeq(m jetstream.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
 }
 
 func (pt *partition) markSure() { pt.sureOnce.Do(func() { close(pt.sureCh) }) }
 
-// sure says whether the previous owner has certainly let go: this worker
-// has been delivered a write, or has waited out the pin's time-out.
+// sure says whether the previous owner has certainly let go: the partition
+// has settled here, or this worker has waited out the pin's time-out.
 func (pt *partition) sure() bool {
 	select {
 	case <-pt.sureCh:
@@ -146,12 +221,11 @@ func (pt *partition) sure() bool {
 }
 
 func (pt *partition) settled(d delivery) {
-	if d.meta == nil {
-		return
+	if seq := msgSeq(d.msg); seq != 0 {
+		pt.mu.Lock()
+		delete(pt.held, seq)
+		pt.mu.Unlock()
 	}
-	pt.mu.Lock()
-	delete(pt.held, d.meta.Sequence.Stream)
-	pt.mu.Unlock()
 }
 
 // handBack records a write to give back to the stream when the partition
@@ -203,7 +277,7 @@ func (pt *partition) release(ctx context.Context) {
 	pt.cancel()
 	pt.running.Wait()
 	pt.replayers.Wait()
-	slices.SortFunc(pt.handedBack, func(a, b delivery) int { return cmpSeq(a.seq(), b.seq()) })
+	slices.SortFunc(pt.handedBack, func(a, b delivery) int { return cmpSeq(msgSeq(a.msg), msgSeq(b.msg)) })
 	for _, d := range pt.handedBack {
 		_ = d.msg.Nak()
 	}

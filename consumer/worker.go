@@ -154,10 +154,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.bound.Store(true)
 	w.log.Info().Str("worker", w.id).Int("groups", len(w.groups)).Int("concurrency", w.cfg.Concurrency).Msg("worker consuming")
 
+	// A partition that could not be taken is tried again on the next tick.
+	retry := time.NewTicker(w.cfg.Streams.MemberTTL)
+	defer retry.Stop()
+	var members []memberInfo
 	for done := false; !done; {
 		select {
-		case members := <-views:
+		case members = <-views:
 			w.rebalance(ctx, workCtx, members)
+		case <-retry.C:
+			if members != nil {
+				w.rebalance(ctx, workCtx, members)
+			}
 		case <-ctx.Done():
 			done = true
 		}
@@ -212,14 +220,15 @@ func (w *Worker) rebalance(ctx, workCtx context.Context, members []memberInfo) {
 				if ctx.Err() != nil {
 					break // shutting down
 				}
-				g.log.Error().Err(err).Str("group", string(g.mode)).Int("partition", p).Msg("cannot pull from partition; retried at the next membership change")
+				g.log.Error().Err(err).Str("group", string(g.mode)).Int("partition", p).Msg("cannot pull from partition; trying again shortly")
 				continue
 			}
 			g.owned[p] = pt
 		}
 		owned := slices.Sorted(maps.Keys(g.owned))
-		g.ownedView.Store(&owned)
-		g.log.Info().Str("group", string(g.mode)).Int("members", len(members)).Ints("partitions", owned).Msg("partitions assigned")
+		if before := g.ownedView.Swap(&owned); before == nil || !slices.Equal(*before, owned) {
+			g.log.Info().Str("group", string(g.mode)).Int("members", len(members)).Ints("partitions", owned).Msg("partitions assigned")
+		}
 	}
 }
 

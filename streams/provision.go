@@ -69,16 +69,16 @@ func (c Config) validate() error {
 }
 
 // PinnedTTL is how long a partition consumer stays pinned to an owner that
-// has stopped pulling. A dead owner's unacked writes must all have been
-// redelivered before another worker is pinned, or the new owner could apply
-// a later write to a memory before the dead owner's earlier one comes back.
-// An owner renews its pin with every pull request, and it receives writes
-// and sends InProgress only while it pulls, so the last time it touched a
-// write is at most the longest gap between two of its pull requests
-// (2*PullExpiry: one request's lifetime, and as long again before the next)
-// after its last one; that write is redelivered AckWait later. The pin
-// therefore outlives the ack wait by that gap.
-func (c Config) PinnedTTL() time.Duration { return c.AckWait + 2*PullExpiry }
+// has stopped pulling. A live owner renews its pin with every pull request,
+// at least every PullExpiry, so three of those leave it a wide margin; a dead
+// owner's partitions are free to be taken that long after its last request.
+//
+// The pin is not what keeps order across a crash: the new owner starts no
+// write until every write pending on the consumer, the dead owner's
+// included, has been delivered to it (they come back when their ack wait
+// runs out), and then starts them in stream order. A dead worker's share is
+// therefore taken over within the ack wait of its last sign of life.
+func (c Config) PinnedTTL() time.Duration { return 3 * PullExpiry }
 
 // DLQHeadroom is what a dead letter adds to a write: the reason, the answer
 // excerpt and the bookkeeping headers. The outbox refuses writes that would

@@ -183,7 +183,7 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	}
 	got := second.Consumers[streams.ModeFastAck][7].CachedInfo().Config
 	if got.FilterSubject != "memory.*.fast_ack.*.7" || got.PriorityPolicy != jetstream.PriorityPolicyPinned ||
-		!reflect.DeepEqual(got.PriorityGroups, []string{streams.OwnerGroup}) || got.PinnedTTL != cfg.AckWait+2*streams.PullExpiry ||
+		!reflect.DeepEqual(got.PriorityGroups, []string{streams.OwnerGroup}) || got.PinnedTTL != 3*streams.PullExpiry ||
 		got.MaxAckPending != cfg.MaxAckPending || got.AckWait != cfg.AckWait || got.MaxDeliver != -1 {
 		t.Errorf("consumer fast_ack-007: %+v", got)
 	}
