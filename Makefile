@@ -28,8 +28,9 @@ fuzz:
 
 # Drives jetbox on loopback through the consumption scenarios and prints
 # their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run;
-# ONLY=order,isolation for some of them.
+# ONLY=order,isolation for some of them; RUNS=3 for medians of three runs.
 SCALE ?= 1
 ONLY ?=
+RUNS ?=
 scenarios:
-	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY))
+	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY)) $(if $(RUNS),-runs $(RUNS))

@@ -444,15 +444,6 @@ func errorKind(err error) string {
 	return err.Error()
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // largestGapAfter is the longest time between consecutive events after from.
 func largestGapAfter(events []time.Time, from time.Time) time.Duration {
 	ts := slices.Clone(events)

@@ -62,9 +62,12 @@ func (l *lanes) expect(key laneKey, seq uint64) *turn {
 }
 
 // told says whether the turn was told to run.
-func (t *turn) told() bool {
+func (t *turn) told() bool { return isClosed(t.ready) }
+
+// isClosed says whether a signal channel has been closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
 	select {
-	case <-t.ready:
+	case <-ch:
 		return true
 	default:
 		return false

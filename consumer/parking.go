@@ -268,14 +268,7 @@ type replayer struct {
 	done          chan struct{}
 }
 
-func (r *replayer) ended() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
-}
+func (r *replayer) ended() bool { return isClosed(r.done) }
 
 // run replays until the parking lot is empty (and the tenant unparked) or
 // the partition is released. The parked consumer lets one write out at a

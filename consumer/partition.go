@@ -211,14 +211,7 @@ func (pt *partition) markSure() { pt.sureOnce.Do(func() { close(pt.sureCh) }) }
 
 // sure says whether the previous owner has certainly let go: the partition
 // has settled here, or this worker has waited out the pin's time-out.
-func (pt *partition) sure() bool {
-	select {
-	case <-pt.sureCh:
-		return true
-	default:
-		return false
-	}
-}
+func (pt *partition) sure() bool { return isClosed(pt.sureCh) }
 
 func (pt *partition) settled(d delivery) {
 	if seq := msgSeq(d.msg); seq != 0 {

@@ -49,7 +49,11 @@ func main() {
 	jetboxBin := flag.String("jetbox", "", "jetbox binary (default: built into a temp dir)")
 	out := flag.String("out", "", "also write the results as JSON to this file")
 	keep := flag.Bool("keep", false, "keep the data directories and worker logs")
+	runs := flag.Int("runs", 1, "run each scenario this many times; figures are then medians and the verdict is the majority's")
 	flag.Parse()
+	if *runs < 1 {
+		fatal(errors.New("-runs must be at least 1"))
+	}
 
 	work, err := os.MkdirTemp("", "jetbox-scenarios")
 	if err != nil {
@@ -81,13 +85,23 @@ func main() {
 		if *only != "" && !slices.Contains(strings.Split(*only, ","), s.name) {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "scenario %s…\n", s.name)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		res, err := s.run(ctx, r)
-		cancel()
-		if err != nil {
-			res = result{Name: s.name, Note: "error: " + err.Error()}
+		var each []result
+		for run := 1; run <= *runs; run++ {
+			fmt.Fprintf(os.Stderr, "scenario %s, run %d of %d…\n", s.name, run, *runs)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+			res, err := s.run(ctx, r)
+			cancel()
+			if err != nil {
+				res = result{Name: s.name, Note: "error: " + err.Error()}
+			}
+			if *runs > 1 {
+				one := res
+				one.Name = fmt.Sprintf("%s (run %d of %d)", s.name, run, *runs)
+				printResult(one)
+			}
+			each = append(each, res)
 		}
+		res := combine(each)
 		failed = failed || !res.Pass
 		results = append(results, res)
 		printResult(res)
@@ -102,6 +116,40 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// combine sums up repeated runs of one scenario: each figure is the median
+// of the runs that have it, and the scenario passes when most runs did.
+func combine(runs []result) result {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	out := result{Name: runs[0].Name, Target: runs[0].Target, Note: runs[0].Note, Figures: map[string]float64{}}
+	values := map[string][]float64{}
+	passed := 0
+	for _, r := range runs {
+		if r.Pass {
+			passed++
+		}
+		if out.Target == "" {
+			out.Target, out.Note = r.Target, r.Note
+		}
+		for k, v := range r.Figures {
+			values[k] = append(values[k], v)
+		}
+	}
+	for k, v := range values {
+		slices.Sort(v)
+		out.Figures[k] = v[len(v)/2]
+		if len(v)%2 == 0 {
+			out.Figures[k] = (v[len(v)/2-1] + v[len(v)/2]) / 2
+		}
+	}
+	out.Figures["runs"] = float64(len(runs))
+	out.Figures["runs_passed"] = float64(passed)
+	out.Pass = 2*passed > len(runs)
+	out.Note = strings.TrimSpace(fmt.Sprintf("medians of %d runs, verdict of the majority. %s", len(runs), out.Note))
+	return out
 }
 
 func printResult(res result) {
