@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -78,9 +79,23 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	}
 	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
 	g.withPayloads(g.log.Warn(), msg, f.answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
-		Str("class", string(f.class)).Int("status", f.status).Str("reason", f.reason).Msg("dead-lettered")
+		Str("class", string(f.class)).Int("status", f.status).Str("reason", g.loggable(f.reason)).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.status, f.answer, f.reason)
 	return 0
+}
+
+// quoted matches the values a reason quotes from the write itself.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// loggable is a failure reason fit for the log: the values it quotes from
+// the write are users' data and are left out unless
+// SOMABRAIN_OUTBOX_LOG_PAYLOADS asks for them. The dead letter keeps the
+// whole reason.
+func (g *group) loggable(reason string) string {
+	if g.cfg.LogPayloads {
+		return reason
+	}
+	return quoted.ReplaceAllString(reason, `"…"`)
 }
 
 // headerSafe makes s fit a NATS header value: no line breaks or other

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/producer"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// Secrets (the memory API token, the NATS password, also inside NATS_URL)
+// and payloads never show in what a worker prints: its log, through
+// retries, dead letters and a failed start; its metrics; 'jetbox status'
+// and 'jetbox config'.
+func TestSecretsAndPayloadsStayOutOfLogsMetricsAndOutput(t *testing.T) {
+	const (
+		apiToken = "api-token-s3cr3t"
+		natsPass = "nats-pass-s3cr3t"
+		marker   = "payload-marker-7Qx"
+	)
+	secrets := []string{apiToken, natsPass, marker}
+
+	srv := startNATSWithPassword(t, "jetbox", natsPass)
+	natsURL := "nats://jetbox:" + natsPass + "@" + srv.Addr().String()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, streams.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The memory API: "down" fails every call (retries, then the breaker),
+	// and "rejected" gets a 4xx the write is dead-lettered for.
+	store, err := memapi.Open(memapi.Options{Path: filepath.Join(t.TempDir(), "m.db"), Token: apiToken, Fail: func(tenant string) bool { return tenant == "down" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiCtx, stopAPI := context.WithCancel(context.Background())
+	defer stopAPI()
+	go memapi.ServeListener(apiCtx, ln, store, zerolog.Nop())
+
+	httpAddr := freeAddr(t)
+	env := []string{
+		"NATS_URL=" + natsURL, "NATS_PASSWORD=" + natsPass,
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=http://" + ln.Addr().String(), "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=" + httpAddr, "SOMABRAIN_OUTBOX_LOG_LEVEL=debug",
+		"SOMABRAIN_OUTBOX_BACKOFF_BASE=20ms", "SOMABRAIN_MEMORY_FAILURE_THRESHOLD=2",
+	}
+	p := startRun(t, env)
+	waitUntil(t, 30*time.Second, "readyz", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	prod, err := producer.New(nc, producer.Config{Mode: streams.ModeFastAck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := map[string]any{"text": marker}
+	for i, tenant := range []string{"fine", "down", "down", "down"} {
+		if _, err := prod.Store(ctx, producer.StoreRequest{Tenant: tenant, Key: string(rune('a' + i)), Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A store whose payload is not an object is refused by the memory API
+	// (422) and dead-lettered: the answer is logged, the payload is not.
+	bad := nats.NewMsg("memory.rejected.fast_ack.store")
+	bad.Data = []byte(`{"coord":"1,2,3","payload":{"text":"` + marker + `"},"memory_type":"` + marker + `"}`)
+	if _, err := js.PublishMsg(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the good write applied and the others retried or dead-lettered", func() bool {
+		out := p.out.String()
+		return store.TenantStats("fine").Applied == 1 && strings.Contains(out, "dead-lettered") && strings.Contains(out, "tenant parked")
+	})
+
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := new(bytes.Buffer)
+	metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	status, err := jetbox(t, env, "status")
+	if err != nil {
+		t.Fatalf("status: %v\n%s", err, status)
+	}
+	config, err := jetbox(t, env, "config")
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, config)
+	}
+	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
+		t.Fatalf("jetbox run exited with %v", err)
+	}
+	// A start that fails to connect says why without the password.
+	failed, err := jetbox(t, append(env, "NATS_URL=nats://jetbox:wrong-"+natsPass+"@"+srv.Addr().String(), "SOMABRAIN_OUTBOX_HTTP_LISTEN=off"), "run")
+	if err == nil {
+		t.Fatalf("run with a wrong NATS password started:\n%s", failed)
+	}
+
+	for what, text := range map[string]string{"worker log": p.out.String(), "metrics": metrics.String(), "status": status, "config": config, "failed start": failed} {
+		for _, s := range secrets {
+			if strings.Contains(text, s) {
+				t.Errorf("%q appears in the %s:\n%s", s, what, grep(text, s))
+			}
+		}
+	}
+	if !strings.Contains(failed, "uthorization") {
+		t.Errorf("the failed start does not say why:\n%s", failed)
+	}
+}
+
+// startNATSWithPassword runs a JetStream server on a random loopback port
+// that lets in only user:password.
+func startNATSWithPassword(t *testing.T, user, password string) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		Username: user, Password: password, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
