@@ -365,6 +365,10 @@ func TestOpenBreakerDefersOneTenantWhileOthersFlow(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "B applied", func() bool { return h.store.TenantStats("B").Applied == 20 })
 	waitFor(t, 10*time.Second, "A's breaker open", func() bool { return breakerState(w.Status(), "fast_ack", "A") == "open" })
+	// Calls already on their way when the breaker opened are not probes:
+	// let them land before counting.
+	waitFor(t, 10*time.Second, "A parked", func() bool { return h.parked(t, "A") })
+	time.Sleep(500 * time.Millisecond)
 	// While A keeps failing, its writes are deferred: the breaker lets one
 	// probe through per reset interval, and deferrals use no budget, so
 	// nothing is dead-lettered. Without the breaker, 20 writes retrying
