@@ -57,9 +57,17 @@ func TestStoredSubjectCarriesTheTenantsPartition(t *testing.T) {
 			used := 0
 			for _, m := range streams.Modes {
 				for p, c := range top.Consumers[m] {
-					info, err := c.Info(ctx)
-					if err != nil {
-						t.Fatal(err)
+					// A consumer counts newly stored writes a moment after
+					// the publish is acknowledged.
+					var info *jetstream.ConsumerInfo
+					for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+						var err error
+						if info, err = c.Info(ctx); err != nil {
+							t.Fatal(err)
+						}
+						if info.NumPending == want[m][p] || time.Now().After(deadline) {
+							break
+						}
 					}
 					if info.NumPending != want[m][p] {
 						t.Errorf("consumer %s has %d writes pending, want %d", info.Name, info.NumPending, want[m][p])

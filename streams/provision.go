@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -216,12 +217,12 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
 		cfg.MaxMsgSize = int32(max - DLQHeadroom)
 	}
-	if existing, err := js.Stream(ctx, cfg.Stream); err == nil {
+	if existing, err := lookUpStream(ctx, js, cfg.Stream); err == nil {
 		if _, err := retiredConsumers(ctx, existing, cfg); err != nil {
 			return nil, err
 		}
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("provision stream %s: %w", cfg.Stream, err)
+		return nil, fmt.Errorf("provision stream %s: look up: %w", cfg.Stream, err)
 	}
 	outbox, err := createOrUpdateStream(ctx, js, cfg.OutboxConfig())
 	if err != nil {
@@ -339,24 +340,95 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 // other way round, and on a 3-replica cluster an update racing another
 // worker's create is never answered (nats-server 2.15.2): two workers
 // starting together would both time out.
+//
+// A stream that already exists as wanted (the other worker's create won) is
+// not updated at all: even create-first leaves a window in which the second
+// worker's create is refused while the first one's is still being proposed,
+// and the update that followed then hung the same way under load.
 func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	s, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return js.UpdateStream(ctx, cfg)
+		if have, err := lookUpStream(ctx, js, cfg.Name); err == nil && sameStream(cfg, have.CachedInfo().Config) {
+			return have, nil
+		}
+		s, err = js.UpdateStream(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("update: %w", err)
+		}
+		return s, nil
 	}
-	return s, err
+	if err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	return s, nil
+}
+
+// lookUpStream asks for a stream's info, again and again for as long as
+// ctx allows: on a new cluster, a request about a stream another worker is
+// creating at that moment can go unanswered (nats-server 2.15.2), and a
+// fresh request once the stream's group is formed is answered at once.
+func lookUpStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, 2*time.Second)
+		s, err := js.Stream(attempt, name)
+		cancel()
+		if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return s, err
+		}
+	}
+}
+
+// sameStream reports whether have is the stream want describes, on every
+// setting Provision chooses.
+func sameStream(want, have jetstream.StreamConfig) bool {
+	sameTransform := (want.SubjectTransform == nil) == (have.SubjectTransform == nil) &&
+		(want.SubjectTransform == nil || *want.SubjectTransform == *have.SubjectTransform)
+	return sameTransform && slices.Equal(want.Subjects, have.Subjects) &&
+		want.Description == have.Description && want.Retention == have.Retention &&
+		want.Discard == have.Discard && want.Storage == have.Storage &&
+		max(want.Replicas, 1) == max(have.Replicas, 1) && want.Duplicates == have.Duplicates &&
+		want.MaxAge == have.MaxAge && want.AllowDirect == have.AllowDirect &&
+		limit(int64(want.MaxConsumers)) == limit(int64(have.MaxConsumers)) &&
+		limit(want.MaxBytes) == limit(have.MaxBytes) && limit(want.MaxMsgs) == limit(have.MaxMsgs) &&
+		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize))
+}
+
+// limit folds the two ways of saying "no limit" (0 and -1) into one.
+func limit(v int64) int64 {
+	if v <= 0 {
+		return -1
+	}
+	return v
 }
 
 // createOrUpdateBucket does the same for a KV bucket.
 func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.UpdateKeyValue(ctx, cfg)
+		kv, err = existingOrUpdatedBucket(ctx, js, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// existingOrUpdatedBucket returns a bucket that exists as wanted, and
+// updates it otherwise.
+func existingOrUpdatedBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		if st, err := kv.Status(ctx); err == nil {
+			if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+				info := s.StreamInfo().Config
+				if st.TTL() == cfg.TTL && st.History() == int64(max(cfg.History, 1)) && max(info.Replicas, 1) == max(cfg.Replicas, 1) &&
+					info.Storage == cfg.Storage && info.Description == cfg.Description {
+					return kv, nil
+				}
+			}
+		}
+	}
+	return js.UpdateKeyValue(ctx, cfg)
 }
 
 // ErrNotProvisioned says a stream, bucket or consumer is missing.
