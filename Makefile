@@ -1,7 +1,7 @@
 # The two commands a new user needs: 'make run' and 'make test'.
 GO ?= go
 
-.PHONY: run test lint fuzz build scenarios
+.PHONY: run test lint fuzz build scenarios chaos
 
 run:
 	$(GO) run ./cmd/jetbox run
@@ -34,3 +34,9 @@ ONLY ?=
 RUNS ?=
 scenarios:
 	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY)) $(if $(RUNS),-runs $(RUNS))
+
+# The fault campaign (docs/RELIABILITY.md): a 3-node cluster, 3 workers,
+# a misbehaving memory API; CHAOS=60s for a short run.
+CHAOS ?= 5m
+chaos:
+	JETBOX_CHAOS=$(CHAOS) $(GO) test -count=1 -v -timeout 20m -run TestChaos ./chaos/

@@ -1,0 +1,474 @@
+// Package chaos is jetbox's fault campaign: a 3-node JetStream cluster,
+// three 'jetbox run' processes and the development memory API behind a
+// fault-injecting proxy, driven with writes from many tenants while workers
+// are killed, the stream leader is stopped, the memory API misbehaves and a
+// producer loses its connection. At the end it checks that nothing
+// acknowledged was lost, nothing was applied twice and no memory saw its
+// writes out of order, and prints one table.
+//
+// It runs only when JETBOX_CHAOS says for how long: make chaos.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetbox-dev/jetbox/dlq"
+	"github.com/jetbox-dev/jetbox/internal/clustertest"
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/producer"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+const token = "chaos-token"
+
+func TestChaos(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("JETBOX_CHAOS"))
+	if err != nil || d <= 0 {
+		t.Skip("set JETBOX_CHAOS to a duration (make chaos) to run the fault campaign")
+	}
+	bin := filepath.Join(t.TempDir(), "jetbox")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/jetbox").CombinedOutput(); err != nil {
+		t.Fatalf("build jetbox: %v\n%s", err, out)
+	}
+
+	c := clustertest.Start(t)
+	nc, js := c.Connect(t)
+	scfg := streams.DefaultConfig()
+	scfg.Replicas, scfg.Partitions, scfg.AckWait, scfg.MemberTTL = 3, 8, 5*time.Second, 3*time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), d+5*time.Minute)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, scfg); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := memapi.Open(memapi.Options{Path: filepath.Join(t.TempDir(), "memapi.db"), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	faults := newFaultProxy(store.Handler(), time.Now())
+	api := httptest.NewServer(faults)
+	defer api.Close()
+
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"NATS_URL=" + c.URLs(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + api.URL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + token,
+		"SOMABRAIN_OUTBOX_REPLICAS=3", "SOMABRAIN_OUTBOX_PARTITIONS=8", "SOMABRAIN_OUTBOX_ACK_WAIT=5s",
+		"SOMABRAIN_OUTBOX_MEMBER_TTL=3s", "SOMABRAIN_OUTBOX_REQUEST_TIMEOUT=2s", "SOMABRAIN_MEMORY_RESET_INTERVAL=2",
+		"SOMABRAIN_OUTBOX_BACKOFF_BASE=100ms", "SOMABRAIN_OUTBOX_BACKOFF_MAX=2s", "SOMABRAIN_OUTBOX_MAX_ATTEMPTS=30",
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_CONCURRENCY=32",
+	}
+	logs := t.TempDir()
+	workers := make([]*worker, 3)
+	for i := range workers {
+		workers[i] = startWorker(t, bin, env, filepath.Join(logs, fmt.Sprintf("worker%d", i)))
+	}
+	defer func() {
+		for _, w := range workers {
+			w.stop()
+		}
+	}()
+
+	// Writers: each owns memories and writes to one at a time, waiting for
+	// each acknowledgement, so the stream order of a memory's acknowledged
+	// writes is the order they were acknowledged in.
+	var current atomic.Pointer[producer.Producer]
+	newProducer := func() (*nats.Conn, *producer.Producer) {
+		pc, _ := c.Connect(t, nats.MaxReconnects(-1))
+		p, err := producer.New(pc, producer.Config{PublishTimeout: 3 * time.Second, SyncTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc, p
+	}
+	pconn, p := newProducer()
+	current.Store(p)
+	led := &ledger{acked: map[string]ackedWrite{}, order: map[memory][]string{}}
+	stopWriting := time.Now().Add(d)
+	var writers sync.WaitGroup
+	const tenants, writersN = 40, 48
+	for i := range writersN {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			led.write(ctx, &current, i, fmt.Sprintf("tenant-%02d", i%tenants), stopWriting)
+		}()
+	}
+	bg, err := producer.New(nc, producer.Config{Mode: streams.ModeBackground})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bgKeys []string
+	writers.Add(1)
+	go func() {
+		defer writers.Done()
+		for i := 0; time.Now().Before(stopWriting); i++ {
+			key := fmt.Sprintf("bg-%d", i)
+			if _, err := bg.Store(ctx, producer.StoreRequest{Tenant: fmt.Sprintf("tenant-%02d", i%tenants), Key: key, Payload: map[string]any{"i": i}}, producer.WithIdempotencyKey(key)); err == nil {
+				bgKeys = append(bgKeys, key)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
+	// The faults.
+	var kills, leaderStops, producerRestarts int
+	chaosDone := make(chan struct{})
+	go func() {
+		defer close(chaosDone)
+		kill := time.NewTicker(4 * time.Second)
+		defer kill.Stop()
+		leaderAt, producerAt := time.Now().Add(d/3), time.Now().Add(d/2)
+		for time.Now().Before(stopWriting) {
+			<-kill.C
+			i := rand.IntN(len(workers))
+			workers[i].kill()
+			workers[i] = startWorker(t, bin, env, filepath.Join(logs, fmt.Sprintf("worker%d", i)))
+			kills++
+			if !leaderAt.IsZero() && time.Now().After(leaderAt) {
+				leaderAt = time.Time{}
+				if leader := c.StreamLeader(clustertest.DefaultAccount, scfg.Stream); leader != nil {
+					c.Stop(leader)
+					leaderStops++
+					time.Sleep(5 * time.Second)
+					c.Restart(t, leader)
+				}
+			}
+			if !producerAt.IsZero() && time.Now().After(producerAt) {
+				// The producer's process dies: its connection goes, calls in
+				// flight return an error or had their acknowledgement.
+				producerAt = time.Time{}
+				old := pconn
+				pconn, p = newProducer()
+				current.Store(p)
+				old.Close()
+				producerRestarts++
+			}
+		}
+	}()
+	writers.Wait()
+	<-chaosDone
+	if err := bg.Close(ctx); err != nil {
+		t.Errorf("background producer close: %v", err)
+	}
+	faults.calm()
+
+	// Everything acknowledged must end applied or dead-lettered.
+	dead := map[string]string{}
+	settled := func() bool {
+		list, err := dlq.List(ctx, js, scfg, dlq.Filter{})
+		if err != nil {
+			return false
+		}
+		for _, dl := range list {
+			dead[dl.IdempotencyKey] = string(dl.Class)
+		}
+		for key, w := range led.acked {
+			if _, ok := dead[key]; !ok && !applied(store, w, key) {
+				return false
+			}
+		}
+		for _, key := range bgKeys {
+			if _, ok := dead[key]; !ok && !appliedKey(store, key) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for !settled() && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+	}
+
+	// The invariants.
+	lost, twice, outOfOrder := 0, 0, 0
+	for key, w := range led.acked {
+		if _, ok := dead[key]; ok {
+			continue
+		}
+		switch n := countKey(store.History(w.tenant, w.coord), key); {
+		case n == 0:
+			lost++
+			t.Errorf("acknowledged write %s (%s %s) neither applied nor dead-lettered", key, w.tenant, w.coord)
+		case n > 1:
+			twice++
+		}
+	}
+	for _, key := range bgKeys {
+		if _, ok := dead[key]; !ok && !appliedKey(store, key) {
+			lost++
+		}
+	}
+	for m, keys := range led.order {
+		if bad := orderViolations(store.History(m.tenant, m.coord), keys); bad > 0 {
+			outOfOrder += bad
+			t.Errorf("memory %s %s: %d writes applied out of order", m.tenant, m.coord, bad)
+		}
+	}
+	byClass := map[string]int{}
+	for _, class := range dead {
+		byClass[class]++
+	}
+	breakers, parked := countLog(logs, `"breaker":"open"`), countLog(logs, "tenant parked")
+
+	var b bytes.Buffer
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\n", k, v) }
+	row("duration", d)
+	row("writes acknowledged (sync, fast_ack)", len(led.acked))
+	row("writes acknowledged (background, flushed)", len(bgKeys))
+	row("writes not acknowledged (the call failed)", led.failed.Load())
+	total := uint64(0)
+	for _, ts := range store.Stats().Tenants {
+		total += ts.Applied
+	}
+	row("applied (all writes, counted by the memory API)", total)
+	row("applied more than once", twice)
+	row("lost", lost)
+	row("order violations", outOfOrder)
+	for class, n := range byClass {
+		row("dead-lettered: "+class, n)
+	}
+	for kind, n := range faults.counts() {
+		row("memory API fault: "+kind, n)
+	}
+	row("breaker openings", breakers)
+	row("tenants parked", parked)
+	row("workers SIGKILLed", kills)
+	row("stream leader stopped", leaderStops)
+	row("producer restarts", producerRestarts)
+	tw.Flush()
+	t.Logf("chaos campaign:\n%s", b.String())
+	if lost != 0 || twice != 0 || outOfOrder != 0 {
+		t.Fatalf("invariants broken: %d lost, %d applied twice, %d out of order", lost, twice, outOfOrder)
+	}
+}
+
+type memory struct{ tenant, coord string }
+
+type ackedWrite struct{ tenant, coord string }
+
+// ledger is what the writers were told.
+type ledger struct {
+	mu     sync.Mutex
+	acked  map[string]ackedWrite // by idempotency key
+	order  map[memory][]string   // each memory's acknowledged writes, in order
+	failed atomic.Int64
+}
+
+func (l *ledger) write(ctx context.Context, current *atomic.Pointer[producer.Producer], writer int, tenant string, until time.Time) {
+	for n := 0; time.Now().Before(until); n++ {
+		// Three memories per writer, taken in turn. Order is kept per mode
+		// (the modes are separate consumer groups), so each memory is
+		// written in one mode: the first in sync, the others in fast_ack.
+		m := memory{tenant, fmt.Sprintf("%d,%d,0", writer, n%3)}
+		key := fmt.Sprintf("w%d-%d", writer, n)
+		mode := streams.ModeFastAck
+		if n%3 == 0 {
+			mode = streams.ModeSync
+		}
+		p := current.Load()
+		var err error
+		if (n/3)%3 == 1 { // store, delete, store, … on each memory
+			_, err = p.Delete(ctx, producer.DeleteRequest{Tenant: tenant, Coord: m.coord}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+		} else {
+			_, err = p.Store(ctx, producer.StoreRequest{Tenant: tenant, Coord: m.coord, Payload: map[string]any{"n": n}}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+		}
+		if err != nil && !errors.Is(err, producer.ErrQueued) {
+			l.failed.Add(1)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		l.mu.Lock()
+		l.acked[key] = ackedWrite{tenant, m.coord}
+		l.order[m] = append(l.order[m], key)
+		l.mu.Unlock()
+		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
+	}
+}
+
+func countKey(hist []memapi.HistoryEntry, key string) int {
+	n := 0
+	for _, h := range hist {
+		if h.IdempotencyKey == key {
+			n++
+		}
+	}
+	return n
+}
+
+func applied(store *memapi.Store, w ackedWrite, key string) bool {
+	return countKey(store.History(w.tenant, w.coord), key) > 0
+}
+
+// appliedKey finds a background write, whose coord the producer derived.
+func appliedKey(store *memapi.Store, key string) bool {
+	var i int
+	fmt.Sscanf(key, "bg-%d", &i)
+	coord := producer.CoordFromKey(producer.DefaultUniverse, key)
+	return countKey(store.History(fmt.Sprintf("tenant-%02d", i%40), coord), key) > 0
+}
+
+// orderViolations counts the acknowledged writes the memory API applied
+// after a write acknowledged later.
+func orderViolations(hist []memapi.HistoryEntry, acked []string) int {
+	rank := map[string]int{}
+	for i, k := range acked {
+		rank[k] = i
+	}
+	bad, last := 0, -1
+	for _, h := range hist {
+		r, ok := rank[h.IdempotencyKey]
+		if !ok {
+			continue // a write whose call failed but which was stored anyway
+		}
+		if r < last {
+			bad++
+			continue
+		}
+		last = r
+	}
+	return bad
+}
+
+func countLog(dir, substr string) int {
+	n := 0
+	files, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		n += strings.Count(string(data), substr)
+	}
+	return n
+}
+
+// worker is a 'jetbox run' process, stopped by its PID.
+type worker struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var runs atomic.Int64
+
+func startWorker(t *testing.T, bin string, env []string, logPrefix string) *worker {
+	t.Helper()
+	f, err := os.Create(fmt.Sprintf("%s-%d.log", logPrefix, runs.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run")
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &worker{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(w.done) }()
+	return w
+}
+
+func (w *worker) kill() {
+	_ = w.cmd.Process.Signal(syscall.SIGKILL)
+	<-w.done
+}
+
+func (w *worker) stop() {
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(40 * time.Second):
+		w.kill()
+	}
+}
+
+// faultProxy stands in front of the memory API and misbehaves: 503s, 429s
+// with Retry-After, answers slower than the workers wait, connections
+// closed after the write was applied, slow answers, and some tenants fully
+// down for longer than the breaker's reset interval.
+type faultProxy struct {
+	next  http.Handler
+	start time.Time
+	quiet atomic.Bool
+	mu    sync.Mutex
+	n     map[string]int
+}
+
+func newFaultProxy(next http.Handler, start time.Time) *faultProxy {
+	return &faultProxy{next: next, start: start, n: map[string]int{}}
+}
+
+func (f *faultProxy) calm() { f.quiet.Store(true) }
+
+func (f *faultProxy) count(kind string) {
+	f.mu.Lock()
+	f.n[kind]++
+	f.mu.Unlock()
+}
+
+func (f *faultProxy) counts() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range f.n {
+		out[k] = v
+	}
+	return out
+}
+
+func (f *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tenant := r.Header.Get("X-Soma-Tenant")
+	if f.quiet.Load() || r.URL.Path == "/healthz" {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	// tenant-00 .. tenant-02 are down for 6 s out of every 12.
+	if strings.HasPrefix(tenant, "tenant-0") && tenant <= "tenant-02" && time.Since(f.start)%(12*time.Second) < 6*time.Second {
+		f.count("tenant down (503)")
+		http.Error(w, `{"error":"down"}`, http.StatusServiceUnavailable)
+		return
+	}
+	switch x := rand.IntN(100); {
+	case x < 4:
+		f.count("503")
+		http.Error(w, `{"error":"unavailable"}`, http.StatusServiceUnavailable)
+	case x < 7:
+		f.count("429 with Retry-After")
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, `{"error":"slow down"}`, http.StatusTooManyRequests)
+	case x < 9:
+		f.count("timeout (answer after 2.5 s)")
+		time.Sleep(2500 * time.Millisecond)
+		f.next.ServeHTTP(w, r)
+	case x < 11:
+		f.count("connection closed after applying")
+		f.next.ServeHTTP(httptest.NewRecorder(), r)
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+	case x < 16:
+		f.count("slow (300 ms)")
+		time.Sleep(300 * time.Millisecond)
+		f.next.ServeHTTP(w, r)
+	default:
+		f.next.ServeHTTP(w, r)
+	}
+}
