@@ -92,6 +92,7 @@ func natsSettings(cfg config.Config, url, name string) natsconn.Settings {
 	return natsconn.Settings{
 		URL: url, Creds: cfg.NATSCreds, NKey: cfg.NATSNKey, User: cfg.NATSUser, Password: cfg.NATSPassword,
 		Token: cfg.NATSToken, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey, Name: name,
+		InboxPrefix: cfg.NATSInbox,
 	}
 }
 

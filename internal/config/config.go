@@ -60,6 +60,7 @@ type Config struct {
 	NATSCA       string `env:"NATS_CA" help:"path of the CA certificate that signed the NATS server's certificate"`
 	NATSCert     string `env:"NATS_CERT" help:"path of the client certificate for mutual TLS"`
 	NATSKey      string `env:"NATS_KEY" help:"path of the client certificate's private key"`
+	NATSInbox    string `env:"NATS_INBOX_PREFIX" help:"prefix of reply subjects instead of _INBOX (a tenant user allowed only _INBOX.<tenant token>.> sets _INBOX.<tenant token>)"`
 
 	DataDir        string `env:"SOMABRAIN_OUTBOX_DATA_DIR" envDefault:"./jetbox-data" help:"where the embedded nats-server and the development memory API keep their data"`
 	NATSListen     string `env:"SOMABRAIN_OUTBOX_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"listen address of the embedded nats-server"`

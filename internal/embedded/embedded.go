@@ -19,6 +19,10 @@ type Options struct {
 	MaxPayload int32  // largest message in bytes; 0 keeps the server default (1 MiB)
 	Name       string // server name; empty lets the server choose
 	Logging    bool   // pass the server's own log lines to stderr
+
+	// Configure, when set, adjusts the server options last, before the
+	// server starts: how tests add authentication and TLS.
+	Configure func(*server.Options)
 }
 
 // ErrNotReady says the server did not accept connections in time.
@@ -46,6 +50,9 @@ func Start(opts Options) (*server.Server, error) {
 		MaxPayload: opts.MaxPayload,
 		NoSigs:     true,
 		NoLog:      !opts.Logging,
+	}
+	if opts.Configure != nil {
+		opts.Configure(sopts)
 	}
 	s, err := server.NewServer(sopts)
 	if err != nil {

@@ -6,6 +6,7 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,6 +25,11 @@ type Settings struct {
 	Cert     string
 	Key      string
 	Name     string // connection name shown by the server
+
+	// InboxPrefix replaces _INBOX as the prefix of the connection's reply
+	// subjects (the nats CLI's --inbox-prefix). A tenant's user that may
+	// only subscribe to _INBOX.<tenant token>.> sets _INBOX.<tenant token>.
+	InboxPrefix string
 }
 
 // ErrSettings says the settings contradict each other.
@@ -38,6 +44,21 @@ func (s Settings) Options() ([]nats.Option, error) {
 	}
 	if (s.Cert == "") != (s.Key == "") {
 		return nil, fmt.Errorf("%w: NATS_CERT and NATS_KEY go together", ErrSettings)
+	}
+	if s.Creds != "" && s.NKey != "" {
+		return nil, fmt.Errorf("%w: NATS_CREDS and NATS_NKEY exclude each other (a creds file holds its own NKey seed)", ErrSettings)
+	}
+	// nats.go reads these files only when it dials: check them now, so a
+	// wrong path names its variable instead of surfacing as a dial error.
+	for _, f := range []struct{ variable, path string }{
+		{"NATS_CREDS", s.Creds}, {"NATS_CA", s.CA}, {"NATS_CERT", s.Cert}, {"NATS_KEY", s.Key},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrSettings, f.variable, err)
+		}
 	}
 	if s.Creds != "" {
 		opts = append(opts, nats.UserCredentials(s.Creds))
@@ -54,6 +75,9 @@ func (s Settings) Options() ([]nats.Option, error) {
 	}
 	if s.Token != "" {
 		opts = append(opts, nats.Token(s.Token))
+	}
+	if s.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(s.InboxPrefix))
 	}
 	if s.CA != "" {
 		opts = append(opts, nats.RootCAs(s.CA))

@@ -31,6 +31,36 @@ func WithStoreDir(dir string) Option { return func(o *embedded.Options) { o.Stor
 // WithListen fixes the listen address, to restart a server on the same port.
 func WithListen(addr string) Option { return func(o *embedded.Options) { o.Listen = addr } }
 
+// WithServerOptions adjusts the server options last, for what the embedded
+// options do not cover: users, NKeys, an operator and its accounts, TLS.
+func WithServerOptions(configure func(*server.Options)) Option {
+	return func(o *embedded.Options) {
+		prev := o.Configure
+		o.Configure = func(so *server.Options) {
+			if prev != nil {
+				prev(so)
+			}
+			configure(so)
+		}
+	}
+}
+
+// WithConfigFile loads a nats-server configuration file (accounts, users,
+// permissions, TLS) over the test server's options. The test server keeps
+// its own listen address and data directory, whatever the file says.
+func WithConfigFile(t testing.TB, path string) Option {
+	return WithServerOptions(func(so *server.Options) {
+		t.Helper()
+		host, port, storeDir := so.Host, so.Port, so.StoreDir
+		so.StoreDir = "" // the server refuses a store_dir set twice
+		if err := so.ProcessConfigFile(path); err != nil {
+			t.Fatalf("load nats-server config %s: %v", path, err)
+		}
+		so.Host, so.Port, so.StoreDir = host, port, storeDir
+		so.JetStream, so.NoSigs = true, true
+	})
+}
+
 // Start runs a JetStream server on 127.0.0.1 with a random port.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()

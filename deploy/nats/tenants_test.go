@@ -1,0 +1,236 @@
+// Package natsdeploy_test loads the shipped nats-server configuration into a
+// real embedded server and checks what each user may and may not do.
+package natsdeploy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/streams"
+	"github.com/jetbox-dev/jetbox/tenancy"
+)
+
+// The example tenants of tenants.conf: A is sandbox-tenant, B is acme.eu.
+const (
+	tenantA = "sandbox-tenant"
+	tenantB = "acme.eu"
+)
+
+// violations collects the asynchronous errors of one connection: the
+// server answers a denied publish or subscription with one, not with a
+// reply.
+type violations struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.errs = append(v.errs, err)
+}
+
+// waitFor waits until the server reported a permissions violation that
+// names subject.
+func (v *violations) waitFor(t *testing.T, subject string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		v.mu.Lock()
+		for _, err := range v.errs {
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subject+`"`) {
+				v.mu.Unlock()
+				return
+			}
+		}
+		v.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no permissions violation for %q; errors: %v", subject, v.errs)
+}
+
+type tenantsServer struct {
+	url       string
+	passwords map[string]string // user -> password
+}
+
+func startTenantsServer(t *testing.T) tenantsServer {
+	passwords := map[string]string{
+		"jetbox-worker":         "worker-pw",
+		"tenant-sandbox-tenant": "tenant-a-pw",
+		"tenant-acme.eu":        "tenant-b-pw",
+	}
+	t.Setenv("JETBOX_WORKER_PASSWORD", passwords["jetbox-worker"])
+	t.Setenv("TENANT_SANDBOX_TENANT_PASSWORD", passwords["tenant-sandbox-tenant"])
+	t.Setenv("TENANT_ACME_EU_PASSWORD", passwords["tenant-acme.eu"])
+	t.Setenv("NATS_SYS_PASSWORD", "sys-pw")
+	srv := natstest.Start(t, natstest.WithConfigFile(t, "tenants.conf"))
+	return tenantsServer{url: srv.ClientURL(), passwords: passwords}
+}
+
+// connect connects as user through natsconn, the way jetbox and the nats
+// CLI do, with an inbox prefix when the user may only receive under one.
+func (s tenantsServer) connect(t *testing.T, user, inboxPrefix string) (*nats.Conn, jetstream.JetStream, *violations) {
+	t.Helper()
+	v := &violations{}
+	opts, err := natsconn.Settings{URL: s.url, User: user, Password: s.passwords[user], InboxPrefix: inboxPrefix, Name: user}.Options()
+	if err != nil {
+		t.Fatalf("settings: %v", err)
+	}
+	nc, err := nats.Connect(s.url, append(opts, nats.ErrorHandler(v.handler))...)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream: %v", err)
+	}
+	return nc, js, v
+}
+
+func token(t *testing.T, tenant string) string {
+	t.Helper()
+	tok, err := tenancy.Encode(tenant)
+	if err != nil {
+		t.Fatalf("encode %q: %v", tenant, err)
+	}
+	return tok
+}
+
+// TestTenantIsolation loads tenants.conf and shows that a tenant's user
+// can write its own tenant's memories and nothing else: not into another
+// tenant's subjects, not another tenant's dead letters, not the JetStream
+// API; while the workers' user provisions and reads everything.
+func TestTenantIsolation(t *testing.T) {
+	srv := startTenantsServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tokA, tokB := token(t, tenantA), token(t, tenantB)
+
+	// The workers' user provisions the outbox and writes a dead letter of
+	// tenant B.
+	_, workerJS, _ := srv.connect(t, "jetbox-worker", "")
+	cfg := streams.DefaultConfig()
+	cfg.Storage, cfg.Partitions = jetstream.MemoryStorage, 4
+	if _, err := streams.Provision(ctx, workerJS, cfg); err != nil {
+		t.Fatalf("workers' user provisions the streams: %v", err)
+	}
+	secret := nats.NewMsg(streams.DLQSubjectPrefix + "." + tokB + ".fast_ack.store")
+	secret.Data = []byte(`{"coord":"1,2,3","payload":{"text":"B's secret"}}`)
+	if _, err := workerJS.PublishMsg(ctx, secret); err != nil {
+		t.Fatalf("workers' user publishes a dead letter: %v", err)
+	}
+
+	ncA, jsA, violA := srv.connect(t, "tenant-sandbox-tenant", "_INBOX."+tokA)
+
+	t.Run("A writes its own tenant", func(t *testing.T) {
+		ack, err := jsA.Publish(ctx, "memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`), jetstream.WithMsgID(tokA+":k1"))
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		if ack.Stream != cfg.Stream {
+			t.Fatalf("stored in %q; want %q", ack.Stream, cfg.Stream)
+		}
+		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory."+tokA+".>"); n != 1 {
+			t.Fatalf("outbox holds %d writes of A; want 1", n)
+		}
+	})
+
+	t.Run("A cannot write into B", func(t *testing.T) {
+		subject := "memory." + tokB + ".sync.store"
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+			t.Fatal("publish acknowledged")
+		}
+		violA.waitFor(t, subject)
+		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory."+tokB+".>"); n != 0 {
+			t.Fatalf("outbox holds %d writes of B; want 0", n)
+		}
+	})
+
+	t.Run("A cannot read B's dead letters", func(t *testing.T) {
+		subject := streams.DLQSubjectPrefix + "." + tokB + ".>"
+		if _, err := ncA.SubscribeSync(subject); err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+		violA.waitFor(t, subject)
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err := jsA.CreateOrUpdateConsumer(short, cfg.DLQStream, jetstream.ConsumerConfig{FilterSubject: subject})
+		if err == nil {
+			t.Fatal("created a consumer on the dead-letter stream")
+		}
+		if _, err := jsA.Stream(short, cfg.DLQStream); err == nil {
+			t.Fatal("looked up the dead-letter stream")
+		}
+	})
+
+	t.Run("A cannot use the JetStream API", func(t *testing.T) {
+		for _, api := range []string{
+			"$JS.API.STREAM.DELETE." + cfg.Stream,
+			"$JS.API.STREAM.PURGE." + cfg.Stream,
+			"$JS.API.STREAM.DELETE." + cfg.DLQStream,
+			"$JS.API.STREAM.MSG.GET." + cfg.DLQStream,
+		} {
+			if _, err := ncA.Request(api, nil, 300*time.Millisecond); err == nil {
+				t.Fatalf("%s answered", api)
+			}
+			violA.waitFor(t, api)
+		}
+		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory."+tokA+".>"); n != 1 {
+			t.Fatalf("outbox holds %d writes of A after the attempts; want 1", n)
+		}
+		if n := countStored(t, ctx, workerJS, cfg.DLQStream, streams.DLQSubjectPrefix+".>"); n != 1 {
+			t.Fatalf("dead-letter stream holds %d; want 1", n)
+		}
+	})
+
+	t.Run("A cannot forge dead letters or read writes", func(t *testing.T) {
+		forged := streams.DLQSubjectPrefix + "." + tokA + ".fast_ack.store"
+		if err := ncA.Publish(forged, nil); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		violA.waitFor(t, forged)
+		if _, err := ncA.SubscribeSync("memory.>"); err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+		violA.waitFor(t, "memory.>")
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		_, err := natsconn.Connect(natsconn.Settings{URL: srv.url, User: "tenant-sandbox-tenant", Password: srv.passwords["tenant-acme.eu"]}, zerolog.Nop())
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("error %v; want %v", err, nats.ErrAuthorization)
+		}
+	})
+}
+
+// countStored counts the messages of stream under filter.
+func countStored(t *testing.T, ctx context.Context, js jetstream.JetStream, stream, filter string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatalf("stream %s info: %v", stream, err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
