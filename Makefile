@@ -25,6 +25,9 @@ fuzz:
 	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDistinctTenantsDistinctTokens -fuzztime $(FUZZTIME)
 	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
 	$(GO) test ./streams -run '^$$' -fuzz FuzzParseSubject -fuzztime $(FUZZTIME)
+	$(GO) test ./streams -run '^$$' -fuzz FuzzParseCoord -fuzztime $(FUZZTIME)
+	$(GO) test ./streams -run '^$$' -fuzz FuzzCheckHeaderValue -fuzztime $(FUZZTIME)
+	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeWrite -fuzztime $(FUZZTIME)
 
 # Drives jetbox on loopback through the consumption scenarios and prints
 # their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run;

@@ -1,12 +1,14 @@
 package consumer
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -151,6 +153,15 @@ func (w *write) decodeBody(data []byte) error {
 	if !json.Valid(data) {
 		return badInput("body is not valid JSON")
 	}
+	// encoding/json lets invalid UTF-8 through, keeps the last of two equal
+	// keys and matches keys in any case; a memory API may do none of these,
+	// and then it would apply something other than what was checked here.
+	if !utf8.Valid(data) {
+		return badInput("body is not valid UTF-8")
+	}
+	if err := checkKeys(data); err != nil {
+		return err
+	}
 	switch w.addr.Op {
 	case streams.OpStore:
 		var b storeBody
@@ -196,6 +207,42 @@ func (w *write) decodeBody(data []byte) error {
 			return badInput("link body: weight must be finite")
 		}
 		w.method, w.path, w.body, w.coord = "POST", "/graph/link", data, *b.FromCoord
+	}
+	return nil
+}
+
+// bodyFields are the body fields the worker checks, in any op.
+var bodyFields = []string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "weight"}
+
+// checkKeys refuses the top-level keys encoding/json reads differently
+// from a memory API: a key given twice (it keeps the last value) and a key
+// that matches a checked field only case-insensitively (it takes it for
+// the field, a Python memory API does not). data is valid JSON.
+func checkKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return badInput("body has the duplicate key %q", text.Clip(key, 64))
+		}
+		seen[key] = true
+		for _, f := range bodyFields {
+			if key != f && strings.EqualFold(key, f) {
+				return badInput("body key %q is not %q: keys are case-sensitive", text.Clip(key, 64), f)
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
 
@@ -110,7 +111,11 @@ type SubjectError struct {
 	Err     error
 }
 
-func (e *SubjectError) Error() string { return fmt.Sprintf("subject %q: %v", e.Subject, e.Err) }
+// Error clips the subject: a hostile one can be as long as the server's max
+// payload, and the dead letter's reason must still name the problem.
+func (e *SubjectError) Error() string {
+	return fmt.Sprintf("subject %q: %v", text.Clip(e.Subject, 128), e.Err)
+}
 func (e *SubjectError) Unwrap() []error {
 	return []error{ErrBadSubject, e.Err}
 }
