@@ -294,13 +294,6 @@ type delivery struct {
 	turn *turn // its place in its memory's lane, when decoded
 }
 
-func (d delivery) seq() uint64 {
-	if d.meta == nil {
-		return 0
-	}
-	return d.meta.Sequence.Stream
-}
-
 // prepare decodes a write and places it in its lane.
 func (g *group) prepare(msg jetstream.Msg) delivery {
 	meta, err := msg.Metadata()

@@ -116,6 +116,19 @@ func (p *process) stop(t *testing.T, sig syscall.Signal, within time.Duration) e
 	}
 }
 
+// waitReady waits for a 'jetbox run' to answer /readyz with 200.
+func waitReady(t *testing.T, httpAddr string) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, "readyz", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
 func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
@@ -138,14 +151,7 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 		"SOMABRAIN_MEMORY_HTTP_TOKEN=walkthrough-secret",
 	}
 	p := startRun(t, env)
-	waitUntil(t, 30*time.Second, "readyz", func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitReady(t, httpAddr)
 
 	for _, mode := range []string{"sync", "fast_ack", "background"} {
 		out, err := jetbox(t, env, "publish", "--mode", mode, "--namespace", "memory:walk-tenant", "--key", "hello-"+mode, "--payload", `{"text":"hello"}`)

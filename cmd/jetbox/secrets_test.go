@@ -70,14 +70,7 @@ func TestSecretsAndPayloadsStayOutOfLogsMetricsAndOutput(t *testing.T) {
 		"SOMABRAIN_OUTBOX_BACKOFF_BASE=20ms", "SOMABRAIN_MEMORY_FAILURE_THRESHOLD=2",
 	}
 	p := startRun(t, env)
-	waitUntil(t, 30*time.Second, "readyz", func() bool {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitReady(t, httpAddr)
 
 	prod, err := producer.New(nc, producer.Config{Mode: streams.ModeFastAck})
 	if err != nil {
