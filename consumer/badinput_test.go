@@ -82,8 +82,9 @@ func hostileMessages() []hostile {
 		{name: "tenant header disagrees", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderTenant: "other"}, body: okStore, reason: "disagrees"},
 		{name: "tenant header in other case", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderTenant: "ACME"}, body: okStore, reason: "disagrees"},
 		{name: "tenant header holds the token", subject: "memory.acme~2Eeu.fast_ack.store", header: map[string]string{streams.HeaderTenant: "acme~2Eeu"}, body: okStore, reason: "disagrees"},
-		{name: "unknown op", subject: "memory.acme.background.frobnicate", body: `{"coord":"1,2,3"}`, reason: "unknown op"},
-		{name: "op in upper case", subject: "memory.acme.fast_ack.STORE", body: okStore, reason: "unknown op"},
+		// The server stores a subject with a wildcard token as is, without
+		// its partition; the stray consumer hands it to a worker.
+		{name: "wildcard tenant token", subject: "memory.*.fast_ack.store", body: okStore, reason: "stored without a partition"},
 		{name: "undecodable tenant token", subject: "memory.acme~2.fast_ack.store", body: okStore, reason: "invalid tenant"},
 		{name: "lower-case escape", subject: "memory.acme~2eeu.fast_ack.store", body: okStore, reason: "bad escape"},
 		{name: "escape of a kept byte", subject: "memory.~61cme.fast_ack.store", body: okStore, reason: "stands for itself"},
@@ -101,6 +102,8 @@ func hostileMessages() []hostile {
 		{name: "huge idempotency key", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderIdempotencyKey: huge}, body: okStore, reason: "idempotency key: bad header value: 4096 bytes"},
 		{name: "namespace near the 64 KiB header limit", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderNamespace: strings.Repeat("n", 63<<10)}, body: okStore, reason: "Soma-Namespace: bad header value: 64512 bytes"},
 		{name: "huge Nats-Msg-Id", subject: "memory.acme.fast_ack.store", msgID: huge, body: okStore, reason: "idempotency key: bad header value: 4096 bytes"},
+		// The dead letter repeats the id twice: cut to fit 64 KiB of headers.
+		{name: "40 KiB Nats-Msg-Id", subject: "memory.acme.fast_ack.store", msgID: strings.Repeat("k", 40<<10), body: okStore, reason: "idempotency key: bad header value: 40960 bytes"},
 		{name: "no Nats-Msg-Id nor key", subject: "memory.acme.fast_ack.store", msgID: noMsgID, body: `{"payload":{}}`, reason: "coord is required"},
 
 		// Forged reply subjects: the worker would publish there itself.
@@ -178,6 +181,11 @@ func TestHostileInputFromARawClientIsRefusedOrDeadLettered(t *testing.T) {
 		want                  func(error) bool
 	}{
 		{"unknown mode", "memory.acme.whenever.store", "", []byte(okStore), isNoStream},
+		{"unknown op", "memory.acme.background.frobnicate", "", []byte(`{"coord":"1,2,3"}`), isNoStream},
+		{"op in upper case", "memory.acme.fast_ack.STORE", "", []byte(okStore), isNoStream},
+		{"wildcard op", "memory.acme.fast_ack.*", "", []byte(okStore), isNoStream},
+		{"full wildcard op", "memory.acme.fast_ack.>", "", []byte(okStore), isNoStream},
+		{"wildcard mode", "memory.acme.*.store", "", []byte(okStore), isNoStream},
 		{"a fifth token picks a partition", "memory.acme.fast_ack.store.3", "", []byte(okStore), isNoStream},
 		{"a fifth token", "memory.acme.fast_ack.store.more", "", []byte(okStore), isNoStream},
 		{"three tokens", "memory.acme.fast_ack", "", []byte(okStore), isNoStream},
@@ -242,6 +250,22 @@ func TestHostileInputFromARawClientIsRefusedOrDeadLettered(t *testing.T) {
 			t.Errorf("reused key: status %q, answer %q", hd.Get(streams.HeaderDLQHTTPStatus), hd.Get(streams.HeaderDLQAnswer))
 		}
 	}
+	if hd := dead["40 KiB Nats-Msg-Id"]; hd != nil {
+		if got := hd.Get(streams.HeaderDLQShortened); got != "Soma-Dlq-Msg-Id, Soma-Idempotency-Key" {
+			t.Errorf("40 KiB Nats-Msg-Id: %s %q, want both copies of the id named", streams.HeaderDLQShortened, got)
+		}
+		if n := len(hd.Get(streams.HeaderDLQMsgID)); n > 1024 {
+			t.Errorf("40 KiB Nats-Msg-Id: the dead letter keeps %d bytes of it", n)
+		}
+	}
+	if hd := dead["wildcard tenant token"]; hd != nil {
+		if got := hd.Get(streams.HeaderDLQSubject); got != "memory.*.fast_ack.store" {
+			t.Errorf("wildcard tenant token: stored subject %q", got)
+		}
+	}
+	if n := h.deadLettersOn("memory_dlq.~.fast_ack.store"); n != 1 {
+		t.Errorf("wildcard tenant token: %d dead letters under a literal subject, want 1", n)
+	}
 	if hd := dead["no Nats-Msg-Id nor key"]; hd != nil {
 		if key := hd.Get(streams.HeaderIdempotencyKey); !strings.HasPrefix(key, "jetbox-seq-") || hd.Get(streams.HeaderDLQMsgID) != "" {
 			t.Errorf("no Nats-Msg-Id: dead letter key %q, msg id %q; want the jetbox-seq- key and no id", key, hd.Get(streams.HeaderDLQMsgID))
@@ -285,41 +309,18 @@ func isAPIError(err error, code jetstream.ErrorCode) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == code
 }
 
-// Hostile messages the outbox stores but no worker settles: each should
-// be dead-lettered like the others, and is not yet. Confirmed gaps outside
-// the decoding path; remove the skip once they are fixed.
-func TestHostileInputKnownGaps(t *testing.T) {
-	t.Skip("known gaps: subjects with a wildcard token are stored without their partition and never delivered (streams/provision.go); " +
-		"a dead letter can outgrow the server's 64 KiB header limit and is then refused forever (consumer/deadletter.go)")
-	h := newHarness(t)
-	h.startWorker(h.workerConfig())
-	ctx := context.Background()
-	gaps := []struct {
-		name, subject string
-		header        map[string]string
-		msgID         string
-	}{
-		// The server stores these as is: no partition token, so no
-		// consumer's filter matches them.
-		{name: "wildcard tenant token", subject: "memory.*.fast_ack.store"},
-		{name: "wildcard op", subject: "memory.acme.fast_ack.>"},
-		// Refused as bad input, but the dead letter carries the id twice
-		// (Soma-Dlq-Msg-Id, Soma-Idempotency-Key): over 64 KiB of headers.
-		{name: "40 KiB Nats-Msg-Id", subject: "memory.acme.fast_ack.store", msgID: strings.Repeat("k", 40<<10)},
+// deadLettersOn counts the dead letters stored under a literal subject.
+func (h *harness) deadLettersOn(subject string) uint64 {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := h.js.Stream(ctx, h.streams.DLQStream)
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	for _, g := range gaps {
-		m := nats.NewMsg(g.subject)
-		m.Header.Set(headerCase, g.name)
-		for k, v := range g.header {
-			m.Header.Set(k, v)
-		}
-		m.Data = []byte(okStore)
-		if g.msgID == "" {
-			g.msgID = "gap-" + g.name
-		}
-		if _, err := h.js.PublishMsg(ctx, m, jetstream.WithMsgID(g.msgID)); err != nil {
-			t.Fatalf("%s: publish: %v", g.name, err)
-		}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		h.t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "every gap dead-lettered", func() bool { return len(h.deadLetters()) == len(gaps) })
+	return info.State.Subjects[subject]
 }

@@ -3,7 +3,9 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,7 +32,7 @@ type failure struct {
 // to wait before trying again, 0 when the write was dead-lettered.
 func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
-	dl := nats.NewMsg(streams.DLQSubjectFor(msg.Subject()))
+	dl := nats.NewMsg(streams.DeadLetterSubject(msg.Subject()))
 	for name, values := range msg.Headers() {
 		if name == streams.HeaderMsgID || strings.HasPrefix(name, "Nats-") {
 			continue
@@ -59,6 +61,7 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	}
 	dl.Header.Set(streams.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
 	dl.Data = msg.Data()
+	fitHeaders(dl.Header)
 
 	// The id makes a second dead-lettering of the same write (a crash
 	// between publish and ack) a duplicate the DLQ absorbs.
@@ -82,6 +85,81 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		Str("class", string(f.class)).Int("status", f.status).Str("reason", g.loggable(f.reason)).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.status, f.answer, f.reason)
 	return 0
+}
+
+// maxDeadLetterHeader bounds a dead letter's header block. The server
+// refuses a message whose headers pass 64 KiB; the write's own headers fit,
+// but its dead letter repeats its Nats-Msg-Id (Soma-Dlq-Msg-Id and, when
+// the write had no key, Soma-Idempotency-Key) and adds its own, and a dead
+// letter the server refuses would leave the write in the outbox forever.
+const maxDeadLetterHeader = 60 << 10
+
+// shortValue is what fitHeaders cuts a long header value to. The values it
+// cuts are longer than any a worker accepts (streams.MaxHeaderValueLen),
+// so the write they came with was refused as bad input and a replay of the
+// dead letter is refused again: no applied write's key is ever cut.
+const shortValue = 1024
+
+// fitHeaders makes h fit maxDeadLetterHeader: it cuts values longer than
+// shortValue, then, if that is not enough, leaves out the largest copied
+// headers. It names what it cut or left out in Soma-Dlq-Shortened and
+// Soma-Dlq-Dropped. The bookkeeping headers (Soma-Dlq-*) are bounded
+// already and are never touched.
+func fitHeaders(h nats.Header) {
+	if headerSize(h) <= maxDeadLetterHeader {
+		return
+	}
+	var shortened, dropped []string
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		values, cut := h[name], false
+		for i, v := range values {
+			if len(v) > shortValue {
+				if !cut {
+					values = slices.Clone(values) // h shares its slices with the write's headers
+					cut = true
+				}
+				values[i] = headerSafe(v, shortValue)
+			}
+		}
+		if cut {
+			h[name] = values
+			shortened = append(shortened, name)
+		}
+	}
+	for headerSize(h) > maxDeadLetterHeader-1024 {
+		largest, size := "", 0
+		for name, values := range h {
+			n := 0
+			for _, v := range values {
+				n += len(v)
+			}
+			if n > size && !strings.HasPrefix(name, "Soma-Dlq-") {
+				largest, size = name, n
+			}
+		}
+		if largest == "" {
+			break
+		}
+		delete(h, largest)
+		dropped = append(dropped, largest)
+	}
+	if len(shortened) > 0 {
+		h.Set(streams.HeaderDLQShortened, headerSafe(strings.Join(shortened, ", "), 512))
+	}
+	if len(dropped) > 0 {
+		h.Set(streams.HeaderDLQDropped, headerSafe(strings.Join(dropped, ", "), 512))
+	}
+}
+
+// headerSize is about the bytes h takes on the wire.
+func headerSize(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for name, values := range h {
+		for _, v := range values {
+			n += len(name) + len(v) + 4 // ": " and CRLF
+		}
+	}
+	return n
 }
 
 // quoted matches the values a reason quotes from the write itself.

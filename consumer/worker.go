@@ -46,6 +46,7 @@ type Worker struct {
 	groups   []*group
 	attempts jetstream.KeyValue
 	parked   jetstream.KeyValue // parking bucket: parked tenants per group
+	stray    jetstream.Consumer // writes stored without a partition
 	members  *membership
 	// parkingSeen is how far the parking watcher has read.
 	parkingSeen *revisionWaiter
@@ -146,6 +147,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		})
 	}()
 	go w.evictIdleBreakers(ctx)
+	go w.deadLetterStrays(ctx, w.stray)
 	statusSub, err := w.serveStatus()
 	if err != nil {
 		return fmt.Errorf("serve status: %w", err)
@@ -260,6 +262,9 @@ func (w *Worker) bind(ctx context.Context) error {
 	members, err := w.js.KeyValue(ctx, w.cfg.Streams.MembersBucket)
 	if err != nil {
 		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.MembersBucket, err)
+	}
+	if w.stray, err = w.js.Consumer(ctx, w.cfg.Streams.Stream, streams.StrayConsumer); err != nil {
+		return fmt.Errorf("%w: consumer %s: %v", streams.ErrNotProvisioned, streams.StrayConsumer, err)
 	}
 	host, _ := os.Hostname()
 	w.members = newMembership(members, memberInfo{ID: w.id, Host: host, PID: os.Getpid(), Modes: w.cfg.Modes, Started: time.Now().UTC()}, w.cfg.Streams.MemberTTL, w.log)

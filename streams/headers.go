@@ -42,6 +42,8 @@ const (
 	HeaderDLQAnswer     = "Soma-Dlq-Answer"
 	HeaderDLQTime       = "Soma-Dlq-Time"
 	HeaderDLQGroup      = "Soma-Dlq-Group"
+	HeaderDLQShortened  = "Soma-Dlq-Shortened" // headers cut to fit the server's 64 KiB header limit
+	HeaderDLQDropped    = "Soma-Dlq-Dropped"   // headers left out for the same reason
 )
 
 // DLQClass is why a write was dead-lettered.

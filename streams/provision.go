@@ -96,11 +96,14 @@ const DLQHeadroom = 4096
 // stores each write as memory.<token>.<mode>.<op>.<partition>, the
 // partition hashed from the tenant token alone (PartitionOf), so a tenant's
 // writes all land in one partition. The stream takes four-token subjects
-// only, so a producer cannot publish to a partition of its choosing.
+// only, so a producer cannot publish to a partition of its choosing, and
+// only the contract's ops, so a subject ending in a wildcard is refused.
 func (c Config) OutboxConfig() jetstream.StreamConfig {
-	subjects := make([]string, 0, len(Modes))
+	subjects := make([]string, 0, len(Modes)*len(Ops))
 	for _, m := range Modes {
-		subjects = append(subjects, ModeSubject(m))
+		for _, op := range Ops {
+			subjects = append(subjects, OpSubject(m, op))
+		}
 	}
 	return jetstream.StreamConfig{
 		Name:        c.Stream,
@@ -119,9 +122,10 @@ func (c Config) OutboxConfig() jetstream.StreamConfig {
 		MaxMsgs:    c.MaxMsgs,
 		MaxMsgSize: c.MaxMsgSize,
 		// The server allows 1000 consumers per stream unless told
-		// otherwise; the partitions may need up to 3000. No other consumer
-		// can share a work-queue stream whose every subject is filtered.
-		MaxConsumers: len(Modes) * c.Partitions,
+		// otherwise; the partitions may need up to 3000, and the stray
+		// consumer is one more. No other consumer can share a work-queue
+		// stream whose every subject is filtered.
+		MaxConsumers: len(Modes)*c.Partitions + 1,
 		AllowDirect:  true,
 	}
 }
@@ -165,6 +169,32 @@ func (c Config) ConsumerConfig(mode Mode, p int) jetstream.ConsumerConfig {
 	}
 }
 
+// StrayConsumer is the outbox consumer of the writes stored without a
+// partition token.
+const StrayConsumer = "unpartitioned"
+
+// StrayConsumerConfig is the durable pull consumer of the writes the
+// subject transform could not partition. The server stores a publish whose
+// subject carries a wildcard token (memory.*.sync.store,
+// memory.acme.sync.>) under that literal subject: it matches the stream's
+// subjects, but a transform refuses a subject that is not literal. Such a
+// write has four tokens, no partition consumer's filter matches it, and
+// without this consumer it would sit in the outbox forever. Every worker
+// pulls from it and dead-letters what it delivers.
+func (c Config) StrayConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       StrayConsumer,
+		Description:   "jetbox: writes stored without a partition (wildcard subjects), to dead-letter",
+		FilterSubject: SubjectPrefix + ".*.*.*",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 64,
+		Replicas:      c.Replicas,
+	}
+}
+
 // AttemptsConfig is the KV bucket where workers count failed attempts per
 // stream sequence. Entries expire so a crash never leaves them behind for long.
 func (c Config) AttemptsConfig() jetstream.KeyValueConfig {
@@ -200,6 +230,7 @@ type Topology struct {
 	Parking   jetstream.Stream
 	Parked    jetstream.KeyValue
 	Consumers map[Mode][]jetstream.Consumer // by mode, then partition
+	Stray     jetstream.Consumer            // writes stored without a partition
 }
 
 // Provision creates or updates the streams, the buckets and a consumer per
@@ -268,6 +299,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 			}
 			top.Consumers[m] = append(top.Consumers[m], c)
 		}
+	}
+	if top.Stray, err = outbox.CreateOrUpdateConsumer(ctx, cfg.StrayConsumerConfig()); err != nil {
+		return nil, fmt.Errorf("provision consumer %s: %w", StrayConsumer, err)
 	}
 	return top, nil
 }

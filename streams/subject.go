@@ -173,9 +173,38 @@ func DLQSubjectFor(subject string) string {
 	return DLQSubjectPrefix + strings.TrimPrefix(PublishSubject(subject), SubjectPrefix)
 }
 
-// ModeSubject is the outbox's stream subject for the writes of one mode:
-// exactly four tokens, so a producer cannot publish a five-token subject
-// and choose its own partition.
+// StrayToken stands in a dead letter's subject for a wildcard token of the
+// stored subject. No tenant encodes to it (Encode writes '~' only before
+// two hex digits), so a tenant confined to memory_dlq.<its token>.> never
+// sees another's stray write.
+const StrayToken = "~"
+
+// DeadLetterSubject is the subject a stored write is dead-lettered under:
+// DLQSubjectFor, with every wildcard token ('*' or '>', which a raw client
+// can publish) replaced by StrayToken, so the dead letter is stored under a
+// literal subject a filter can select.
+func DeadLetterSubject(stored string) string {
+	tokens := strings.Split(DLQSubjectFor(stored), ".")
+	for i, t := range tokens {
+		if t == "*" || t == ">" {
+			tokens[i] = StrayToken
+		}
+	}
+	return strings.Join(tokens, ".")
+}
+
+// OpSubject is one of the outbox's stream subjects: the writes of one
+// mode and op, for any tenant. The op token is literal, not a wildcard, so
+// a raw client's publish to memory.<tenant>.<mode>.> matches no stream
+// subject and is refused (no responders) instead of being stored.
+func OpSubject(mode Mode, op Op) string {
+	return SubjectPrefix + ".*." + string(mode) + "." + string(op)
+}
+
+// ModeSubject selects the writes of one mode as a producer publishes them:
+// exactly four tokens. The stream's subjects (OpSubject) have four tokens
+// too, so a producer cannot publish a five-token subject and choose its own
+// partition.
 func ModeSubject(mode Mode) string { return SubjectPrefix + ".*." + string(mode) + ".*" }
 
 // TenantDLQFilter selects one tenant's dead letters.

@@ -160,6 +160,20 @@ func TestTenantIsolation(t *testing.T) {
 		}
 	})
 
+	// A wildcard in the tenant token would name every tenant. The server
+	// stores such a subject as is, without its partition; a tenant's
+	// permissions refuse it before it gets that far.
+	for _, subject := range []string{"memory.*.sync.store", "memory.>.sync.store"} {
+		t.Run("A cannot publish to "+subject, func(t *testing.T) {
+			short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			defer cancel()
+			if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+				t.Fatal("publish acknowledged")
+			}
+			violA.waitFor(t, subject)
+		})
+	}
+
 	t.Run("A cannot read B's dead letters", func(t *testing.T) {
 		subject := streams.DLQSubjectPrefix + "." + tokB + ".>"
 		if _, err := ncA.SubscribeSync(subject); err != nil {

@@ -1,0 +1,66 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// deadLetterStrays dead-letters the writes the outbox stored without a
+// partition (streams.StrayConsumerConfig): a raw client published to a
+// subject with a wildcard token. No partition consumer would ever deliver
+// them. Every worker pulls from the one stray consumer; the stream hands
+// each write to one of them.
+func (w *Worker) deadLetterStrays(ctx context.Context, stray jetstream.Consumer) {
+	for ctx.Err() == nil {
+		if !w.nc.IsConnected() {
+			sleep(ctx, time.Second)
+			continue
+		}
+		batch, err := stray.Fetch(16, jetstream.FetchMaxWait(streams.PullExpiry))
+		if err != nil {
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		for msg := range batch.Messages() {
+			w.deadLetterStray(ctx, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
+			w.log.Debug().Err(err).Msg("pull from the stray consumer")
+		}
+	}
+}
+
+// deadLetterStray dead-letters one write stored without a partition, on
+// behalf of the group its mode token names. A write whose dead letter
+// cannot be stored is left unacked and comes back after AckWait.
+func (w *Worker) deadLetterStray(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error().Err(err).Msg("stray write without JetStream metadata")
+		return
+	}
+	g := w.groups[0]
+	if tokens := strings.Split(msg.Subject(), "."); len(tokens) > 2 {
+		for _, candidate := range w.groups {
+			if string(candidate.mode) == tokens[2] {
+				g = candidate
+			}
+		}
+	}
+	wr, err := decodeWrite(msg, meta.Sequence.Stream, w.cfg.ReplyPrefixes)
+	reason := "stored without a partition: the subject is not literal (a wildcard token); publish to memory.<tenant>.<mode>.<op>"
+	if err != nil {
+		reason += ": " + err.Error()
+	}
+	if g.deadLetter(ctx, msg, meta, wr, failure{class: streams.ClassBadInput, reason: reason}, streams.OutcomeDead) > 0 {
+		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Msg("cannot dead-letter a write stored without a partition; it comes back after the ack wait")
+	}
+}
