@@ -2,7 +2,7 @@
 // three 'jetbox run' processes and the development memory API behind a
 // fault-injecting proxy, driven with writes from many tenants while workers
 // are killed, the stream leader is stopped, the memory API misbehaves and a
-// producer loses its connection. At the end it checks that nothing
+// producer process is restarted, once stopped and once killed. At the end it checks that nothing
 // acknowledged was lost, nothing was applied twice and no memory saw its
 // writes out of order, and prints one table.
 //
@@ -89,29 +89,25 @@ func TestChaos(t *testing.T) {
 
 	// Writers: each owns memories and writes to one at a time, waiting for
 	// each acknowledgement, so the stream order of a memory's acknowledged
-	// writes is the order they were acknowledged in.
-	var current atomic.Pointer[producer.Producer]
-	newProducer := func() (*nats.Conn, *producer.Producer) {
-		pc, _ := c.Connect(t, nats.MaxReconnects(-1))
-		p, err := producer.New(pc, producer.Config{PublishTimeout: 3 * time.Second, SyncTimeout: 5 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pc, p
+	// writes is the order they were acknowledged in. Most run here; some
+	// run in a producer process that is restarted (see producerProcess).
+	pconn, _ := c.Connect(t, nats.MaxReconnects(-1))
+	p, err := producer.New(pconn, producer.Config{PublishTimeout: 3 * time.Second, SyncTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
 	}
-	pconn, p := newProducer()
-	current.Store(p)
 	led := &ledger{acked: map[string]ackedWrite{}, order: map[memory][]string{}}
 	stopWriting := time.Now().Add(d)
 	var writers sync.WaitGroup
-	const tenants, writersN = 40, 48
-	for i := range writersN {
+	for i := range inProcessWriters {
 		writers.Add(1)
 		go func() {
 			defer writers.Done()
-			led.write(ctx, &current, i, fmt.Sprintf("tenant-%02d", i%tenants), stopWriting)
+			write(ctx, p, i, "w", stopWriting, led.record)
 		}()
 	}
+	var procs producers
+	procs.start(t, c.URLs(), led, stopWriting, logs)
 	bg, err := producer.New(nc, producer.Config{Mode: streams.ModeBackground})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +132,8 @@ func TestChaos(t *testing.T) {
 		defer close(chaosDone)
 		kill := time.NewTicker(4 * time.Second)
 		defer kill.Stop()
-		leaderAt, producerAt := time.Now().Add(d/3), time.Now().Add(d/2)
+		leaderAt := time.Now().Add(d / 3)
+		restarts := []time.Time{time.Now().Add(d / 2), time.Now().Add(3 * d / 4)}
 		for time.Now().Before(stopWriting) {
 			<-kill.C
 			i := rand.IntN(len(workers))
@@ -152,20 +149,24 @@ func TestChaos(t *testing.T) {
 					c.Restart(t, leader)
 				}
 			}
-			if !producerAt.IsZero() && time.Now().After(producerAt) {
-				// The producer's process dies: its connection goes, calls in
-				// flight return an error or had their acknowledgement.
-				producerAt = time.Time{}
-				old := pconn
-				pconn, p = newProducer()
-				current.Store(p)
-				old.Close()
+			if len(restarts) > 0 && time.Now().After(restarts[0]) {
+				// The producer process is restarted: first stopped (SIGTERM),
+				// when every call in flight must return an acknowledgement or
+				// an error; the second time killed (SIGKILL), when calls in
+				// flight are neither and count as not acknowledged.
+				graceful := len(restarts) == 2
+				restarts = restarts[1:]
+				procs.restart(t, c.URLs(), led, stopWriting, logs, graceful)
 				producerRestarts++
 			}
 		}
 	}()
 	writers.Wait()
 	<-chaosDone
+	procs.wait(t, led)
+	if n := led.unanswered.Load(); n != 0 {
+		t.Errorf("%d producer calls in flight at a graceful restart neither acknowledged nor failed", n)
+	}
 	if err := bg.Close(ctx); err != nil {
 		t.Errorf("background producer close: %v", err)
 	}
@@ -219,7 +220,11 @@ func TestChaos(t *testing.T) {
 	for m, keys := range led.order {
 		if bad := orderViolations(store.History(m.tenant, m.coord), keys); bad > 0 {
 			outOfOrder += bad
-			t.Errorf("memory %s %s: %d writes applied out of order", m.tenant, m.coord, bad)
+			var applied []string
+			for _, h := range store.History(m.tenant, m.coord) {
+				applied = append(applied, h.IdempotencyKey)
+			}
+			t.Errorf("memory %s %s: %d writes applied out of order\n  applied      %v\n  acknowledged %v", m.tenant, m.coord, bad, applied, keys)
 		}
 	}
 	if lost > 0 {
@@ -256,7 +261,8 @@ func TestChaos(t *testing.T) {
 	row("tenants parked", parked)
 	row("workers SIGKILLed", kills)
 	row("stream leader stopped", leaderStops)
-	row("producer restarts", producerRestarts)
+	row("producer process restarts (SIGTERM, then SIGKILL)", producerRestarts)
+	row("producer calls cut by the SIGKILL (outcome unknown)", led.cut.Load())
 	tw.Flush()
 	t.Logf("chaos campaign:\n%s", b.String())
 	if lost != 0 || twice != 0 || outOfOrder != 0 {
@@ -268,41 +274,66 @@ type memory struct{ tenant, coord string }
 
 type ackedWrite struct{ tenant, coord string }
 
+// inProcessWriters write from the test's own process; processWriters from
+// the producer process, writers numbered from inProcessWriters on.
+const inProcessWriters, processWriters, tenants = 40, 8, 40
+
 // ledger is what the writers were told.
 type ledger struct {
 	mu     sync.Mutex
 	acked  map[string]ackedWrite // by idempotency key
 	order  map[memory][]string   // each memory's acknowledged writes, in order
 	failed atomic.Int64
+	// unanswered counts calls in flight when the producer process was
+	// stopped gracefully that never returned; cut, those it was killed in.
+	unanswered, cut atomic.Int64
 }
 
-func (l *ledger) write(ctx context.Context, current *atomic.Pointer[producer.Producer], writer int, tenant string, until time.Time) {
-	for n := 0; time.Now().Before(until); n++ {
-		// Three memories per writer, taken in turn. Order is kept per mode
-		// (the modes are separate consumer groups), so each memory is
-		// written in one mode: the first in sync, the others in fast_ack.
-		m := memory{tenant, fmt.Sprintf("%d,%d,0", writer, n%3)}
-		key := fmt.Sprintf("w%d-%d", writer, n)
+// record takes one event of a writer: start, ack or fail of a call.
+func (l *ledger) record(event, key, tenant, coord string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch event {
+	case "ack":
+		m := memory{tenant, coord}
+		l.acked[key] = ackedWrite{tenant, coord}
+		l.order[m] = append(l.order[m], key)
+	case "fail":
+		l.failed.Add(1)
+	}
+}
+
+// write is one writer: three memories of its tenant, written in turn until
+// until, each call reported to report. Keys start with prefix, which
+// differs between producer processes.
+func write(ctx context.Context, p *producer.Producer, writer int, prefix string, until time.Time, report func(event, key, tenant, coord string)) {
+	tenant := fmt.Sprintf("tenant-%02d", writer%tenants)
+	for n := 0; time.Now().Before(until) && ctx.Err() == nil; n++ {
+		// Order is kept per mode (the modes are separate consumer groups),
+		// so each memory is written in one mode: the first in sync, the
+		// others in fast_ack.
+		coord := fmt.Sprintf("%d,%d,0", writer, n%3)
+		key := fmt.Sprintf("%s%d-%d", prefix, writer, n)
 		mode := streams.ModeFastAck
 		if n%3 == 0 {
 			mode = streams.ModeSync
 		}
-		p := current.Load()
+		report("start", key, tenant, coord)
+		// A call is not cut short by the writer's own context: a stopping
+		// producer process lets calls in flight return.
+		callCtx := context.WithoutCancel(ctx)
 		var err error
 		if (n/3)%3 == 1 { // store, delete, store, … on each memory
-			_, err = p.Delete(ctx, producer.DeleteRequest{Tenant: tenant, Coord: m.coord}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+			_, err = p.Delete(callCtx, producer.DeleteRequest{Tenant: tenant, Coord: coord}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
 		} else {
-			_, err = p.Store(ctx, producer.StoreRequest{Tenant: tenant, Coord: m.coord, Payload: map[string]any{"n": n}}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+			_, err = p.Store(callCtx, producer.StoreRequest{Tenant: tenant, Coord: coord, Payload: map[string]any{"n": n}}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
 		}
 		if err != nil && !errors.Is(err, producer.ErrQueued) {
-			l.failed.Add(1)
+			report("fail", key, tenant, coord)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		l.mu.Lock()
-		l.acked[key] = ackedWrite{tenant, m.coord}
-		l.order[m] = append(l.order[m], key)
-		l.mu.Unlock()
+		report("ack", key, tenant, coord)
 		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
 	}
 }
