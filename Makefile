@@ -43,3 +43,13 @@ scenarios:
 CHAOS ?= 5m
 chaos:
 	JETBOX_CHAOS=$(CHAOS) $(GO) test -count=1 -v -timeout 20m -run TestChaos ./chaos/
+
+# Measures jetbox against raw NATS, the memory API alone and Watermill on
+# loopback and prints one table of figures, baselines, ratios and verdicts;
+# results.json and charts.html go to bench-results/. BENCHSCALE=0.1 for a
+# quick run; BENCHONLY=raw,fast_ack for some phases.
+BENCHSCALE ?= 1
+BENCHONLY ?=
+.PHONY: bench
+bench:
+	$(GO) run ./cmd/bench -scale $(BENCHSCALE) $(if $(BENCHONLY),-only $(BENCHONLY))

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/internal/embedded"
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// apiToken is the bearer token of the bench's memory API: workers, the
+// direct HTTP baseline and Watermill all pay for the check.
+const apiToken = "bench-token"
+
+// env is one fresh pipeline on loopback: an embedded nats-server (file
+// storage, one replica), the development memory API with no added delay,
+// served here behind a handler that notes when each write was applied, and
+// jetbox workers started as processes of their own.
+type env struct {
+	dir     string
+	bin     string // jetbox binary, for workers
+	nats    *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	store   *memapi.Store
+	applied *appliedLog
+	apiURL  string
+	api     *http.Server
+	workers []*workerProc
+}
+
+// newEnv starts a fresh pipeline in dir; provision makes jetbox's streams;
+// instant serves instantAPI instead of the development memory API.
+func newEnv(ctx context.Context, dir string, provision, instant bool) (*env, error) {
+	e := &env{dir: dir, applied: newAppliedLog()}
+	var err error
+	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}); err != nil {
+		return nil, err
+	}
+	if e.nc, err = nats.Connect(e.nats.ClientURL()); err != nil {
+		e.close()
+		return nil, err
+	}
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		e.close()
+		return nil, err
+	}
+	if provision {
+		if _, err = streams.Provision(ctx, e.js, streams.DefaultConfig()); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	handler := instantAPI()
+	if !instant {
+		if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(dir, "memapi.db"), Token: apiToken}); err != nil {
+			e.close()
+			return nil, err
+		}
+		handler = e.store.Handler()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	e.apiURL = "http://" + ln.Addr().String()
+	e.api = &http.Server{Handler: e.applied.wrap(handler), ReadHeaderTimeout: 10 * time.Second}
+	go e.api.Serve(ln)
+	return e, nil
+}
+
+func (e *env) close() {
+	for _, w := range e.workers {
+		w.stop()
+	}
+	e.workers = nil
+	if e.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if e.api.Shutdown(ctx) != nil {
+			e.api.Close()
+		}
+		cancel()
+	}
+	if e.store != nil {
+		e.store.Close()
+	}
+	if e.nc != nil {
+		e.nc.Close()
+	}
+	if e.nats != nil {
+		e.nats.Shutdown()
+		e.nats.WaitForShutdown()
+	}
+	os.RemoveAll(e.dir)
+}
+
+// purgeOutbox empties the outbox between producer runs without workers,
+// so each run starts from the same stream state.
+func (e *env) purgeOutbox(ctx context.Context) error {
+	s, err := e.js.Stream(ctx, streams.DefaultConfig().Stream)
+	if err != nil {
+		return err
+	}
+	return s.Purge(ctx)
+}
+
+// waitApplied waits until the applied log holds want writes, showing on
+// bar (when not nil) how many more than base it holds.
+func (e *env) waitApplied(ctx context.Context, want int, bar *progress, base int) (time.Time, error) {
+	for {
+		n := e.applied.count()
+		if bar != nil {
+			bar.set(n - base)
+		}
+		if n >= want {
+			return time.Now(), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("%d of %d writes applied: %w", n, want, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// instantAPI is a memory API that answers at once: it checks the token,
+// reads the body and answers 200 without storing anything, so that what is
+// measured is the pipeline, not the development memory API's disk.
+func instantAPI() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+apiToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	})
+}
+
+// appliedLog notes when the memory API first answered 2xx to a write
+// (keyed by tenant and idempotency key): the moment it was applied.
+type appliedLog struct {
+	mu sync.Mutex
+	at map[string]time.Time
+	n  atomic.Int64
+}
+
+func newAppliedLog() *appliedLog { return &appliedLog{at: map[string]time.Time{}} }
+
+func appliedKey(tenant, idempotencyKey string) string { return tenant + "\x00" + idempotencyKey }
+
+func (l *appliedLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		if r.Method != http.MethodPost || sw.status/100 != 2 {
+			return
+		}
+		key := appliedKey(r.Header.Get("X-Soma-Tenant"), r.Header.Get("X-Idempotency-Key"))
+		now := time.Now()
+		l.mu.Lock()
+		if _, seen := l.at[key]; !seen {
+			l.at[key] = now
+			l.n.Add(1)
+		}
+		l.mu.Unlock()
+	})
+}
+
+func (l *appliedLog) count() int { return int(l.n.Load()) }
+
+func (l *appliedLog) when(tenant, idempotencyKey string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t, ok := l.at[appliedKey(tenant, idempotencyKey)]
+	return t, ok
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	w.status = status
+	w.ResponseWriter.WriteHeader(status)
+}
+
+// workerProc is a 'jetbox run' started here, stopped by its PID.
+type workerProc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (e *env) startWorkers(n int) error {
+	for range n {
+		if err := e.startWorker(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *env) startWorker() error {
+	if e.bin == "" {
+		return errors.New("no jetbox binary to run workers with")
+	}
+	logFile, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(e.bin, "run")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"NATS_URL=" + e.nats.ClientURL(),
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return err
+	}
+	w := &workerProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); logFile.Close(); close(w.done) }()
+	e.workers = append(e.workers, w)
+	return nil
+}
+
+// stopWorkers stops every worker with SIGTERM and returns their usage.
+func (e *env) stopWorkers() usage {
+	var u usage
+	for _, w := range e.workers {
+		w.stop()
+		u = u.plus(w.exitUsage())
+	}
+	e.workers = nil
+	return u
+}
+
+// workersUsage is what the running workers have used so far.
+func (e *env) workersUsage() usage {
+	var u usage
+	for _, w := range e.workers {
+		u = u.plus(w.usage())
+	}
+	return u
+}
+
+func (w *workerProc) stop() {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(60 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	}
+}
+
+// usage is CPU time and peak resident memory of worker processes; peak
+// memory adds up across workers.
+type usage struct {
+	CPU    time.Duration
+	PeakMB float64
+}
+
+func (u usage) plus(o usage) usage { return usage{CPU: u.CPU + o.CPU, PeakMB: u.PeakMB + o.PeakMB} }
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
+// every Linux architecture Go runs on).
+const userHZ = 100
+
+// usage reads utime+stime from /proc/<pid>/stat and VmHWM from
+// /proc/<pid>/status of a running worker.
+func (w *workerProc) usage() usage {
+	pid := w.cmd.Process.Pid
+	var u usage
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// The command name may hold spaces; the fields after it do not.
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
+			f := strings.Fields(string(stat[i+1:]))
+			if len(f) > 12 {
+				utime, _ := strconv.ParseInt(f[11], 10, 64)
+				stime, _ := strconv.ParseInt(f[12], 10, 64)
+				u.CPU = time.Duration(utime+stime) * time.Second / userHZ
+			}
+		}
+	}
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+				u.PeakMB = kb / 1024
+			}
+		}
+		f.Close()
+	}
+	return u
+}
+
+// exitUsage is the usage of a worker that has exited, from its rusage.
+func (w *workerProc) exitUsage() usage {
+	st := w.cmd.ProcessState
+	if st == nil {
+		return usage{}
+	}
+	u := usage{CPU: st.UserTime() + st.SystemTime()}
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		u.PeakMB = float64(ru.Maxrss) / 1024
+	}
+	return u
+}

@@ -1,0 +1,296 @@
+// Command bench drives jetbox on loopback against an embedded nats-server and
+// the development memory API, next to the baselines it is measured against
+// (raw NATS JetStream, the memory API on its own, Watermill), and prints one
+// table of figures, baselines, ratios and verdicts against the targets. It
+// also writes DIR/results.json and DIR/charts.html. 'make bench' runs it.
+//
+// The phases, in order (-only picks some):
+//
+//   - raw: nats.go jetstream on a stream with the outbox's settings: sync
+//     publish, async publish (4096 awaiting acks, like the producer) and a
+//     durable consumer with explicit acks, all with Nats-Msg-Id;
+//   - http: the request a worker sends, POSTed straight to the memory API;
+//   - fast_ack, background: the producer package, no worker running;
+//   - sync: the producer with jetbox workers running ('jetbox run'
+//     processes, so their CPU time and peak memory are their own);
+//   - e2e: each mode from 64 callers, timed from the call to the memory API
+//     applying the write, and fast_ack from one paced caller;
+//   - drain: a backlog over 1,000 tenants stored with no worker running,
+//     then timed until the workers have applied all of it;
+//   - watermill: 'go run .' in bench/watermill against a fresh nats-server
+//     and memory API.
+//
+// The raw, http and producer runs are swept over 1, 4, 16 and 64 callers.
+// On a shared machine the figures move with its load: the load average is
+// printed with the table, and -scale 1 gives runs long enough to settle.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// phases are the parts of a run, in the order they run; -only picks some.
+var phases = []string{"raw", "http", "fast_ack", "background", "sync", "e2e", "drain", "watermill"}
+
+type options struct {
+	scale        float64
+	only         []string
+	out          string
+	size         int
+	workers      int
+	jetboxBin    string
+	watermillDir string
+	instantAPI   bool
+}
+
+// Results is everything a run measured; results.json holds it.
+type Results struct {
+	Started    time.Time `json:"started"`
+	Scale      float64   `json:"scale"`
+	Size       int       `json:"message_size"`
+	Workers    int       `json:"workers"`
+	InstantAPI bool      `json:"instant_api"`
+	CPUs       int       `json:"cpus"`
+	// LoadAverage is /proc/loadavg at the start and at the end: on a shared
+	// machine, figures taken under a high load are not comparable.
+	LoadAverage  [2]string          `json:"load_average"`
+	Measurements []Measurement      `json:"measurements"`
+	WorkerCPUus  map[string]float64 `json:"worker_cpu_us_per_applied_write"`
+	WorkerPeakMB map[string]float64 `json:"worker_peak_rss_mb"`
+	// WorkerStartupSeconds is, in the drain, how long after the worker
+	// processes were started the first write was applied.
+	WorkerStartupSeconds float64           `json:"worker_startup_seconds,omitempty"`
+	Watermill            *WatermillReport  `json:"watermill,omitempty"`
+	Skipped              map[string]string `json:"skipped,omitempty"` // phase: why
+	Table                []Row             `json:"table"`
+}
+
+// bench is one run.
+type bench struct {
+	opts  options
+	scale float64
+	work  string // temp directory: data, worker logs, the jetbox binary
+	bin   string
+	envs  int
+	runs  int
+	res   *Results
+}
+
+func main() {
+	var opts options
+	only := flag.String("only", "", "comma-separated phases to run (default all): "+strings.Join(phases, ", "))
+	flag.Float64Var(&opts.scale, "scale", 1, "multiply message counts by this (1: 20,000 per throughput run, a 200,000-write backlog)")
+	flag.StringVar(&opts.out, "out", "bench-results", "directory for results.json and charts.html")
+	flag.IntVar(&opts.size, "size", 512, "size in bytes of each write's body")
+	flag.IntVar(&opts.workers, "workers", 1, "jetbox worker processes")
+	flag.StringVar(&opts.jetboxBin, "jetbox", "", "jetbox binary for the workers (default: built into a temp dir)")
+	flag.StringVar(&opts.watermillDir, "watermill", "bench/watermill", "directory of the Watermill baseline module")
+	flag.BoolVar(&opts.instantAPI, "instant-api", false, "serve a memory API that answers 200 at once without storing, instead of the development memory API (bbolt)")
+	flag.Parse()
+	if *only != "" {
+		opts.only = strings.Split(*only, ",")
+		for _, p := range opts.only {
+			if !slices.Contains(phases, p) {
+				fatal(fmt.Errorf("-only: unknown phase %q (phases: %s)", p, strings.Join(phases, ", ")))
+			}
+		}
+	}
+	if opts.scale <= 0 || opts.workers < 1 || opts.size < 1 {
+		fatal(errors.New("-scale, -workers and -size must be positive"))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, opts)
+	if res != nil {
+		printTable(os.Stdout, res.Table)
+		fmt.Printf("\nload average (1, 5, 15 min) at the start: %s, at the end: %s; %d CPUs\n", res.LoadAverage[0], res.LoadAverage[1], res.CPUs)
+		for _, phase := range phases {
+			if why, ok := res.Skipped[phase]; ok {
+				fmt.Printf("%s: skipped (%s)\n", phase, why)
+			}
+		}
+		if werr := writeResults(opts.out, res); werr != nil {
+			err = errors.Join(err, werr)
+		} else {
+			fmt.Printf("\nresults: %s, charts: %s\n", filepath.Join(opts.out, "results.json"), filepath.Join(opts.out, "charts.html"))
+		}
+	}
+	if err != nil {
+		fatal(err)
+	}
+}
+
+// run makes every phase opts asks for. A phase that fails is noted in
+// Results.Skipped and the others still run; the error is only for what stops
+// the whole run.
+func run(ctx context.Context, opts options) (*Results, error) {
+	work, err := os.MkdirTemp("", "jetbox-bench")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{opts: opts, scale: opts.scale, work: work, bin: opts.jetboxBin, res: &Results{
+		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, CPUs: runtime.NumCPU(),
+		LoadAverage: [2]string{loadAverage(), ""},
+		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, Skipped: map[string]string{},
+	}}
+	if slices.ContainsFunc(phases[:6], b.wants) {
+		if err := b.mainPhases(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if b.wants("drain") {
+		b.phase(ctx, "drain", b.drainPhase)
+	}
+	if b.wants("watermill") {
+		fmt.Fprintln(progressOut, "watermill baseline…")
+		w, err := b.watermillPhase(ctx)
+		if err != nil {
+			b.res.Skipped["watermill"] = err.Error()
+			fmt.Fprintf(progressOut, "watermill: skipped (%v)\n", err)
+		}
+		b.res.Watermill = w
+	}
+	b.res.Table = b.res.rows()
+	b.res.LoadAverage[1] = loadAverage()
+	return b.res, ctx.Err()
+}
+
+// mainPhases share one pipeline: the baselines and the producers without
+// workers first, then the workers for sync and end to end.
+func (b *bench) mainPhases(ctx context.Context) error {
+	e, err := b.newEnv(ctx)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	b.phase(ctx, "raw", func(ctx context.Context) error { return b.rawPhase(ctx, e) })
+	b.phase(ctx, "http", func(ctx context.Context) error { return b.httpPhase(ctx, e) })
+	b.phase(ctx, "fast_ack", func(ctx context.Context) error { return b.producerPhase(ctx, e, streams.ModeFastAck) })
+	b.phase(ctx, "background", func(ctx context.Context) error { return b.producerPhase(ctx, e, streams.ModeBackground) })
+	b.phase(ctx, "sync", func(ctx context.Context) error {
+		if err := b.ensureWorkers(ctx, e); err != nil {
+			return err
+		}
+		return b.producerPhase(ctx, e, streams.ModeSync)
+	})
+	b.phase(ctx, "e2e", func(ctx context.Context) error {
+		if err := e.purgeOutbox(ctx); err != nil {
+			return err
+		}
+		if err := b.ensureWorkers(ctx, e); err != nil {
+			return err
+		}
+		for _, mode := range []streams.Mode{streams.ModeFastAck, streams.ModeBackground, streams.ModeSync} {
+			if err := b.endToEnd(ctx, e, mode); err != nil {
+				return err
+			}
+		}
+		return b.pacedEndToEnd(ctx, e)
+	})
+	if len(e.workers) > 0 {
+		b.res.WorkerPeakMB["sync+e2e"] = e.stopWorkers().PeakMB
+	}
+	return nil
+}
+
+func (b *bench) wants(phase string) bool {
+	return len(b.opts.only) == 0 || slices.Contains(b.opts.only, phase)
+}
+
+// phase runs one phase if asked for, noting why it failed.
+func (b *bench) phase(ctx context.Context, name string, f func(context.Context) error) {
+	if !b.wants(name) || ctx.Err() != nil {
+		return
+	}
+	fmt.Fprintf(progressOut, "phase %s…\n", name)
+	if err := f(ctx); err != nil {
+		b.res.Skipped[name] = err.Error()
+		fmt.Fprintf(progressOut, "%s: failed (%v)\n", name, err)
+	}
+}
+
+func (b *bench) n(base int) int { return max(1, int(float64(base)*b.scale)) }
+
+func (b *bench) add(m Measurement) { b.res.Measurements = append(b.res.Measurements, m) }
+
+func (b *bench) newEnv(ctx context.Context) (*env, error) {
+	b.envs++
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI)
+}
+
+// newEnvWithout is a fresh pipeline without jetbox's streams, for Watermill.
+func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
+	b.envs++
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI)
+}
+
+// buildJetbox builds the worker binary once, unless -jetbox named one.
+func (b *bench) buildJetbox() error {
+	if b.bin != "" {
+		return nil
+	}
+	bin := filepath.Join(b.work, "jetbox")
+	fmt.Fprintln(progressOut, "building jetbox…")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/jetbox-dev/jetbox/cmd/jetbox").CombinedOutput(); err != nil {
+		return fmt.Errorf("build jetbox: %v\n%s", err, out)
+	}
+	b.bin = bin
+	return nil
+}
+
+func writeResults(dir string, res *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// The results are the machine's, not the project's: keep them out of git.
+	if err := os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("*\n"), 0o644); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "charts.html"))
+	if err != nil {
+		return err
+	}
+	if err := writeCharts(f, res); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// loadAverage is the 1, 5 and 15 minute load averages of the machine.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(string(data))[:3], " ")
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(2)
+}

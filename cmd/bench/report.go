@@ -1,0 +1,315 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"text/tabwriter"
+)
+
+// Row is one line of the table: a jetbox figure, its baseline, their ratio
+// and, where the issue sets one, the target and the verdict.
+type Row struct {
+	Section  string   `json:"section"`
+	Figure   string   `json:"figure"`
+	Unit     string   `json:"unit"`
+	Value    float64  `json:"value"`
+	Baseline string   `json:"baseline,omitempty"`
+	Base     *float64 `json:"baseline_value,omitempty"`
+	Ratio    *float64 `json:"ratio,omitempty"` // value / baseline
+	Target   string   `json:"target,omitempty"`
+	Verdict  string   `json:"verdict,omitempty"` // PASS, FAIL, or n/a when the baseline is missing
+}
+
+// target is a goal for a figure against its baseline.
+type target struct {
+	kind  targetKind
+	limit float64
+}
+
+type targetKind int
+
+const (
+	noTarget targetKind = iota
+	ratioAtLeast
+	ratioAtMost
+	aboveByAtMost // value - baseline <= limit (same unit)
+)
+
+func (t target) String() string {
+	switch t.kind {
+	case ratioAtLeast:
+		return fmt.Sprintf(">= %gx", t.limit)
+	case ratioAtMost:
+		return fmt.Sprintf("<= %gx", t.limit)
+	case aboveByAtMost:
+		return fmt.Sprintf("<= base + %g", t.limit)
+	}
+	return ""
+}
+
+// judge returns PASS or FAIL, n/a when the baseline is missing, and ""
+// without a target.
+func (t target) judge(value float64, base *float64) string {
+	if t.kind == noTarget {
+		return ""
+	}
+	if base == nil || *base <= 0 || math.IsNaN(*base) {
+		return "n/a"
+	}
+	var ok bool
+	switch t.kind {
+	case ratioAtLeast:
+		ok = value/(*base) >= t.limit
+	case ratioAtMost:
+		ok = value/(*base) <= t.limit
+	case aboveByAtMost:
+		ok = value-*base <= t.limit
+	}
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// newRow compares value with base (nil when the baseline was not measured).
+func newRow(section, fig, unit string, value float64, baseline string, base *float64, t target) Row {
+	r := Row{Section: section, Figure: fig, Unit: unit, Value: value, Baseline: baseline, Base: base, Target: t.String(), Verdict: t.judge(value, base)}
+	if base != nil && *base > 0 {
+		ratio := value / *base
+		r.Ratio = &ratio
+	}
+	if t.kind == aboveByAtMost {
+		r.Target = fmt.Sprintf("<= base + %g %s", t.limit, unit)
+	}
+	return r
+}
+
+// figures looks measurements up by name and concurrency.
+type figures []Measurement
+
+func (f figures) get(name string, c int) *Measurement {
+	for i := range f {
+		if f[i].Name == name && f[i].Concurrency == c {
+			return &f[i]
+		}
+	}
+	return nil
+}
+
+func perSec(m *Measurement) float64 { return m.PerSec }
+func p50ms(m *Measurement) float64  { return m.P50us / 1000 }
+func p99ms(m *Measurement) float64  { return m.P99us / 1000 }
+func p999ms(m *Measurement) float64 { return m.P999us / 1000 }
+
+// pick is a figure of a measurement, nil when it was not made.
+func pick(m *Measurement, f func(*Measurement) float64) *float64 {
+	if m == nil {
+		return nil
+	}
+	v := f(m)
+	return &v
+}
+
+func lower(a, b *float64) *float64 {
+	switch {
+	case a == nil:
+		return b
+	case b == nil:
+		return a
+	}
+	v := min(*a, *b)
+	return &v
+}
+
+func sum(a, b *float64) *float64 {
+	if a == nil || b == nil {
+		return nil
+	}
+	v := *a + *b
+	return &v
+}
+
+// rows builds the table from what was measured; a figure not measured has
+// no row, a baseline not measured leaves its verdict n/a.
+func (r *Results) rows() []Row {
+	f := figures(r.Measurements)
+	last := sweep[len(sweep)-1]
+	var rows []Row
+	add := func(section, fig, unit string, m *Measurement, get func(*Measurement) float64, baseline string, base *float64, t target) {
+		if m != nil {
+			rows = append(rows, newRow(section, fig, unit, get(m), baseline, base, t))
+		}
+	}
+	rawAsync := pick(f.get("raw_async", 1), perSec)
+
+	const thr = "producer throughput"
+	add(thr, "background c=1", "writes/s", f.get("background", 1), perSec, "raw async publish c=1", rawAsync, target{ratioAtLeast, 0.9})
+	add(thr, fmt.Sprintf("background c=%d", last), "writes/s", f.get("background", last), perSec, "raw async publish c=1", rawAsync, target{ratioAtLeast, 0.9})
+	add(thr, "fast_ack c=1", "writes/s", f.get("fast_ack", 1), perSec, "raw sync publish c=1", pick(f.get("raw_sync", 1), perSec), target{})
+	add(thr, fmt.Sprintf("fast_ack c=%d", last), "writes/s", f.get("fast_ack", last), perSec, "raw async publish c=1", rawAsync, target{ratioAtLeast, 0.8})
+	add(thr, "sync c=1", "writes/s", f.get("sync", 1), perSec, "direct HTTP c=1", pick(f.get("http", 1), perSec), target{})
+	add(thr, fmt.Sprintf("sync c=%d", last), "writes/s", f.get("sync", last), perSec, fmt.Sprintf("direct HTTP c=%d", last), pick(f.get("http", last), perSec), target{})
+
+	const lat = "call latency"
+	type pct struct {
+		name string
+		get  func(*Measurement) float64
+	}
+	pcts := []pct{{"p50", p50ms}, {"p99", p99ms}, {"p99.9", p999ms}}
+	for _, c := range []int{1, last} {
+		for _, p := range pcts {
+			t := target{}
+			if c == 1 && p.name == "p50" {
+				t = target{ratioAtMost, 1.2}
+			}
+			add(lat, fmt.Sprintf("fast_ack c=%d %s", c, p.name), "ms", f.get("fast_ack", c), p.get,
+				fmt.Sprintf("raw sync publish c=%d", c), pick(f.get("raw_sync", c), p.get), t)
+		}
+	}
+	for _, c := range []int{1, last} {
+		for _, p := range pcts {
+			t := target{}
+			switch {
+			case c == 1 && p.name == "p50":
+				t = target{aboveByAtMost, 1}
+			case c == 1 && p.name == "p99":
+				t = target{aboveByAtMost, 5}
+			}
+			add(lat, fmt.Sprintf("sync c=%d %s", c, p.name), "ms", f.get("sync", c), p.get,
+				fmt.Sprintf("direct HTTP c=%d", c), pick(f.get("http", c), p.get), t)
+		}
+	}
+	for _, c := range []int{1, last} {
+		for _, p := range pcts {
+			add(lat, fmt.Sprintf("background c=%d %s", c, p.name), "ms", f.get("background", c), p.get,
+				fmt.Sprintf("raw PublishMsgAsync call c=%d", c), pick(f.get("raw_async", c), p.get), target{})
+		}
+	}
+
+	consume := pick(f.get("raw_consume", 1), perSec)
+	capacity := pick(f.get("http", last), perSec)
+	ceiling := lower(consume, capacity)
+	e2e := fmt.Sprintf("end-to-end, %d callers", last)
+	for _, mode := range []string{"fast_ack", "background", "sync"} {
+		m := f.get("e2e_"+mode, last)
+		add(e2e, mode+" applied", "writes/s", m, perSec, "lower of raw consume, HTTP capacity", ceiling, target{})
+		for _, p := range pcts {
+			add(e2e, mode+" publish→applied "+p.name, "ms", m, p.get, fmt.Sprintf("raw sync publish + direct HTTP, c=%d", last),
+				sum(pick(f.get("raw_sync", last), p.get), pick(f.get("http", last), p.get)), target{})
+		}
+		if cpu, ok := r.WorkerCPUus["e2e_"+mode]; ok && m != nil {
+			rows = append(rows, newRow(e2e, mode+" worker CPU per applied write", "us", cpu, "", nil, target{}))
+		}
+	}
+	if m := f.get("e2e_paced_fast_ack", 1); m != nil {
+		for _, p := range pcts {
+			add(e2e, "fast_ack 1 caller at 200/s, publish→applied "+p.name, "ms", m, p.get, "raw sync publish + direct HTTP, c=1",
+				sum(pick(f.get("raw_sync", 1), p.get), pick(f.get("http", 1), p.get)), target{})
+		}
+	}
+	if mb, ok := r.WorkerPeakMB["sync+e2e"]; ok {
+		rows = append(rows, newRow(e2e, "worker peak RSS (VmHWM)", "MB", mb, "", nil, target{}))
+	}
+
+	drain := f.get("drain", r.Workers)
+	const dr = "backlog drain"
+	if drain != nil {
+		label := fmt.Sprintf("%d writes, 1000 tenants, from worker start", drain.N)
+		add(dr, label, "writes/s", drain, perSec, "lower of raw consume, HTTP capacity", ceiling, target{ratioAtLeast, 0.5})
+		add(dr, label, "writes/s", drain, perSec, "raw durable consume + ack", consume, target{})
+		add(dr, label, "writes/s", drain, perSec, fmt.Sprintf("direct HTTP c=%d (memory API capacity)", last), capacity, target{})
+		var wm *float64
+		if r.Watermill != nil {
+			wm = &r.Watermill.Drain.PerSec
+		}
+		add(dr, label, "writes/s", drain, perSec, "Watermill drain", wm, target{ratioAtLeast, 2})
+		if m := f.get("drain_from_first", r.Workers); m != nil {
+			add(dr, "from the first write applied", "writes/s", m, perSec, "lower of raw consume, HTTP capacity", ceiling, target{ratioAtLeast, 0.5})
+			add(dr, "from the first write applied", "writes/s", m, perSec, "Watermill drain", wm, target{ratioAtLeast, 2})
+		}
+		add(dr, "between 10% and 90% applied", "writes/s", f.get("drain_10_90", r.Workers), perSec, "lower of raw consume, HTTP capacity", ceiling, target{})
+		add(dr, "time to apply all", "s", drain, func(m *Measurement) float64 { return m.Seconds }, "Watermill drain", pickWatermillSeconds(r.Watermill), target{})
+		if r.WorkerStartupSeconds > 0 {
+			rows = append(rows, newRow(dr, "worker start to first write applied", "s", r.WorkerStartupSeconds, "", nil, target{}))
+		}
+		if cpu, ok := r.WorkerCPUus["drain"]; ok {
+			rows = append(rows, newRow(dr, "worker CPU per applied write", "us", cpu, "", nil, target{}))
+		}
+		if mb, ok := r.WorkerPeakMB["drain"]; ok {
+			rows = append(rows, newRow(dr, "worker peak RSS (VmHWM)", "MB", mb, "", nil, target{}))
+		}
+	}
+	const bl = "baselines"
+	for _, b := range []struct{ name, label string }{
+		{"raw_sync", "raw sync publish"}, {"raw_async", "raw async publish"}, {"http", "direct HTTP"},
+	} {
+		for _, c := range []int{1, last} {
+			m := f.get(b.name, c)
+			add(bl, fmt.Sprintf("%s c=%d", b.label, c), "writes/s", m, perSec, "", nil, target{})
+			for _, p := range pcts {
+				add(bl, fmt.Sprintf("%s c=%d %s", b.label, c, p.name), "ms", m, p.get, "", nil, target{})
+			}
+		}
+	}
+	add(bl, "raw durable consume + ack", "writes/s", f.get("raw_consume", 1), perSec, "", nil, target{})
+	if w := r.Watermill; w != nil {
+		const wm = "Watermill baseline (one process publishes, then drains)"
+		if w.Publish != nil {
+			rows = append(rows, newRow(wm, "publish", "writes/s", w.Publish.PerSec, "raw async publish c=1", rawAsync, target{}))
+		}
+		if w.Drain.N > 0 {
+			rows = append(rows, newRow(wm, "process CPU per write (publish + drain)", "us", w.CPUSeconds*1e6/float64(w.Drain.N), "", nil, target{}))
+		}
+		rows = append(rows, newRow(wm, "process peak RSS (publish + drain)", "MB", w.PeakRSSBytes/(1<<20), "", nil, target{}))
+	}
+	return rows
+}
+
+func pickWatermillSeconds(w *WatermillReport) *float64 {
+	if w == nil {
+		return nil
+	}
+	return &w.Drain.Seconds
+}
+
+// printTable writes the rows grouped by section.
+func printTable(out io.Writer, rows []Row) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "figure\tmeasured\tbaseline\t\tratio\ttarget\tverdict\t")
+	section := ""
+	for _, r := range rows {
+		if r.Section != section {
+			section = r.Section
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\n", "— "+section+" —")
+		}
+		base, ratio := "—", "—"
+		if r.Base != nil {
+			base = format(*r.Base, r.Unit)
+		}
+		if r.Ratio != nil {
+			ratio = fmt.Sprintf("%.2fx", *r.Ratio)
+			if r.Unit == "ms" {
+				ratio += fmt.Sprintf(" (%+.2f ms)", r.Value-*r.Base)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Figure, format(r.Value, r.Unit), base, r.Baseline, ratio, r.Target, r.Verdict)
+	}
+	tw.Flush()
+}
+
+func format(v float64, unit string) string {
+	switch unit {
+	case "ms":
+		return fmt.Sprintf("%.3f ms", v)
+	case "writes/s":
+		return fmt.Sprintf("%.0f/s", v)
+	case "us":
+		return fmt.Sprintf("%.1f us", v)
+	case "MB":
+		return fmt.Sprintf("%.1f MB", v)
+	case "s":
+		return fmt.Sprintf("%.2f s", v)
+	}
+	return fmt.Sprintf("%.4g %s", v, unit)
+}
