@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/clustertest"
@@ -229,6 +230,7 @@ func TestChaos(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Errorf("%d acknowledged writes neither applied nor dead-lettered", lost)
+		reportLost(t, ctx, js, scfg, led, bgKeys, dead, hist, store)
 	}
 	byClass := map[string]int{}
 	for _, class := range dead {
@@ -267,6 +269,44 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos campaign:\n%s", b.String())
 	if lost != 0 || twice != 0 || outOfOrder != 0 {
 		t.Fatalf("invariants broken: %d lost, %d applied twice, %d out of order", lost, twice, outOfOrder)
+	}
+}
+
+// reportLost says which acknowledged writes are missing and where the
+// outbox's writes are: what a lost write needs to be traced.
+func reportLost(t *testing.T, ctx context.Context, js jetstream.JetStream, scfg streams.Config, led *ledger, bgKeys []string, dead map[string]string, hist map[memory]map[string]int, store *memapi.Store) {
+	shown := 0
+	for key, w := range led.acked {
+		if _, ok := dead[key]; !ok && hist[memory(w)][key] == 0 && shown < 20 {
+			shown++
+			var applied []string
+			for _, h := range store.History(w.tenant, w.coord) {
+				applied = append(applied, h.IdempotencyKey)
+			}
+			t.Logf("lost: %s (%s %s); the memory's history: %v; acknowledged: %v", key, w.tenant, w.coord, applied, led.order[memory(w)])
+		}
+	}
+	for _, key := range bgKeys {
+		if _, ok := dead[key]; !ok && !appliedKey(store, key) && shown < 20 {
+			shown++
+			t.Logf("lost: background write %s", key)
+		}
+	}
+	for _, name := range []string{scfg.Stream, scfg.ParkingStream} {
+		if s, err := js.Stream(ctx, name); err == nil {
+			info, _ := s.Info(ctx)
+			t.Logf("stream %s: %d messages, first seq %d, last seq %d", name, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+			for c := range s.ListConsumers(ctx).Info() {
+				if c.NumPending > 0 || c.NumAckPending > 0 || c.NumRedelivered > 0 {
+					t.Logf("  consumer %s: %d pending, %d ack pending, %d redelivered, pin %v", c.Name, c.NumPending, c.NumAckPending, c.NumRedelivered, c.PriorityGroups)
+				}
+			}
+		}
+	}
+	if kv, err := js.KeyValue(ctx, scfg.ParkingBucket); err == nil {
+		if keys, err := kv.Keys(ctx); err == nil {
+			t.Logf("parked: %v", keys)
+		}
 	}
 }
 

@@ -170,17 +170,31 @@ func (pk *parking) move(ctx context.Context, d delivery) error {
 }
 
 // unpark ends a tenant's parking if nothing is left in its parking lot.
-func (pk *parking) unpark(ctx context.Context, tenant, token string, c jetstream.Consumer) (bool, error) {
+//
+// The lot is counted on the stream, which its leader answers for: the
+// leader acknowledged every move, so it has stored every parked write.
+// The replayer's consumer is no witness: on a cluster its leader can be a
+// stream follower that has not stored the latest move yet, and a lot it
+// saw empty too soon would be unparked with a write still in it, stranded
+// until the tenant is parked again.
+func (pk *parking) unpark(ctx context.Context, tenant, token string) (bool, error) {
 	g := pk.g
 	t := pk.tenant(tenant)
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	info, err := c.Info(ctx)
+	stream, err := g.js.Stream(ctx, g.cfg.Streams.ParkingStream)
 	if err != nil {
 		return false, err
 	}
-	if info.NumPending != 0 || info.NumAckPending != 0 {
-		return false, nil
+	filter := streams.ParkedFilter(g.mode, token)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return false, err
+	}
+	for _, n := range info.State.Subjects {
+		if n > 0 {
+			return false, nil // still parked, or replayed and not yet acked
+		}
 	}
 	if err := g.parked.Delete(ctx, parkingKey(g.mode, token)); err != nil {
 		return false, err
@@ -305,7 +319,7 @@ func (r *replayer) run() {
 			if !pt.sure() {
 				continue
 			}
-			done, err := r.pk.unpark(ctx, r.tenant, r.token, c)
+			done, err := r.pk.unpark(ctx, r.tenant, r.token)
 			if err != nil && ctx.Err() == nil {
 				g.log.Warn().Err(err).Str("tenant", r.tenant).Msg("cannot unpark yet")
 			}
