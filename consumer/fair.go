@@ -22,6 +22,13 @@ import (
 // dispatching on to the next waiter and keeps that slot. A dispatcher
 // whose context ends passes the dispatching on as well.
 //
+// A slot released while waiters remain goes straight to the next waiter in
+// turn when the semaphore would give it to this group anyway
+// (priority.Semaphore.Keep): one goroutine wakes instead of two, the
+// dispatcher's and then the waiter's. The dispatcher itself is never
+// handed a slot this way; in its turn the slot goes back to the semaphore,
+// where the dispatcher is waiting for it.
+//
 // Only tenants with waiters are remembered.
 type fair struct {
 	slots *priority.Semaphore
@@ -31,6 +38,7 @@ type fair struct {
 	tenants     map[string]*tenantQueue
 	ring        list.List // of *tenantQueue with waiters, the next to serve in front
 	dispatching bool      // a waiter is acquiring for the queue
+	dispatcher  *fairWaiter
 }
 
 // tenantQueue is one tenant's waiters, in arrival order.
@@ -66,7 +74,9 @@ func (f *fair) acquire(ctx context.Context, tenant string) error {
 	f.mu.Lock()
 	w := f.enqueue(tenant)
 	dispatcher := !f.dispatching
-	f.dispatching = true
+	if dispatcher {
+		f.dispatching, f.dispatcher = true, w
+	}
 	f.mu.Unlock()
 	for !dispatcher {
 		select {
@@ -83,8 +93,22 @@ func (f *fair) acquire(ctx context.Context, tenant string) error {
 	return f.dispatch(ctx, w)
 }
 
-// release returns a slot taken by acquire.
-func (f *fair) release() { f.slots.Release(f.level) }
+// release returns a slot taken by acquire, or hands it to the next waiter
+// in turn.
+func (f *fair) release() {
+	f.mu.Lock()
+	if front := f.ring.Front(); front != nil {
+		next := front.Value.(*tenantQueue).waiters.Front().Value.(*fairWaiter)
+		if next != f.dispatcher && f.slots.Keep(f.level) {
+			f.nextInTurn()
+			next.told <- slotGranted
+			f.mu.Unlock()
+			return
+		}
+	}
+	f.mu.Unlock()
+	f.slots.Release(f.level)
+}
 
 // dispatch takes slots for the queue and grants them in turn until self's
 // turn comes.
@@ -174,9 +198,10 @@ func (f *fair) remove(w *fairWaiter) {
 func (f *fair) passDispatching() {
 	front := f.ring.Front()
 	if front == nil {
-		f.dispatching = false
+		f.dispatching, f.dispatcher = false, nil
 		return
 	}
 	q := front.Value.(*tenantQueue)
-	q.waiters.Front().Value.(*fairWaiter).told <- dispatchingTaken
+	f.dispatcher = q.waiters.Front().Value.(*fairWaiter)
+	f.dispatcher.told <- dispatchingTaken
 }

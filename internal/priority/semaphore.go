@@ -103,6 +103,30 @@ func (s *Semaphore) Release(level int) {
 	s.grant(time.Now())
 }
 
+// Keep reports whether the holder of a slot at level may hand it straight
+// to another task of the same level instead of releasing it: true when
+// Release would give the slot to that level anyway, that is no higher
+// level waits and the level is within its yield cap. The slot stays held
+// at level either way; when Keep says false the holder must Release it.
+func (s *Semaphore) Keep(level int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for higher := range level {
+		if len(s.waiters[higher]) > 0 {
+			return false
+		}
+	}
+	now := time.Now()
+	s.held[level]--
+	s.free++
+	ok := s.mayTake(level, now)
+	s.take(level)
+	if ok {
+		s.lastActive[level] = now
+	}
+	return ok
+}
+
 func (s *Semaphore) grant(now time.Time) {
 	for level, queue := range s.waiters {
 		for len(queue) > 0 && s.mayTake(level, now) {

@@ -110,3 +110,58 @@ func waitForWaiters(t *testing.T, s *Semaphore, n int) {
 	}
 	t.Fatalf("never saw %d waiters", n)
 }
+
+// Keep lets a level pass a slot on inside itself only when Release would
+// have given the slot to that level anyway.
+func TestKeepOnlyWhenReleaseWouldGiveTheSlotBack(t *testing.T) {
+	ctx := context.Background()
+	t.Run("no one else waits", func(t *testing.T) {
+		s := New(1, 2, 1, time.Millisecond)
+		if err := s.Acquire(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		if !s.Keep(1) {
+			t.Fatal("Keep refused with no higher level waiting")
+		}
+		s.Release(1)
+		if err := s.Acquire(ctx, 0); err != nil {
+			t.Fatalf("the kept slot was not released once: %v", err)
+		}
+	})
+	t.Run("a higher level waits", func(t *testing.T) {
+		s := New(1, 2, 1, time.Millisecond)
+		if err := s.Acquire(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan struct{})
+		go func() {
+			if err := s.Acquire(ctx, 0); err == nil {
+				close(got)
+			}
+		}()
+		waitForWaiters(t, s, 1)
+		if s.Keep(1) {
+			t.Fatal("Keep allowed while a higher level waits")
+		}
+		s.Release(1)
+		select {
+		case <-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the higher level never got the slot")
+		}
+	})
+	t.Run("the level is over its yield cap", func(t *testing.T) {
+		s := New(4, 2, 1, time.Minute)
+		if err := s.Acquire(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(0) // the higher level was active within the window
+		s.mu.Lock()
+		s.held[1] = 2 // two low slots taken before the higher level came
+		s.free -= 2
+		s.mu.Unlock()
+		if s.Keep(1) {
+			t.Fatal("Keep allowed a yielding level over its cap")
+		}
+	})
+}
