@@ -6,8 +6,10 @@ GO ?= go
 run:
 	$(GO) run ./cmd/jetbox run
 
+# The short fault campaign (about 90 s) runs with the tests; make chaos
+# runs the long one.
 test:
-	$(GO) test -race -count=1 -timeout 12m ./...
+	JETBOX_CHAOS=60s $(GO) test -race -count=1 -timeout 12m ./...
 
 build:
 	$(GO) build -o bin/jetbox ./cmd/jetbox
