@@ -40,6 +40,8 @@ type memoryAPI struct {
 	auth    string
 	client  *http.Client
 	timeout time.Duration
+	// URLs of the calls with a body, built once.
+	memoriesURL, linkURL string
 }
 
 func newMemoryAPI(cfg Config) *memoryAPI {
@@ -55,8 +57,35 @@ func newMemoryAPI(cfg Config) *memoryAPI {
 	if cfg.Token != "" {
 		auth = "Bearer " + cfg.Token
 	}
-	return &memoryAPI{base: strings.TrimRight(cfg.Endpoint, "/"), auth: auth, client: client, timeout: cfg.RequestTimeout}
+	base := strings.TrimRight(cfg.Endpoint, "/")
+	return &memoryAPI{base: base, auth: auth, client: client, timeout: cfg.RequestTimeout, memoriesURL: base + pathMemories, linkURL: base + pathLink}
 }
+
+// url is the endpoint of a call.
+func (m *memoryAPI) url(path string) string {
+	switch path {
+	case pathMemories:
+		return m.memoriesURL
+	case pathLink:
+		return m.linkURL
+	}
+	return m.base + path
+}
+
+// Request headers, in canonical form so that they are stored as given.
+const (
+	headerAuthorization  = "Authorization"
+	headerTenant         = "X-Soma-Tenant"
+	headerIdempotencyKey = "X-Idempotency-Key"
+	headerNamespace      = "X-Soma-Namespace"
+	headerRequestID      = "X-Request-Id"
+	headerTraceparent    = "Traceparent"
+	headerTracestate     = "Tracestate"
+	headerContentType    = "Content-Type"
+)
+
+// maxRequestHeaders is how many of those a request can carry.
+const maxRequestHeaders = 8
 
 // apply makes one attempt. It never returns an error: the answer's class
 // says what to do next.
@@ -67,29 +96,34 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	if w.body != nil {
 		body = bytes.NewReader(w.body)
 	}
-	req, err := http.NewRequestWithContext(ctx, w.method, m.base+w.path, body)
+	req, err := http.NewRequestWithContext(ctx, w.method, m.url(w.path), body)
 	if err != nil {
 		return answer{class: classPermanent, err: fmt.Errorf("build request: %w", err)}
 	}
-	h := req.Header
-	if m.auth != "" {
-		h.Set("Authorization", m.auth)
+	// Every header value shares one array instead of one allocation each.
+	values := make([]string, 0, maxRequestHeaders)
+	set := func(name, value string) {
+		if value != "" {
+			values = append(values, value)
+			req.Header[name] = values[len(values)-1 : len(values) : len(values)]
+		}
 	}
-	h.Set("X-Soma-Tenant", w.addr.Tenant)
-	h.Set("X-Idempotency-Key", w.idempotencyKey)
-	setIf(h, "X-Soma-Namespace", w.namespace)
-	setIf(h, "X-Request-ID", w.requestID)
-	setIf(h, "traceparent", w.traceparent)
-	setIf(h, "tracestate", w.tracestate)
+	set(headerAuthorization, m.auth)
+	set(headerTenant, w.addr.Tenant)
+	set(headerIdempotencyKey, w.idempotencyKey)
+	set(headerNamespace, w.namespace)
+	set(headerRequestID, w.requestID)
+	set(headerTraceparent, w.traceparent)
+	set(headerTracestate, w.tracestate)
 	if w.body != nil {
-		h.Set("Content-Type", "application/json")
+		set(headerContentType, "application/json")
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
 		return answer{class: classTransient, err: transportError(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	data, err := readAnswer(resp)
 	if err != nil {
 		return answer{class: classTransient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
 	}
@@ -103,9 +137,29 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	return a
 }
 
-func setIf(h http.Header, name, value string) {
-	if value != "" {
-		h.Set(name, value)
+// readAnswer reads at most maxAnswer bytes of an answer, into a buffer of
+// the announced size when there is one, and to its end, so that the
+// connection goes back to the pool.
+func readAnswer(resp *http.Response) ([]byte, error) {
+	n := resp.ContentLength
+	if n < 0 || n > maxAnswer {
+		return io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	}
+	// One byte more than announced, to read the end in the same call.
+	data := make([]byte, 0, n+1)
+	for {
+		k, err := resp.Body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+k]
+		switch {
+		case err == io.EOF:
+			return data, nil
+		case err != nil:
+			return data, err
+		case len(data) == cap(data):
+			// The transport never gives more than announced; this only
+			// guards the loop.
+			return data, nil
+		}
 	}
 }
 

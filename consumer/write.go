@@ -102,8 +102,13 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 
 // isSyncSubject reads the mode token without trusting the rest.
 func isSyncSubject(subject string) bool {
-	parts := strings.SplitN(subject, ".", 4)
-	return len(parts) >= 3 && parts[2] == string(streams.ModeSync)
+	_, rest, ok := strings.Cut(subject, ".")
+	if !ok {
+		return false
+	}
+	_, rest, ok = strings.Cut(rest, ".")
+	mode, _, _ := strings.Cut(rest, ".")
+	return ok && mode == string(streams.ModeSync)
 }
 
 // reservedReplyPrefixes are subjects a reply must never reach, whatever
@@ -129,6 +134,10 @@ func checkReplyTo(subject string, allowed []string) error {
 	return fmt.Errorf("%q is not under an allowed reply prefix (%s)", text.Clip(subject, 64), strings.Join(allowed, ", "))
 }
 
+// storeBody, deleteBody and linkBody are the bodies as encoding/json sees
+// them. decodeBody reads the fields in its own single pass; it unmarshals
+// into these only to word a type error as encoding/json does, so that dead
+// letters keep saying what they said.
 type storeBody struct {
 	Coord      *string         `json:"coord"`
 	Payload    json.RawMessage `json:"payload"`
@@ -146,112 +155,442 @@ type linkBody struct {
 	Weight    *float64 `json:"weight"`
 }
 
+// Paths of the memory API calls that have a body.
+const (
+	pathMemories = "/memories"
+	pathLink     = "/graph/link"
+)
+
+// decodeBody checks the body in one pass: JSON validity, top-level keys and
+// the op's fields, in the order of the reasons it gives (not JSON, not
+// UTF-8, a key, a field's JSON type, a field's value).
 func (w *write) decodeBody(data []byte) error {
 	if len(data) == 0 {
 		return badInput("empty body")
 	}
-	if !json.Valid(data) {
+	var b scannedBody
+	if !b.scan(data) {
 		return badInput("body is not valid JSON")
 	}
-	// encoding/json lets invalid UTF-8 through, keeps the last of two equal
-	// keys and matches keys in any case; a memory API may do none of these,
-	// and then it would apply something other than what was checked here.
+	// A memory API may refuse invalid UTF-8, or read it otherwise than
+	// checked here.
 	if !utf8.Valid(data) {
 		return badInput("body is not valid UTF-8")
 	}
-	if err := checkKeys(data); err != nil {
-		return err
+	if b.keyErr != nil {
+		return b.keyErr
 	}
 	switch w.addr.Op {
 	case streams.OpStore:
-		var b storeBody
-		if err := json.Unmarshal(data, &b); err != nil {
-			return badInput("store body: %v", err)
+		coord, hasCoord, ok1 := b.str(fieldCoord)
+		memoryType, hasMemoryType, ok2 := b.str(fieldMemoryType)
+		if !b.object || !ok1 || !ok2 {
+			return typeError("store", data, &storeBody{})
 		}
-		if err := checkCoord("coord", b.Coord); err != nil {
+		if err := checkCoord("coord", coord, hasCoord); err != nil {
 			return err
 		}
-		if len(b.Payload) == 0 || b.Payload[0] != '{' {
+		if payload := b.fields[fieldPayload]; len(payload) == 0 || payload[0] != '{' {
 			return badInput("store body: payload must be a JSON object")
 		}
-		if b.MemoryType != nil {
-			if err := streams.CheckMemoryType(*b.MemoryType); err != nil {
+		if hasMemoryType {
+			if err := streams.CheckMemoryType(memoryType); err != nil {
 				return badInput("store body: %v", err)
 			}
 		}
-		w.method, w.path, w.body, w.coord = "POST", "/memories", data, *b.Coord
+		w.method, w.path, w.body, w.coord = "POST", pathMemories, data, coord
 	case streams.OpDelete:
-		var b deleteBody
-		if err := json.Unmarshal(data, &b); err != nil {
-			return badInput("delete body: %v", err)
+		coord, hasCoord, ok := b.str(fieldCoord)
+		if !b.object || !ok {
+			return typeError("delete", data, &deleteBody{})
 		}
-		if err := checkCoord("coord", b.Coord); err != nil {
+		if err := checkCoord("coord", coord, hasCoord); err != nil {
 			return err
 		}
-		w.method, w.path, w.coord = "DELETE", "/memories/"+escapePath(*b.Coord), *b.Coord
+		w.method, w.path, w.coord = "DELETE", pathMemories+"/"+escapePath(coord), coord
 	case streams.OpLink:
-		var b linkBody
-		if err := json.Unmarshal(data, &b); err != nil {
-			return badInput("link body: %v", err)
+		from, hasFrom, ok1 := b.str(fieldFromCoord)
+		to, hasTo, ok2 := b.str(fieldToCoord)
+		linkType, _, ok3 := b.str(fieldLinkType)
+		weight, ok4 := b.number(fieldWeight)
+		if !b.object || !ok1 || !ok2 || !ok3 || !ok4 {
+			return typeError("link", data, &linkBody{})
 		}
-		if err := checkCoord("from_coord", b.FromCoord); err != nil {
+		if err := checkCoord("from_coord", from, hasFrom); err != nil {
 			return err
 		}
-		if err := checkCoord("to_coord", b.ToCoord); err != nil {
+		if err := checkCoord("to_coord", to, hasTo); err != nil {
 			return err
 		}
-		if b.LinkType == nil || *b.LinkType == "" {
+		if linkType == "" {
 			return badInput("link body: link_type is required")
 		}
-		if b.Weight != nil && (math.IsNaN(*b.Weight) || math.IsInf(*b.Weight, 0)) {
+		if math.IsNaN(weight) || math.IsInf(weight, 0) {
 			return badInput("link body: weight must be finite")
 		}
-		w.method, w.path, w.body, w.coord = "POST", "/graph/link", data, *b.FromCoord
+		w.method, w.path, w.body, w.coord = "POST", pathLink, data, from
 	}
 	return nil
 }
 
-// bodyFields are the body fields the worker checks, in any op.
-var bodyFields = []string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "weight"}
-
-// checkKeys refuses the top-level keys encoding/json reads differently
-// from a memory API: a key given twice (it keeps the last value) and a key
-// that matches a checked field only case-insensitively (it takes it for
-// the field, a Python memory API does not). data is valid JSON.
-func checkKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
+// typeError words a field of the wrong JSON type, or a body that is not an
+// object, as encoding/json does. Only refused bodies pay for it.
+func typeError(op string, data []byte, v any) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return badInput("%s body: %v", op, err)
 	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
+	return badInput("%s body: a field has the wrong JSON type", op)
+}
+
+// The body fields the worker checks, in any op.
+const (
+	fieldCoord = iota
+	fieldPayload
+	fieldMemoryType
+	fieldFromCoord
+	fieldToCoord
+	fieldLinkType
+	fieldWeight
+	numFields
+)
+
+var bodyFields = [numFields]string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "weight"}
+
+// fewKeys is how many top-level keys a body may have before duplicates are
+// looked up in a map rather than by comparing every pair.
+const fewKeys = 16
+
+// scannedBody is what one pass over a body found.
+type scannedBody struct {
+	// object is false when the body is an array, string, number or
+	// boolean, from which no op's fields can be decoded (null decodes to
+	// no fields).
+	object bool
+	// fields holds the raw value of each checked top-level field present.
+	fields [numFields][]byte
+	// keyErr is the first top-level key that encoding/json would read
+	// otherwise than a memory API: one given twice (encoding/json keeps the
+	// last value) or one matching a checked field only case-insensitively
+	// (encoding/json takes it for the field, a Python memory API does not).
+	keyErr error
+	keys   [fewKeys][]byte // the first keys, unescaped
+	nkeys  int
+	more   map[string]struct{} // every key, once there are more than fewKeys
+}
+
+// str reads a string field. present is false when it is absent or null,
+// ok false when it holds another JSON type.
+func (b *scannedBody) str(field int) (value string, present, ok bool) {
+	raw := b.fields[field]
+	switch {
+	case raw == nil || raw[0] == 'n':
+		return "", false, true
+	case raw[0] != '"':
+		return "", false, false
+	}
+	return unquote(raw), true, true
+}
+
+// number reads a number field as encoding/json does: 0 when absent or
+// null, ok false when it holds another JSON type or overflows a float64.
+func (b *scannedBody) number(field int) (value float64, ok bool) {
+	raw := b.fields[field]
+	switch {
+	case raw == nil || raw[0] == 'n':
+		return 0, true
+	case raw[0] != '-' && (raw[0] < '0' || raw[0] > '9'):
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	return f, err == nil
+}
+
+// unquote reads a valid JSON string literal. Escapes are rare enough to be
+// left to encoding/json, which also decides what a lone surrogate becomes.
+func unquote(raw []byte) string {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	_ = json.Unmarshal(raw, &s) // raw is a valid string literal
+	return s
+}
+
+// key records a top-level key and its value, and keeps the first key
+// error.
+func (b *scannedBody) key(raw, value []byte) {
+	key := raw[1 : len(raw)-1]
+	if bytes.IndexByte(key, '\\') >= 0 {
+		key = []byte(unquote(raw))
+	}
+	for i, f := range bodyFields {
+		if string(key) == f {
+			b.fields[i] = value
 		}
-		key, _ := tok.(string)
-		if seen[key] {
-			return badInput("body has the duplicate key %q", text.Clip(key, 64))
+	}
+	if b.keyErr != nil {
+		return
+	}
+	if b.seen(key) {
+		b.keyErr = badInput("body has the duplicate key %q", text.Clip(string(key), 64))
+		return
+	}
+	for _, f := range bodyFields {
+		if string(key) != f && bytes.EqualFold(key, []byte(f)) {
+			b.keyErr = badInput("body key %q is not %q: keys are case-sensitive", text.Clip(string(key), 64), f)
+			return
 		}
-		seen[key] = true
-		for _, f := range bodyFields {
-			if key != f && strings.EqualFold(key, f) {
-				return badInput("body key %q is not %q: keys are case-sensitive", text.Clip(key, 64), f)
+	}
+}
+
+// seen tells whether key came before, and remembers it.
+func (b *scannedBody) seen(key []byte) bool {
+	if b.more != nil {
+		if _, ok := b.more[string(key)]; ok {
+			return true
+		}
+		b.more[string(key)] = struct{}{}
+		return false
+	}
+	for _, k := range b.keys[:b.nkeys] {
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
+	if b.nkeys < fewKeys {
+		b.keys[b.nkeys] = key
+		b.nkeys++
+		return false
+	}
+	b.more = make(map[string]struct{}, 2*fewKeys)
+	for _, k := range b.keys {
+		b.more[string(k)] = struct{}{}
+	}
+	b.more[string(key)] = struct{}{}
+	return false
+}
+
+// scan reads data, which is valid JSON exactly when json.Valid says so
+// (nesting limit included), and records its top-level keys. It returns
+// false when data is not valid JSON.
+func (b *scannedBody) scan(data []byte) bool {
+	s := jsonScanner{data: data}
+	s.skipSpace()
+	var ok bool
+	switch {
+	case s.at('{'):
+		b.object = true
+		ok = s.object(b)
+	default:
+		b.object = s.at('n') // null: no fields
+		ok = s.value()
+	}
+	s.skipSpace()
+	return ok && s.pos == len(data)
+}
+
+// maxNesting is encoding/json's limit on nested arrays and objects.
+const maxNesting = 10000
+
+// jsonScanner checks JSON as encoding/json reads it (RFC 8259, bytes
+// outside ASCII taken as they come).
+type jsonScanner struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+func (s *jsonScanner) at(c byte) bool { return s.pos < len(s.data) && s.data[s.pos] == c }
+
+// skip passes c when it comes next.
+func (s *jsonScanner) skip(c byte) bool {
+	if s.at(c) {
+		s.pos++
+		return true
+	}
+	return false
+}
+
+func (s *jsonScanner) skipSpace() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value checks one value, without the white space around it.
+func (s *jsonScanner) value() bool {
+	if s.pos >= len(s.data) {
+		return false
+	}
+	switch c := s.data[s.pos]; {
+	case c == '{':
+		return s.object(nil)
+	case c == '[':
+		return s.array()
+	case c == '"':
+		return s.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return false
+}
+
+// object checks an object; top, when not nil, receives its keys.
+func (s *jsonScanner) object(top *scannedBody) bool {
+	s.pos++
+	if s.depth++; s.depth > maxNesting {
+		return false
+	}
+	s.skipSpace()
+	if !s.skip('}') {
+		for {
+			s.skipSpace()
+			start := s.pos
+			if !s.str() {
+				return false
+			}
+			key := s.data[start:s.pos]
+			s.skipSpace()
+			if !s.skip(':') {
+				return false
+			}
+			s.skipSpace()
+			start = s.pos
+			if !s.value() {
+				return false
+			}
+			if top != nil {
+				top.key(key, s.data[start:s.pos])
+			}
+			s.skipSpace()
+			if s.skip('}') {
+				break
+			}
+			if !s.skip(',') {
+				return false
 			}
 		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil
-		}
 	}
-	return nil
+	s.depth--
+	return true
 }
 
-func checkCoord(field string, coord *string) error {
-	if coord == nil {
+func (s *jsonScanner) array() bool {
+	s.pos++
+	if s.depth++; s.depth > maxNesting {
+		return false
+	}
+	s.skipSpace()
+	if !s.skip(']') {
+		for {
+			s.skipSpace()
+			if !s.value() {
+				return false
+			}
+			s.skipSpace()
+			if s.skip(']') {
+				break
+			}
+			if !s.skip(',') {
+				return false
+			}
+		}
+	}
+	s.depth--
+	return true
+}
+
+func (s *jsonScanner) str() bool {
+	if !s.skip('"') {
+		return false
+	}
+	for s.pos < len(s.data) {
+		c := s.data[s.pos]
+		s.pos++
+		switch {
+		case c == '"':
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			if s.pos >= len(s.data) {
+				return false
+			}
+			switch s.data[s.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos++
+			case 'u':
+				if len(s.data)-s.pos < 5 {
+					return false
+				}
+				for _, h := range s.data[s.pos+1 : s.pos+5] {
+					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
+						return false
+					}
+				}
+				s.pos += 5
+			default:
+				return false
+			}
+		}
+	}
+	return false
+}
+
+func (s *jsonScanner) number() bool {
+	s.skip('-')
+	switch {
+	case s.skip('0'):
+	case s.digits() == 0:
+		return false
+	}
+	if s.skip('.') && s.digits() == 0 {
+		return false
+	}
+	if s.skip('e') || s.skip('E') {
+		if !s.skip('+') {
+			s.skip('-')
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// digits passes a run of decimal digits and says how long it was.
+func (s *jsonScanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.data) && '0' <= s.data[s.pos] && s.data[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+func (s *jsonScanner) literal(lit string) bool {
+	if len(s.data)-s.pos < len(lit) || string(s.data[s.pos:s.pos+len(lit)]) != lit {
+		return false
+	}
+	s.pos += len(lit)
+	return true
+}
+
+func checkCoord(field, coord string, present bool) error {
+	if !present {
 		return badInput("%s is required", field)
 	}
-	if _, err := streams.ParseCoord(*coord); err != nil {
+	if _, err := streams.ParseCoord(coord); err != nil {
 		return badInput("%s: %v", field, err)
 	}
 	return nil
