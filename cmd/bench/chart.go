@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -178,16 +181,34 @@ func (ch chart) svg(w io.Writer) {
 
 // writeCharts writes the HTML page: latency distributions per mode at 1 and
 // at 64 callers, end to end, and throughput against concurrency.
-func writeCharts(w io.Writer, res *Results) error {
+// charts are the run's charts, each with the name of its own SVG file.
+func charts(res *Results) map[string]chart {
 	f := figures(res.Measurements)
 	last := sweep[len(sweep)-1]
 	calls := []string{"raw_sync", "raw_async", "http", "sync", "fast_ack", "background"}
-	charts := []chart{
-		latencyChart("Call latency, 1 caller", f, 1, calls),
-		latencyChart(fmt.Sprintf("Call latency, %d callers", last), f, last, calls),
-		latencyChart("End-to-end latency, publish → applied", f, last, []string{"e2e_sync", "e2e_fast_ack", "e2e_background", "e2e_paced_fast_ack@1"}),
-		throughputChart(f),
+	return map[string]chart{
+		"latency-1.svg":                     latencyChart("Call latency, 1 caller", f, 1, calls),
+		fmt.Sprintf("latency-%d.svg", last): latencyChart(fmt.Sprintf("Call latency, %d callers", last), f, last, calls),
+		"latency-e2e.svg":                   latencyChart("End-to-end latency, publish → applied", f, last, []string{"e2e_sync", "e2e_fast_ack", "e2e_background", "e2e_paced_fast_ack@1"}),
+		"throughput.svg":                    throughputChart(f),
 	}
+}
+
+// writeChartFiles writes each chart to its own SVG file in dir, for
+// documents to show.
+func writeChartFiles(dir string, res *Results) error {
+	for name, ch := range charts(res) {
+		var sb strings.Builder
+		ch.svg(&sb)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(sb.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeCharts(w io.Writer, res *Results) error {
+	byName := charts(res)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>jetbox bench</title>\n"+
 		"<style>body{font-family:sans-serif;margin:24px}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.FAIL{color:#c00;font-weight:bold}.PASS{color:#080}</style></head><body>\n")
@@ -197,8 +218,8 @@ func writeCharts(w io.Writer, res *Results) error {
 	}
 	fmt.Fprintf(&sb, "<h1>jetbox bench</h1><p>%s, scale %g, %d-byte writes, %d worker(s), %s, %d CPUs, load average %s at the start and %s at the end. Dashed lines are baselines.</p>\n",
 		res.Started.Format("2006-01-02 15:04 UTC"), res.Scale, res.Size, res.Workers, api, res.CPUs, res.LoadAverage[0], res.LoadAverage[1])
-	for _, ch := range charts {
-		ch.svg(&sb)
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		byName[name].svg(&sb)
 		sb.WriteString("<br>\n")
 	}
 	sb.WriteString("<h2>Table</h2><table><tr><th>figure</th><th>measured</th><th>baseline</th><th></th><th>ratio</th><th>target</th><th>verdict</th></tr>\n")

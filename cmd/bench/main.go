@@ -278,7 +278,10 @@ func writeResults(dir string, res *Results) error {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return writeChartFiles(dir, res)
 }
 
 // loadAverage is the 1, 5 and 15 minute load averages of the machine.
