@@ -23,19 +23,34 @@ var ErrBadCoord = errors.New("bad coord")
 // refused: Go would parse some of them, the Python memory API would not.
 func ParseCoord(coord string) ([3]float64, error) {
 	var xyz [3]float64
-	parts := strings.Split(coord, ",")
-	if len(parts) != 3 {
+	if strings.Count(coord, ",") != 2 {
 		return xyz, fmt.Errorf("%w %q: want three comma-separated numbers", ErrBadCoord, text.Clip(coord, 64))
 	}
-	for i, p := range parts {
+	rest := coord
+	for i := range xyz {
+		p, after, _ := strings.Cut(rest, ",")
+		rest = after
 		p = strings.TrimSpace(p)
 		f, err := strconv.ParseFloat(p, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || p == "" || strings.Trim(p, "0123456789+-.eE") != "" {
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || p == "" || !decimalChars(p) {
 			return xyz, fmt.Errorf("%w %q: %q is not a finite decimal number", ErrBadCoord, text.Clip(coord, 64), text.Clip(p, 32))
 		}
 		xyz[i] = f
 	}
 	return xyz, nil
+}
+
+// decimalChars reports whether s holds only what a decimal number in
+// exponent notation may: digits, signs, a point and e or E.
+func decimalChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == 'e', c == 'E':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Memory types the memory API knows.

@@ -124,16 +124,16 @@ func (e *SubjectError) Unwrap() []error {
 // the subject the outbox stored it under, which ends in its partition
 // number: memory.<token>.<mode>.<op>.<partition>.
 func ParseSubject(subject string) (Address, error) {
-	parts := strings.Split(subject, ".")
+	parts, n := splitTokens(subject)
 	partition := -1
-	if len(parts) == 5 {
+	if n == 5 {
 		p, ok := parsePartition(parts[4])
 		if !ok {
 			return Address{}, &SubjectError{Subject: subject, Err: errors.New("the fifth token is not a partition number")}
 		}
-		partition, parts = p, parts[:4]
+		partition, n = p, 4
 	}
-	if len(parts) != 4 || parts[0] != SubjectPrefix {
+	if n != 4 || parts[0] != SubjectPrefix {
 		return Address{}, &SubjectError{Subject: subject, Err: errors.New("want memory.<tenant>.<mode>.<op>, or a stored subject ending in .<partition>")}
 	}
 	tenant, err := tenancy.Decode(parts[1])
@@ -149,6 +149,23 @@ func ParseSubject(subject string) (Address, error) {
 		return Address{}, &SubjectError{Subject: subject, Err: err}
 	}
 	return Address{Tenant: tenant, Token: parts[1], Mode: mode, Op: op, Partition: partition}, nil
+}
+
+// splitTokens splits a subject of up to five tokens into tokens without
+// allocating; n is the number of tokens, 6 for any more than five.
+func splitTokens(subject string) (tokens [5]string, n int) {
+	for {
+		token, rest, more := strings.Cut(subject, ".")
+		if n == len(tokens) {
+			return tokens, n + 1
+		}
+		tokens[n] = token
+		n++
+		if !more {
+			return tokens, n
+		}
+		subject = rest
+	}
 }
 
 // PublishSubject is the subject a stored write was published to: a stored
