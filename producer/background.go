@@ -261,7 +261,7 @@ func (b *background) send(w *outgoing, retries *retryQueue) bool {
 	b.flightMu.Lock()
 	b.inflight[&w.msg] = w
 	b.flightMu.Unlock()
-	if _, err := b.js.PublishMsgAsync(&w.msg, noLibraryRetry); err != nil {
+	if _, err := b.js.PublishMsgAsync(&w.msg, noLibraryRetry...); err != nil {
 		// Not sent: no handler will run for it.
 		b.flightMu.Lock()
 		delete(b.inflight, &w.msg)

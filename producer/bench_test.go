@@ -3,8 +3,11 @@ package producer
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -91,5 +94,124 @@ func BenchmarkRawAsyncPublish(b *testing.B) {
 		}
 	}
 	<-js.PublishAsyncComplete()
+	reportCPU(b, cpu)
+}
+
+// benchWrite is write i as cmd/bench makes it: one of 100 tenants, its own
+// idempotency key and coord.
+func benchWrite(i int) (StoreRequest, WriteOption) {
+	return StoreRequest{Tenant: fmt.Sprintf("t%04d", i%100), Coord: fmt.Sprintf("%d,1,1", i), Payload: benchPayload},
+		WithIdempotencyKey("r" + strconv.Itoa(i))
+}
+
+// BenchmarkFastAckStore64 is fast_ack from 64 concurrent callers sharing
+// one producer.
+func BenchmarkFastAckStore64(b *testing.B) {
+	e := newEnv(b, Config{Mode: streams.ModeFastAck})
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, opt := benchWrite(int(next.Add(1)))
+			if _, err := e.p.Store(ctx, r, opt); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportCPU(b, cpu)
+}
+
+// BenchmarkBackgroundStore64 is background from 64 concurrent callers; the
+// writes are done when Flush returns.
+func BenchmarkBackgroundStore64(b *testing.B) {
+	e := newEnv(b, Config{Mode: streams.ModeBackground})
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			r, opt := benchWrite(int(next.Add(1)))
+			if _, err := e.p.Store(ctx, r, opt); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if err := e.p.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkRawSyncPublish is the baseline of BenchmarkFastAckStore: one
+// synchronous publish at a time of the same message.
+func BenchmarkRawSyncPublish(b *testing.B) {
+	e := newEnv(b, Config{})
+	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	cpu := cpuTime(b)
+	i := 0
+	for b.Loop() {
+		i++
+		key := strconv.Itoa(i)
+		m := &nats.Msg{Subject: "memory.bench.fast_ack.store", Data: body, Header: nats.Header{
+			streams.HeaderIdempotencyKey: {key},
+			streams.HeaderTenant:         {"bench"},
+		}}
+		if _, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID("bench:"+key)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu)
+}
+
+// BenchmarkRawAsyncWait64 is the baseline of BenchmarkFastAckStore64: 64
+// callers each publishing asynchronously and waiting for its own ack, the
+// most a caller that must know its write is stored can pipeline.
+func BenchmarkRawAsyncWait64(b *testing.B) {
+	e := newEnv(b, Config{})
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	cpu := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := strconv.Itoa(int(next.Add(1)))
+			m := &nats.Msg{Subject: "memory.bench.fast_ack.store", Data: body, Header: nats.Header{
+				streams.HeaderIdempotencyKey: {key},
+				streams.HeaderTenant:         {"bench"},
+			}}
+			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("bench:"+key))
+			if err == nil {
+				select {
+				case <-f.Ok():
+				case err = <-f.Err():
+				}
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 	reportCPU(b, cpu)
 }

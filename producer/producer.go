@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -81,7 +82,9 @@ type Result struct {
 // Producer writes memories. It is safe for concurrent use.
 type Producer struct {
 	nc             *nats.Conn
-	js             jetstream.JetStream
+	js             jetstream.JetStream // background publisher, with its ack handlers
+	ackJS          jetstream.JetStream // fast_ack and sync publishes, each waiting on its own future
+	ackClosed      atomic.Bool         // Close has cleaned ackJS up
 	cfg            Config
 	attemptTimeout time.Duration
 	metrics        *metrics
@@ -122,9 +125,24 @@ func New(nc *nats.Conn, cfg Config) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
+	// Every fast_ack or sync caller has at most one publish awaiting its
+	// ack (plus, briefly, attempts it gave up on), so the window only
+	// bounds what would otherwise be unbounded; the ack timeout is the
+	// attempt timeout.
+	p.ackJS, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(ackMaxPending),
+		jetstream.WithPublishAsyncTimeout(p.attemptTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
+	}
 	p.bg.start(p.js)
 	return p, nil
 }
+
+// ackMaxPending bounds the fast_ack and sync publishes awaiting their ack; a
+// publish beyond it waits up to nats.go's stall wait, then is retried.
+const ackMaxPending = 1 << 16
 
 // withDefaults fills in the zero values and checks the rest.
 func (cfg Config) withDefaults() (Config, error) {
@@ -195,15 +213,18 @@ func (p *Producer) Flush(ctx context.Context) error { return p.bg.flush(ctx) }
 // Flush, then stops the producer's goroutines and subscriptions. It does not
 // close the NATS connection. When ctx ends first, the background writes not
 // yet stored are given up, each reported to OnBackgroundError with an error
-// wrapping ErrClosed, and Close returns the context's error. Sync writes still
-// waiting for their outcome return a *QueuedError. Calling Close again does
-// nothing.
+// wrapping ErrClosed, and Close returns the context's error. Fast_ack and sync
+// writes still awaiting the outbox's ack then return an error wrapping
+// ErrClosed (they may be stored); sync writes still waiting for their outcome
+// return a *QueuedError. Calling Close again does nothing.
 func (p *Producer) Close(ctx context.Context) error {
 	err := p.bg.close(ctx)
 	if err == errAlreadyClosed {
 		return nil
 	}
 	p.js.CleanupPublisher()
+	p.ackClosed.Store(true)
+	p.ackJS.CleanupPublisher()
 	p.replies.close()
 	return err
 }
@@ -212,17 +233,21 @@ func (p *Producer) Close(ctx context.Context) error {
 // subject, add the headers, check the size, then hand the message to its mode.
 // w holds the encoded body, or encodeErr says why there is none.
 func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace string, w *outgoing, encodeErr error, opts []WriteOption) (Result, error) {
-	o := writeOptions{mode: p.cfg.Mode}
+	// The options live in w, which is pooled: options passed to func values
+	// would escape to the heap on every write otherwise.
+	o := &w.opts
+	*o = writeOptions{mode: p.cfg.Mode}
 	for _, opt := range opts {
-		opt(&o)
+		opt(o)
 	}
-	res := Result{Mode: o.mode, Coord: w.coord}
+	mode := o.mode
+	res := Result{Mode: mode, Coord: w.coord}
 	err := encodeErr
 	if err == nil {
-		err = p.prepare(op, tenant, namespace, &o, w, &res)
+		err = p.prepare(op, tenant, namespace, o, w, &res)
 	}
 	if err == nil {
-		switch o.mode {
+		switch mode {
 		case streams.ModeFastAck:
 			err = p.fastAck(ctx, w, &res)
 		case streams.ModeSync:
@@ -242,12 +267,12 @@ func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace s
 	switch {
 	case err == nil, errors.Is(err, ErrQueued):
 		if res.Duplicate {
-			p.metrics.write(o.mode, resultDuplicate)
+			p.metrics.write(mode, resultDuplicate)
 		} else {
-			p.metrics.write(o.mode, resultStored)
+			p.metrics.write(mode, resultStored)
 		}
 	default:
-		p.metrics.write(o.mode, resultError)
+		p.metrics.write(mode, resultError)
 	}
 	return res, err
 }

@@ -17,9 +17,11 @@ import (
 // outgoing is one encoded write on its way to the outbox. It is pooled with
 // its header map and body buffer: a write that is done (stored, failed or
 // refused) goes back to the pool, so that the hot path allocates little.
-// Nothing may hold it after putOutgoing: the JetStream client is done with a
-// message once its ack or error handler has run, and the producer passes
-// noLibraryRetry so that no library timer can send it again later.
+// Nothing may use it after putOutgoing: the background's JetStream client is
+// done with a message once its ack or error handler has run, the ack
+// publisher of fast_ack and sync never reads a message after sending it (see
+// publishOnce), and the producer passes noLibraryRetry so that no library
+// timer can send it again later.
 type outgoing struct {
 	msg      nats.Msg
 	vals     [8]string // backing array of the header values
@@ -27,9 +29,14 @@ type outgoing struct {
 	hdrBytes int64
 	body     []byte
 	coord    string
-	key      string // idempotency key
-	msgID    string // Nats-Msg-Id
-	reply    string // sync: where the outcome will come
+	key      string       // idempotency key
+	msgID    string       // Nats-Msg-Id
+	reply    string       // sync: where the outcome will come
+	opts     writeOptions // the write's options, pooled with it
+	// resent says the publish that was acked was not the first attempt:
+	// an earlier one may have stored the write, so a duplicate ack may be
+	// this write's own (fast_ack, sync).
+	resent bool
 
 	// Background bookkeeping.
 	epoch    *epoch
@@ -137,40 +144,87 @@ func backoff(attempt int) time.Duration {
 // noLibraryRetry turns off nats.go's own no-responders retry: the producer
 // retries every transient failure itself, with one policy, and a library
 // retry timer could otherwise send a message after its outgoing was reused.
-var noLibraryRetry = jetstream.WithRetryAttempts(0)
+// It is a slice so that passing it allocates nothing.
+var noLibraryRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 
 // publishDurable stores msg in the outbox and returns the PubAck. Timeouts,
 // no responders and connection trouble are retried with the same msg (so the
 // same Nats-Msg-Id) until the publish timeout or ctx ends; a refusal by the
 // outbox is returned at once.
+//
+// Each attempt is an async publish on the producer's ack publisher, waited
+// for on its PubAckFuture: concurrent callers share one reply subscription
+// and the connection's write buffer instead of a request each, and the
+// attempt timeout is the publisher's ack timeout, so the path that succeeds
+// at once makes no context and no timer of its own.
 func (p *Producer) publishDurable(ctx context.Context, w *outgoing) (*jetstream.PubAck, error) {
-	callerCtx := ctx
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
-	defer cancel()
+	deadline := time.Now().Add(p.cfg.PublishTimeout)
 	var lastErr error
 	for attempt := 0; ; attempt++ {
-		actx, acancel := context.WithTimeout(ctx, p.attemptTimeout)
-		ack, err := p.js.PublishMsg(actx, &w.msg, noLibraryRetry)
-		acancel()
+		ack, cut, err := p.publishOnce(ctx, deadline, w)
 		if err == nil {
+			w.resent = attempt > 0
 			return ack, nil
 		}
 		if refusal := refused(err, w.size()); refusal != nil {
 			return nil, refusal
 		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			err = fmt.Errorf("no ack (connection %v)", p.nc.Status())
 		}
-		if lastErr == nil || ctx.Err() == nil {
+		if !cut || lastErr == nil {
 			lastErr = err // not the error of an attempt cut short by the end
 		}
-		timer := time.NewTimer(backoff(attempt))
+		if cut {
+			return nil, publishGaveUp(ctx.Err(), attempt+1, lastErr)
+		}
+		timer := time.NewTimer(min(backoff(attempt), time.Until(deadline)))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, publishGaveUp(callerCtx.Err(), attempt+1, lastErr)
+			return nil, publishGaveUp(ctx.Err(), attempt+1, lastErr)
 		case <-timer.C:
 		}
+		if !time.Now().Before(deadline) {
+			return nil, publishGaveUp(ctx.Err(), attempt+1, lastErr)
+		}
+	}
+}
+
+// publishOnce makes one attempt. cut reports that ctx or the publish
+// deadline ended the wait, not the outbox or the ack timeout.
+//
+// The JetStream client keeps &w.msg in the attempt's future until its ack or
+// its ack timeout, even after publishOnce returned and w went back to the
+// pool. That is safe because the ack publisher has no handlers to pass the
+// message to and noLibraryRetry leaves it no retry to send: after
+// PublishMsgAsync returns, the client never reads the message again.
+func (p *Producer) publishOnce(ctx context.Context, deadline time.Time, w *outgoing) (ack *jetstream.PubAck, cut bool, err error) {
+	fut, err := p.ackJS.PublishMsgAsync(&w.msg, noLibraryRetry...)
+	if p.ackClosed.Load() {
+		// An attempt racing with Close's clean-up may have subscribed again.
+		p.ackJS.CleanupPublisher()
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	// The publisher's ack timeout ends the attempt, unless the publish
+	// timeout comes first: only then is a timer needed here.
+	var expired <-chan time.Time
+	if left := time.Until(deadline); left < p.attemptTimeout {
+		timer := time.NewTimer(left)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case ack := <-fut.Ok():
+		return ack, false, nil
+	case err := <-fut.Err():
+		return nil, false, err
+	case <-ctx.Done():
+		return nil, true, ctx.Err()
+	case <-expired:
+		return nil, true, context.DeadlineExceeded
 	}
 }
 
@@ -202,6 +256,9 @@ func refused(err error, size int64) error {
 			return nil // JetStream temporarily unavailable, store failure during a leader change, ...
 		}
 		return fmt.Errorf("outbox refused the write: %w", apiErr)
+	case errors.Is(err, jetstream.ErrJetStreamPublisherClosed):
+		// Close cleaned the publisher up while the write awaited its ack.
+		return fmt.Errorf("%w before the outbox acknowledged the write (it may be stored): %w", ErrClosed, err)
 	case errors.Is(err, nats.ErrMaxPayload):
 		return &PayloadTooLargeError{Size: size, Err: err}
 	case errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrBadSubject),

@@ -2,13 +2,18 @@ package producer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 func TestRefused(t *testing.T) {
@@ -35,6 +40,8 @@ func TestRefused(t *testing.T) {
 		"reconnecting":       {nats.ErrReconnectBufExceeded, nil},
 		"ack timeout":        {jetstream.ErrAsyncPublishTimeout, nil},
 		"disconnected":       {nats.ErrDisconnected, nil},
+		"stalled":            {jetstream.ErrTooManyStalledMsgs, nil},
+		"publisher closed":   {jetstream.ErrJetStreamPublisherClosed, ErrClosed},
 	} {
 		got := refused(c.err, 100)
 		if (got == nil) != (c.want == nil) || c.want != nil && !errors.Is(got, c.want) {
@@ -70,5 +77,117 @@ func TestPublishAttempt(t *testing.T) {
 		if d < 5*time.Millisecond || d > 500*time.Millisecond {
 			t.Errorf("backoff(%d) = %v", attempt, d)
 		}
+	}
+}
+
+// silentOutbox is a server whose "outbox" takes every write and never acks
+// it: a core subscriber on memory.> instead of the stream, so that a publish
+// finds a responder (no "no responders") and its ack never comes.
+type silentOutbox struct {
+	nc *nats.Conn
+
+	mu  sync.Mutex
+	ids []string // Nats-Msg-Id of every publish received, in order
+}
+
+func newSilentOutbox(t *testing.T) *silentOutbox {
+	t.Helper()
+	srv := natstest.Start(t)
+	s := &silentOutbox{}
+	listener, _ := srv.Connect(t)
+	sub, err := listener.Subscribe("memory.>", func(m *nats.Msg) {
+		s.mu.Lock()
+		s.ids = append(s.ids, m.Header.Get(streams.HeaderMsgID))
+		s.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	s.nc, _ = srv.Connect(t)
+	return s
+}
+
+func (s *silentOutbox) received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...)
+}
+
+func TestFastAckAckNeverComes(t *testing.T) {
+	out := newSilentOutbox(t)
+	p := newProducer(t, out.nc, Config{Mode: streams.ModeFastAck, PublishTimeout: time.Second})
+	start := time.Now()
+	res, err := p.Store(ctxT(t), StoreRequest{Tenant: "acme", Key: "k", Payload: json.RawMessage(`{}`)}, WithIdempotencyKey("once"))
+	took := time.Since(start)
+	if !errors.Is(err, ErrPublishTimeout) {
+		t.Fatalf("err %v, want ErrPublishTimeout", err)
+	}
+	if took < 900*time.Millisecond || took > 2*time.Second {
+		t.Fatalf("returned after %v, want about the 1s publish timeout", took)
+	}
+	// Each attempt waited its 250ms ack timeout, then was sent again with
+	// the same Nats-Msg-Id.
+	ids := out.received()
+	if len(ids) < 2 {
+		t.Fatalf("%d attempts, want several", len(ids))
+	}
+	for i, id := range ids {
+		if id != "acme:once" || id != res.MsgID {
+			t.Fatalf("attempt %d has Nats-Msg-Id %q, want %q (result %q)", i, id, "acme:once", res.MsgID)
+		}
+	}
+}
+
+func TestFastAckCanceledWhileAwaitingAck(t *testing.T) {
+	out := newSilentOutbox(t)
+	p := newProducer(t, out.nc, Config{Mode: streams.ModeFastAck, PublishTimeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := p.Store(ctx, StoreRequest{Key: "k", Payload: json.RawMessage(`{}`)})
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrPublishTimeout) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Fatalf("returned %v after the call, want soon after its context was canceled", took)
+	}
+
+	// The caller's deadline is a publish timeout.
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Store(ctx, StoreRequest{Key: "k", Payload: json.RawMessage(`{}`)}); !errors.Is(err, ErrPublishTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want ErrPublishTimeout wrapping context.DeadlineExceeded", err)
+	}
+}
+
+func TestCloseEndsWritesAwaitingAck(t *testing.T) {
+	out := newSilentOutbox(t)
+	subs := out.nc.NumSubscriptions()
+	p := newProducer(t, out.nc, Config{Mode: streams.ModeFastAck, PublishTimeout: 10 * time.Second})
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Store(ctxT(t), StoreRequest{Key: "k", Payload: json.RawMessage(`{}`)})
+		done <- err
+	}()
+	for len(out.received()) == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("err %v, want ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("a write awaiting its ack outlived Close")
+	}
+	if n := out.nc.NumSubscriptions(); n != subs {
+		t.Fatalf("%d subscriptions after Close, %d before New", n, subs)
 	}
 }

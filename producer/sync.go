@@ -28,11 +28,15 @@ func (p *Producer) syncWrite(ctx context.Context, w *outgoing, res *Result) erro
 	}
 	p.metrics.published(streams.ModeSync, published)
 	res.Sequence, res.Duplicate = ack.Sequence, ack.Duplicate
-	if ack.Duplicate {
-		// The stored message carries the first call's reply subject: no
-		// outcome will come here.
+	if ack.Duplicate && !w.resent {
+		// Another call stored this write: the stored message carries its
+		// reply subject, and no outcome will come here.
 		return &QueuedError{Sequence: ack.Sequence, Duplicate: true}
 	}
+	// A duplicate after a retry is most likely this call's own first
+	// attempt, stored with this reply subject though its ack was lost:
+	// its outcome comes here. If another call stored it, none comes and
+	// the wait ends at SyncTimeout.
 	for {
 		select {
 		case m, ok := <-outcomes:
@@ -43,7 +47,7 @@ func (p *Producer) syncWrite(ctx context.Context, w *outgoing, res *Result) erro
 				return err
 			}
 		case <-syncCtx.Done():
-			return &QueuedError{Sequence: ack.Sequence, Err: ctx.Err()}
+			return &QueuedError{Sequence: ack.Sequence, Duplicate: ack.Duplicate, Err: ctx.Err()}
 		}
 	}
 }
