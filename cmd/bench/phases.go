@@ -78,7 +78,9 @@ func (b *bench) rawPhase(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	n := b.n(20000)
+	// Long enough (a few seconds at c=1) that a burst of the machine's
+	// other work does not decide a ratio.
+	n := b.n(100000)
 	for _, c := range sweep {
 		run := b.nextRun()
 		elapsed, lat, err := load(ctx, fmt.Sprintf("raw sync publish c=%d", c), n, c, func(ctx context.Context, i int) error {
@@ -130,7 +132,8 @@ func (b *bench) rawAsync(ctx context.Context, e *env, n, c int) (Measurement, er
 	run := b.nextRun()
 	elapsed, lat, err := load(ctx, fmt.Sprintf("raw async publish c=%d", c), n, c, func(ctx context.Context, i int) error {
 		m, id := rawMsg(b.write(run, i, 100))
-		_, err := js.PublishMsgAsync(m, jetstream.WithMsgID(id))
+		// Past the window the call waits for room, as the producer does.
+		_, err := js.PublishMsgAsync(m, jetstream.WithMsgID(id), jetstream.WithStallWait(10*time.Second))
 		return err
 	}, func(ctx context.Context) error {
 		select {
@@ -191,7 +194,7 @@ func (b *bench) httpPhase(ctx context.Context, e *env) error {
 	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 2*sweep[len(sweep)-1], 2*sweep[len(sweep)-1]
 	client := &http.Client{Transport: transport}
 	defer transport.CloseIdleConnections()
-	n := b.n(20000)
+	n := b.n(10000) // the development memory API takes hundreds a second at c=1
 	for _, c := range sweep {
 		run := b.nextRun()
 		elapsed, lat, err := load(ctx, fmt.Sprintf("direct HTTP POST c=%d", c), n, c, func(ctx context.Context, i int) error {
@@ -269,7 +272,10 @@ func (b *bench) producerRun(ctx context.Context, e *env, label string, mode stre
 // producerPhase measures a mode's calls over the concurrency sweep. Without
 // workers (fast_ack, background) the outbox is emptied after each run.
 func (b *bench) producerPhase(ctx context.Context, e *env, mode streams.Mode) error {
-	n := b.n(20000)
+	n := b.n(100000) // as many as the raw publishes they are compared with
+	if mode == streams.ModeSync {
+		n = b.n(5000) // a sync call waits for the memory API: hundreds a second at c=1
+	}
 	for _, c := range sweep {
 		m, _, err := b.producerRun(ctx, e, fmt.Sprintf("jetbox %s c=%d", mode, c), mode, n, c, 100, nil)
 		if err != nil {
