@@ -205,7 +205,8 @@ func (b *bench) mainPhases(ctx context.Context) error {
 		return b.pacedEndToEnd(ctx, e)
 	})
 	if len(e.workers) > 0 {
-		b.res.WorkerPeakMB["sync+e2e"] = e.stopWorkers().PeakMB
+		b.res.WorkerPeakMB["sync+e2e"] = e.workersUsage().PeakMB
+		e.stopWorkers()
 	}
 	return nil
 }

@@ -456,8 +456,9 @@ func (b *bench) drainPhase(ctx context.Context) error {
 		}
 	}
 	bar.done()
-	cpu := e.workersUsage().CPU
-	u := e.stopWorkers()
+	running := e.workersUsage()
+	cpu := running.CPU
+	e.stopWorkers()
 	m := newMeasurement("drain", b.opts.workers, n, at[3].Sub(start), nil)
 	m.Note = fmt.Sprintf("first write applied %.2f s after the workers started", at[0].Sub(start).Seconds())
 	b.add(m)
@@ -469,6 +470,6 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	}
 	b.res.WorkerStartupSeconds = at[0].Sub(start).Seconds()
 	b.res.WorkerCPUus["drain"] = us(cpu) / float64(n)
-	b.res.WorkerPeakMB["drain"] = u.PeakMB
+	b.res.WorkerPeakMB["drain"] = running.PeakMB
 	return nil
 }
