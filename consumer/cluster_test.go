@@ -75,6 +75,58 @@ func (ch *clusterHarness) drained() (bool, string) {
 	return true, ""
 }
 
+// appliedWithin waits until n writes are applied, and says whether they were.
+func (ch *clusterHarness) appliedWithin(n uint64, within time.Duration) bool {
+	for deadline := time.Now().Add(within); ch.totals().Applied < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
+// consumersState describes the outbox and each partition consumer that holds
+// a write, for a test that failed waiting on them.
+func (ch *clusterHarness) consumersState() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := ch.js.Stream(ctx, ch.streams.Stream)
+	if err != nil {
+		return "stream: " + err.Error()
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return "stream info: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "outbox holds %d writes (sequences %d-%d)", info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	for _, m := range streams.Modes {
+		for p := range ch.streams.Partitions {
+			name := streams.PartitionConsumerName(m, p)
+			c, err := s.Consumer(ctx, name)
+			if err != nil {
+				fmt.Fprintf(&b, "; %s: %v", name, err)
+				continue
+			}
+			ci, err := c.Info(ctx)
+			if err != nil {
+				fmt.Fprintf(&b, "; %s: %v", name, err)
+				continue
+			}
+			if ci.NumPending == 0 && ci.NumAckPending == 0 {
+				continue
+			}
+			var pinned []string
+			for _, g := range ci.PriorityGroups {
+				pinned = append(pinned, g.Group+"="+g.PinnedClientID)
+			}
+			fmt.Fprintf(&b, "; %s: %d pending, %d awaiting ack, %d redelivered, %d pulls waiting, delivered up to %d, acked floor %d, pinned %v",
+				name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting, ci.Delivered.Stream, ci.AckFloor.Stream, pinned)
+		}
+	}
+	return b.String()
+}
+
 // Two workers starting together on a new cluster both provision the outbox
 // with 3 replicas, at once and without a retry, and everything ends up with
 // 3 replicas.
@@ -337,7 +389,9 @@ func testLeaderLossUnderLoad(t *testing.T, crash bool, publishTimeout time.Durat
 	for _, a := range acked {
 		perTenant[a.tenant]++
 	}
-	ch.waitApplied(total, 45*time.Second)
+	if !ch.appliedWithin(total, 45*time.Second) {
+		t.Fatalf("%d of %d acknowledged writes applied after 45s; %s; %s", ch.totals().Applied, total, ch.consumersState(), ch.placement(workers))
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ok, why := ch.drained()
 		if ok {
