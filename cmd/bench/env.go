@@ -46,6 +46,8 @@ type env struct {
 	apiURL  string
 	api     *http.Server
 	workers []*workerProc
+	// profiles makes workers serve /debug/pprof on a loopback port.
+	profiles bool
 }
 
 // newEnv starts a fresh pipeline in dir; provision makes jetbox's streams;
@@ -214,6 +216,7 @@ func (w *statusWriter) WriteHeader(status int) {
 type workerProc struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	ops  string // host:port of its ops HTTP listener, when profiling
 }
 
 func (e *env) startWorkers(n int) error {
@@ -238,14 +241,24 @@ func (e *env) startWorker() error {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"NATS_URL=" + e.nats.ClientURL(),
 		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
-		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
+		"SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
+	}
+	ops := ""
+	if e.profiles {
+		if ops, err = freeLoopbackAddr(); err != nil {
+			logFile.Close()
+			return err
+		}
+		cmd.Env = append(cmd.Env, "SOMABRAIN_OUTBOX_HTTP_LISTEN="+ops, "SOMABRAIN_OUTBOX_PPROF=true")
+	} else {
+		cmd.Env = append(cmd.Env, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off")
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return err
 	}
-	w := &workerProc{cmd: cmd, done: make(chan struct{})}
+	w := &workerProc{cmd: cmd, done: make(chan struct{}), ops: ops}
 	go func() { cmd.Wait(); logFile.Close(); close(w.done) }()
 	e.workers = append(e.workers, w)
 	return nil
@@ -339,4 +352,43 @@ func (w *workerProc) exitUsage() usage {
 		return usage{}
 	}
 	return usage{CPU: st.UserTime() + st.SystemTime()}
+}
+
+// freeLoopbackAddr is a 127.0.0.1 port nothing listens on at the moment.
+func freeLoopbackAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// profileWorker saves a CPU profile of the first worker, taken over the
+// given time, into path.
+func (e *env) profileWorker(ctx context.Context, seconds int, path string) error {
+	if len(e.workers) == 0 || e.workers[0].ops == "" {
+		return errors.New("no worker serving profiles")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.workers[0].ops, seconds), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("worker profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

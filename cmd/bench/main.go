@@ -48,14 +48,16 @@ import (
 var phases = []string{"raw", "http", "fast_ack", "background", "sync", "e2e", "drain", "watermill"}
 
 type options struct {
-	scale        float64
-	only         []string
-	out          string
-	size         int
-	workers      int
-	jetboxBin    string
-	watermillDir string
-	instantAPI   bool
+	scale          float64
+	only           []string
+	out            string
+	size           int
+	workers        int
+	jetboxBin      string
+	watermillDir   string
+	instantAPI     bool
+	profile        string // directory for CPU profiles of the drain; empty: none
+	profileSeconds int
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -100,6 +102,8 @@ func main() {
 	flag.IntVar(&opts.workers, "workers", 1, "jetbox worker processes")
 	flag.StringVar(&opts.jetboxBin, "jetbox", "", "jetbox binary for the workers (default: built into a temp dir)")
 	flag.StringVar(&opts.watermillDir, "watermill", "bench/watermill", "directory of the Watermill baseline module")
+	flag.StringVar(&opts.profile, "profile", "", "write CPU profiles of the drain (the first worker's, and this process's: nats-server, memory API) into this directory")
+	flag.IntVar(&opts.profileSeconds, "profile-seconds", 8, "how long the drain's CPU profiles last")
 	flag.BoolVar(&opts.instantAPI, "instant-api", false, "serve a memory API that answers 200 at once without storing, instead of the development memory API (bbolt)")
 	flag.Parse()
 	if *only != "" {

@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -432,6 +435,7 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	}
 	defer e.close()
 	e.bin = b.bin
+	e.profiles = b.opts.profile != ""
 	n := b.n(200000)
 	pre, _, err := b.producerRun(ctx, e, "drain: preload background c=1", streams.ModeBackground, n, 1, 1000, nil)
 	if err != nil {
@@ -446,6 +450,12 @@ func (b *bench) drainPhase(ctx context.Context) error {
 		bar.done()
 		return err
 	}
+	profiled := make(chan error, 1)
+	if e.profiles {
+		go func() { profiled <- b.profileDrain(ctx, e) }()
+	} else {
+		profiled <- nil
+	}
 	// Reached in turn: the first write applied (the workers are up), 10%
 	// and 90% (a rate with no start-up and no tail), all.
 	var at [4]time.Time
@@ -458,6 +468,9 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	bar.done()
 	running := e.workersUsage()
 	cpu := running.CPU
+	if err := <-profiled; err != nil {
+		return fmt.Errorf("drain: profiling: %w", err)
+	}
 	e.stopWorkers()
 	m := newMeasurement("drain", b.opts.workers, n, at[3].Sub(start), nil)
 	m.Note = fmt.Sprintf("first write applied %.2f s after the workers started", at[0].Sub(start).Seconds())
@@ -472,4 +485,29 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	b.res.WorkerCPUus["drain"] = us(cpu) / float64(n)
 	b.res.WorkerPeakMB["drain"] = running.PeakMB
 	return nil
+}
+
+// profileDrain takes CPU profiles of the first worker and of this process
+// (the nats-server and the memory API) over the same seconds of a drain,
+// from one second after the workers start.
+func (b *bench) profileDrain(ctx context.Context, e *env) error {
+	select {
+	case <-time.After(time.Second):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := os.MkdirAll(b.opts.profile, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.opts.profile, "drain-bench.pprof"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	err = e.profileWorker(ctx, b.opts.profileSeconds, filepath.Join(b.opts.profile, "drain-worker.pprof"))
+	pprof.StopCPUProfile()
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"path/filepath"
 	"time"
 
@@ -94,7 +95,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		return err
 	}
 	if cfg.HTTPListen != config.HTTPListenOff {
-		srv, err := serveOps(cfg.HTTPListen, reg, func() error {
+		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
 			}
@@ -116,8 +117,15 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 
 // serveOps serves /metrics, /healthz (the process is alive and connected)
 // and /readyz (streams present, consumers bound).
-func serveOps(addr string, reg *prometheus.Registry, healthy func() error, ready func(context.Context) error, log zerolog.Logger) (*http.Server, error) {
+func serveOps(addr string, reg *prometheus.Registry, profiles bool, healthy func() error, ready func(context.Context) error, log zerolog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	probe := func(check func(context.Context) error) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
