@@ -25,7 +25,7 @@ func hotpathMsg(key string) fuzzMsg {
 	h.Set(streams.HeaderMsgID, "sandbox-tenant:"+key)
 	h.Set(streams.HeaderTenant, "sandbox-tenant")
 	h.Set(streams.HeaderNamespace, "memory:sandbox-tenant")
-	return fuzzMsg{subject: "memory.sandbox-tenant.fast_ack.store.3", header: h, data: []byte(hotpathBody)}
+	return fuzzMsg{subject: "memory.fast_ack.3.sandbox-tenant.store", header: h, data: []byte(hotpathBody)}
 }
 
 // BenchmarkHotpath measures what a worker does for one write between

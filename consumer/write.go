@@ -100,13 +100,18 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 	return w, nil
 }
 
-// isSyncSubject reads the mode token without trusting the rest.
+// isSyncSubject reads the mode token without trusting the rest: the
+// second token of a stored subject (memory.<mode>.<partition>.<token>.<op>),
+// the third of a write stored as published (memory.<token>.<mode>.<op>,
+// which only a wildcard tenant token leaves unpartitioned).
 func isSyncSubject(subject string) bool {
 	_, rest, ok := strings.Cut(subject, ".")
 	if !ok {
 		return false
 	}
-	_, rest, ok = strings.Cut(rest, ".")
+	if strings.Count(rest, ".") != 3 {
+		_, rest, ok = strings.Cut(rest, ".")
+	}
 	mode, _, _ := strings.Cut(rest, ".")
 	return ok && mode == string(streams.ModeSync)
 }

@@ -30,9 +30,9 @@ func FuzzDecodeWrite(f *testing.F) {
 	for _, c := range hostileMessages() {
 		f.Add(c.subject, []byte(c.body), c.header[streams.HeaderIdempotencyKey], c.header[streams.HeaderTenant], c.header[streams.HeaderReplyTo])
 	}
-	f.Add("memory.acme.sync.store.3", []byte(`{"coord":"1,2,3","payload":{"a":1},"memory_type":"semantic"}`), "k", "acme", "_INBOX.x.1")
+	f.Add("memory.sync.3.acme.store", []byte(`{"coord":"1,2,3","payload":{"a":1},"memory_type":"semantic"}`), "k", "acme", "_INBOX.x.1")
 	f.Add("memory.acme~2Eeu.fast_ack.link", []byte(`{"from_coord":"1,2,3","to_coord":" -1.5e3 ,0,0","link_type":"related","weight":0.5}`), "", "acme.eu", "")
-	f.Add("memory.acme.background.delete.0", []byte(`{"coord":"0,0,0"}`), "k", "", "")
+	f.Add("memory.background.0.acme.delete", []byte(`{"coord":"0,0,0"}`), "k", "", "")
 	f.Fuzz(func(t *testing.T, subject string, body []byte, key, tenant, replyTo string) {
 		h := nats.Header{}
 		for name, v := range map[string]string{streams.HeaderIdempotencyKey: key, streams.HeaderTenant: tenant, streams.HeaderReplyTo: replyTo} {

@@ -47,23 +47,25 @@ func TestReplayRepublishesToThePublishSubject(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := streams.PartitionOf(addr.Token, cfg.Partitions)
-	stored := addr.Subject() + "." + strconv.Itoa(p)
+	stored := streams.StoredSubject(addr, p)
+	earlier := addr.Subject() + "." + strconv.Itoa(p) // stored by an earlier jetbox, partition last
 	deadLetter(ctx, t, js, stored, 41, "k-stored")
-	deadLetter(ctx, t, js, addr.Subject(), 42, "k-unpartitioned") // dead-lettered before the outbox was partitioned
+	deadLetter(ctx, t, js, earlier, 42, "k-earlier")
+	deadLetter(ctx, t, js, addr.Subject(), 43, "k-unpartitioned") // dead-lettered before the outbox was partitioned
 
 	list, err := dlq.List(ctx, js, cfg, dlq.Filter{Subject: stored})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].OriginalSubject != stored || list[1].OriginalSubject != addr.Subject() {
-		t.Fatalf("List = %+v, want both dead letters with their recorded subjects", list)
+	if len(list) != 3 || list[0].OriginalSubject != stored || list[1].OriginalSubject != earlier || list[2].OriginalSubject != addr.Subject() {
+		t.Fatalf("List = %+v, want the three dead letters with their recorded subjects", list)
 	}
 
 	res, err := dlq.Replay(ctx, js, cfg, dlq.Filter{Tenant: "acme.eu"})
-	if err != nil || res.Replayed != 2 || res.Failed != 0 {
+	if err != nil || res.Replayed != 3 || res.Failed != 0 {
 		t.Fatalf("Replay = %+v, %v", res, err)
 	}
-	for i, key := range []string{"k-stored", "k-unpartitioned"} {
+	for i, key := range []string{"k-stored", "k-earlier", "k-unpartitioned"} {
 		got, err := top.Outbox.GetMsg(ctx, uint64(i+1))
 		if err != nil {
 			t.Fatalf("replayed write %d: %v", i+1, err)

@@ -18,8 +18,10 @@ func TestFilterSubject(t *testing.T) {
 		{Filter{Tenant: "acme", Subject: "memory.acme.*.store"}, "memory_dlq.acme.*.store"},
 		{Filter{Tenant: "acme", Subject: "memory.>"}, "memory_dlq.acme.>"},
 		{Filter{Subject: "memory.>"}, "memory_dlq.>"},
+		{Filter{Subject: "memory.sync.3.acme.store"}, "memory_dlq.acme.sync.store"},
+		{Filter{Tenant: "acme", Subject: "memory.sync.12.*.store"}, "memory_dlq.acme.sync.store"},
+		// As an earlier jetbox stored it, partition last.
 		{Filter{Subject: "memory.acme.sync.store.3"}, "memory_dlq.acme.sync.store"},
-		{Filter{Tenant: "acme", Subject: "memory.*.sync.store.12"}, "memory_dlq.acme.sync.store"},
 	}
 	for _, c := range cases {
 		got, err := c.f.subject()

@@ -8,11 +8,21 @@ import (
 	"time"
 )
 
-// The outbox is partitioned at ingest: its subject transform appends to
-// every write's subject a partition number hashed from the tenant token, so
-// all writes of a tenant (hence of a memory) land in one partition. Each
-// (mode, partition) has its own durable consumer, which one worker at a
-// time owns through the consumer's pinned priority group.
+// The outbox is partitioned at ingest: its subject transform stores a write
+// published to memory.<token>.<mode>.<op> as
+// memory.<mode>.<partition>.<token>.<op>, the partition hashed from the
+// tenant token, so all writes of a tenant (hence of a memory) land in one
+// partition. Each (mode, partition) has its own durable consumer, which one
+// worker at a time owns through the consumer's pinned priority group.
+//
+// The mode and the partition lead the stored subject so that a partition
+// consumer's filter, memory.<mode>.<partition>.*.*, has a literal prefix: the
+// server finds a partition's next write by walking that prefix of its
+// subject index, and matches each ack against the other consumers' filters
+// by their first tokens. With the partition last (memory.*.<mode>.*.<p>)
+// both walked every tenant's subjects: draining 200,000 writes over 1,000
+// tenants and 32 partitions took the server and a client acking at once
+// 45 µs per write, against 32-33 µs with this layout.
 
 // MaxPartitions bounds Config.Partitions: with three modes, 1000 partitions
 // already make 3000 consumers.
@@ -67,13 +77,34 @@ func ParsePartitionConsumerName(name string) (mode Mode, p int, ok bool) {
 }
 
 // PartitionFilter selects the stored writes of one mode in one partition:
-// memory.*.<mode>.*.<p>, the filter of that partition's consumer.
+// memory.<mode>.<p>.*.*, the filter of that partition's consumer. Its
+// five tokens keep it apart from the unpartitioned consumer's four
+// (memory.*.*.*): a work-queue stream refuses overlapping filters.
 func PartitionFilter(mode Mode, p int) string {
-	return ModeSubject(mode) + "." + strconv.Itoa(p)
+	return SubjectPrefix + "." + string(mode) + "." + strconv.Itoa(p) + ".*.*"
+}
+
+// StoredSubject is the subject the outbox stores a write published to
+// a.Subject() under, in partition p.
+func StoredSubject(a Address, p int) string {
+	return SubjectPrefix + "." + string(a.Mode) + "." + strconv.Itoa(p) + "." + a.Token + "." + string(a.Op)
+}
+
+// storedLayout is the subject transform's destination: the stored subject
+// of a publish to memory.<token>.<mode>.<op>.
+func storedLayout(partitions int) string {
+	return fmt.Sprintf("%s.{{wildcard(2)}}.{{partition(%d,1)}}.{{wildcard(1)}}.{{wildcard(3)}}", SubjectPrefix, partitions)
+}
+
+// earlierLayout selects, for one mode, the writes an earlier jetbox stored
+// with the partition last (memory.<token>.<mode>.<op>.<p>). The stored
+// subjects of this layout never match it: their third token is a number.
+func earlierLayout(mode Mode) string {
+	return SubjectPrefix + ".*." + string(mode) + ".*.*"
 }
 
 // parsePartition reads the partition token the outbox's subject transform
-// appends: a decimal number below MaxPartitions, written as the server
+// writes: a decimal number below MaxPartitions, written as the server
 // writes it (no sign, no leading zeros).
 func parsePartition(token string) (int, bool) {
 	p, err := strconv.Atoi(token)

@@ -43,7 +43,7 @@ func TestStoredSubjectCarriesTheTenantsPartition(t *testing.T) {
 					t.Fatal(err)
 				}
 				p := streams.PartitionOf(addr.Token, partitions)
-				if stored := addr.Subject() + "." + strconv.Itoa(p); got.Subject != stored {
+				if stored := streams.StoredSubject(addr, p); got.Subject != stored {
 					t.Fatalf("tenant %q: stored as %q, want %q (PartitionOf = %d)", tenant, got.Subject, stored, p)
 				}
 				parsed, err := streams.ParseSubject(got.Subject)
@@ -198,7 +198,7 @@ func TestProvisionPartitionsADrainedUnpartitionedOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := streams.PartitionOf(old.Token, cfg.Partitions)
-	if want := old.Subject() + "." + strconv.Itoa(p); got.Subject != want {
+	if want := streams.StoredSubject(old, p); got.Subject != want {
 		t.Fatalf("write stored as %q, want %q", got.Subject, want)
 	}
 	fetchAndAck(ctx, t, top.Consumers[streams.ModeFastAck][p], 1)
@@ -267,7 +267,7 @@ func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := addr.Subject() + "." + strconv.Itoa(streams.PartitionOf(addr.Token, 2)); got.Subject != want {
+	if want := streams.StoredSubject(addr, streams.PartitionOf(addr.Token, 2)); got.Subject != want {
 		t.Fatalf("write stored as %q, want %q", got.Subject, want)
 	}
 
@@ -275,4 +275,86 @@ func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
 	if _, err := streams.Provision(ctx, js, cfg); err != nil {
 		t.Fatalf("Provision back to 4 partitions: %v", err)
 	}
+}
+
+// An outbox an earlier jetbox made stores writes with the partition last
+// (memory.<token>.<mode>.<op>.<p>), where no consumer of this layout would
+// ever deliver them: Provision refuses, changing nothing, until those
+// writes are gone, then moves the stream to this layout.
+func TestProvisionRefusesWritesStoredInTheEarlierLayout(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := streams.DefaultConfig()
+
+	sc := cfg.OutboxConfig()
+	earlier := fmt.Sprintf("memory.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,1)}}", cfg.Partitions)
+	sc.SubjectTransform.Destination = earlier
+	stream, err := js.CreateStream(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := mustAddress(t, "acme", streams.ModeSync, streams.OpStore)
+	ack, err := publishWrite(ctx, js, addr, "old", []byte(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := addr.Subject() + "." + strconv.Itoa(streams.PartitionOf(addr.Token, cfg.Partitions)); got.Subject != want {
+		t.Fatalf("the earlier layout stored the write as %q, want %q", got.Subject, want)
+	}
+
+	_, err = streams.Provision(ctx, js, cfg)
+	if !errors.Is(err, streams.ErrNotDrained) {
+		t.Fatalf("Provision over a write stored in the earlier layout = %v, want ErrNotDrained", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, " 1 ") || !strings.Contains(msg, string(streams.ModeSync)) {
+		t.Fatalf("Provision error %q does not name the count (1) and the mode (%s)", msg, streams.ModeSync)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.SubjectTransform.Destination; got != earlier {
+		t.Fatalf("a refused Provision changed the transform to %q", got)
+	}
+	if info.State.Consumers != 0 {
+		t.Fatalf("a refused Provision created %d consumers", info.State.Consumers)
+	}
+	assertStored(ctx, t, stream, ack.Sequence, []byte(`{"n":1}`))
+
+	// The earlier version's workers apply the write (here: it is purged).
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	top, err := streams.Provision(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("Provision once the earlier writes are gone: %v", err)
+	}
+	info, err = top.Outbox.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.SubjectTransform.Destination; !strings.Contains(got, "{{wildcard(2)}}.{{partition(") {
+		t.Fatalf("transform destination %q, want this layout (memory.<mode>.<partition>.<token>.<op>)", got)
+	}
+	if err := streams.Check(ctx, js, cfg); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	ack, err = publishWrite(ctx, js, addr, "new", []byte(`{"n":2}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err = top.Outbox.GetMsg(ctx, ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	p := streams.PartitionOf(addr.Token, cfg.Partitions)
+	if want := streams.StoredSubject(addr, p); got.Subject != want {
+		t.Fatalf("write stored as %q, want %q", got.Subject, want)
+	}
+	fetchAndAck(ctx, t, top.Consumers[streams.ModeSync][p], 1)
 }

@@ -93,7 +93,7 @@ const DLQHeadroom = 4096
 // refuse new writes instead of dropping old undelivered ones.
 //
 // Producers publish memory.<token>.<mode>.<op>; the subject transform
-// stores each write as memory.<token>.<mode>.<op>.<partition>, the
+// stores each write as memory.<mode>.<partition>.<token>.<op>, the
 // partition hashed from the tenant token alone (PartitionOf), so a tenant's
 // writes all land in one partition. The stream takes four-token subjects
 // only, so a producer cannot publish to a partition of its choosing, and
@@ -111,7 +111,7 @@ func (c Config) OutboxConfig() jetstream.StreamConfig {
 		Subjects:    subjects,
 		SubjectTransform: &jetstream.SubjectTransformConfig{
 			Source:      SubjectPrefix + ".*.*.*",
-			Destination: fmt.Sprintf("%s.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,1)}}", SubjectPrefix, c.Partitions),
+			Destination: storedLayout(c.Partitions),
 		},
 		Retention:  jetstream.WorkQueuePolicy,
 		Discard:    jetstream.DiscardNew,
@@ -312,8 +312,8 @@ var ErrNotDrained = errors.New("outbox not drained")
 
 // legacyConsumer reports whether name is a consumer of the unpartitioned
 // layout: one per mode, named after it, filtered on memory.*.<mode>.>. On a
-// work-queue stream its filter overlaps the partition consumers', and the
-// server refuses those while it exists.
+// work-queue stream its filter overlaps the unpartitioned consumer's
+// (memory.*.*.*), and the server refuses that one while it exists.
 func legacyConsumer(name string) bool {
 	m, err := ParseMode(name)
 	return err == nil && string(m) == name
@@ -336,10 +336,25 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 	if err := names.Err(); err != nil {
 		return nil, fmt.Errorf("list consumers of %s: %w", cfg.Stream, err)
 	}
+	// Writes stored with the partition last by an earlier jetbox: no
+	// consumer of this layout matches them.
+	for _, m := range Modes {
+		info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(earlierLayout(m)))
+		if err != nil {
+			return nil, fmt.Errorf("count writes stored in the earlier layout in %s: %w", cfg.Stream, err)
+		}
+		var n uint64
+		for _, count := range info.State.Subjects {
+			n += count
+		}
+		if n > 0 {
+			return nil, fmt.Errorf("%w: stream %s holds %d %s writes stored by an earlier jetbox, with the partition last (memory.<tenant>.<mode>.<op>.<partition>); let workers of that version apply them before starting this one",
+				ErrNotDrained, cfg.Stream, n, m)
+		}
+	}
 	if len(legacy) > 0 {
-		// Counted on the stream, not on the old consumers: once the stream
-		// is partitioned their filters (memory.*.<mode>.>) match the new
-		// writes too.
+		// Counted on the stream, not on the old consumers: what matters is
+		// whether any write is still stored with four tokens.
 		info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+".*.*.*"))
 		if err != nil {
 			return nil, fmt.Errorf("count unpartitioned writes in %s: %w", cfg.Stream, err)

@@ -182,7 +182,7 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		}
 	}
 	got := second.Consumers[streams.ModeFastAck][7].CachedInfo().Config
-	if got.FilterSubject != "memory.*.fast_ack.*.7" || got.PriorityPolicy != jetstream.PriorityPolicyPinned ||
+	if got.FilterSubject != "memory.fast_ack.7.*.*" || got.PriorityPolicy != jetstream.PriorityPolicyPinned ||
 		!reflect.DeepEqual(got.PriorityGroups, []string{streams.OwnerGroup}) || got.PinnedTTL != 3*streams.PullExpiry ||
 		got.MaxAckPending != cfg.MaxAckPending || got.AckWait != cfg.AckWait || got.MaxDeliver != -1 {
 		t.Errorf("consumer fast_ack-007: %+v", got)
@@ -238,7 +238,8 @@ func TestUnroutableSubjectsAreNeverStored(t *testing.T) {
 		"memory.t.sync",        // no op
 		"memory.sync.store",    // no tenant
 		"memories.t.sync.store",
-		"memory.t.sync.store.0",   // a partition of the client's choosing
+		"memory.sync.0.t.store",   // a stored subject, with a partition of the client's choosing
+		"memory.t.sync.store.0",   // the earlier layout's stored subject
 		"memory.t.sync.store.x",   // extra token
 		"memory.t.sync.store.0.0", // extra tokens
 	} {

@@ -95,7 +95,7 @@ func NewAddress(tenant string, mode Mode, op Op) (Address, error) {
 }
 
 // Subject is the subject a producer publishes the write to. The outbox
-// stores it with the partition token appended.
+// stores it as memory.<mode>.<partition>.<token>.<op> (StoredSubject).
 func (a Address) Subject() string {
 	return SubjectPrefix + "." + a.Token + "." + string(a.Mode) + "." + string(a.Op)
 }
@@ -121,20 +121,22 @@ func (e *SubjectError) Unwrap() []error {
 }
 
 // ParseSubject decodes a publish subject, memory.<token>.<mode>.<op>, or
-// the subject the outbox stored it under, which ends in its partition
-// number: memory.<token>.<mode>.<op>.<partition>.
+// the subject the outbox stored it under, which leads with the mode and
+// the partition number: memory.<mode>.<partition>.<token>.<op>.
 func ParseSubject(subject string) (Address, error) {
 	parts, n := splitTokens(subject)
 	partition := -1
-	if n == 5 {
-		p, ok := parsePartition(parts[4])
+	if n == 5 && parts[0] == SubjectPrefix {
+		p, ok := parsePartition(parts[2])
 		if !ok {
-			return Address{}, &SubjectError{Subject: subject, Err: errors.New("the fifth token is not a partition number")}
+			return Address{}, &SubjectError{Subject: subject, Err: errors.New("the third token of a stored subject is not a partition number")}
 		}
+		// Back to the publish subject's order.
 		partition, n = p, 4
+		parts[1], parts[2], parts[3] = parts[3], parts[1], parts[4]
 	}
 	if n != 4 || parts[0] != SubjectPrefix {
-		return Address{}, &SubjectError{Subject: subject, Err: errors.New("want memory.<tenant>.<mode>.<op>, or a stored subject ending in .<partition>")}
+		return Address{}, &SubjectError{Subject: subject, Err: errors.New("want memory.<tenant>.<mode>.<op>, or a stored memory.<mode>.<partition>.<tenant>.<op>")}
 	}
 	tenant, err := tenancy.Decode(parts[1])
 	if err != nil {
@@ -169,17 +171,25 @@ func splitTokens(subject string) (tokens [5]string, n int) {
 }
 
 // PublishSubject is the subject a stored write was published to: a stored
-// subject (five tokens under memory., the last a partition number) without
-// its partition token. Any other subject, valid or not, is returned as is.
+// subject (memory.<mode>.<partition>.<token>.<op>, the third token a
+// partition number) in the publish subject's order and without its
+// partition. A subject an earlier jetbox stored, with the partition last
+// (memory.<token>.<mode>.<op>.<partition>), as dead letters made by it
+// name, loses its last token. The two never mix up: in the earlier layout
+// the third token is a mode, in this one a number. Any other subject,
+// valid or not, is returned as is.
 func PublishSubject(subject string) string {
-	i := strings.LastIndexByte(subject, '.')
-	if i < 0 || strings.Count(subject, ".") != 4 || !strings.HasPrefix(subject, SubjectPrefix+".") {
+	parts, n := splitTokens(subject)
+	if n != 5 || parts[0] != SubjectPrefix {
 		return subject
 	}
-	if _, ok := parsePartition(subject[i+1:]); !ok {
-		return subject
+	if _, ok := parsePartition(parts[2]); ok {
+		return SubjectPrefix + "." + parts[3] + "." + parts[1] + "." + parts[4]
 	}
-	return subject[:i]
+	if _, ok := parsePartition(parts[4]); ok {
+		return subject[:strings.LastIndexByte(subject, '.')]
+	}
+	return subject
 }
 
 // DLQSubjectFor maps any outbox subject, valid or not, to its dead-letter

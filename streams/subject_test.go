@@ -65,8 +65,15 @@ func TestAddressSubjectRoundTrip(t *testing.T) {
 				t.Fatalf("DLQSubjectFor(%q) = %q, want %q", addr.Subject(), got, addr.DLQSubject())
 			}
 
-			// The subject the outbox stores the write under.
-			stored := tt.subject + ".7"
+			// The subject the outbox stores the write under: the mode and
+			// the partition first, then the tenant and the op.
+			stored := streams.StoredSubject(addr, 7)
+			if want := "memory." + string(tt.mode) + ".7." + addr.Token + "." + string(tt.op); stored != want {
+				t.Fatalf("StoredSubject(%+v, 7) = %q, want %q", addr, stored, want)
+			}
+			if !server.IsValidSubject(stored) {
+				t.Fatalf("stored %q is not a valid NATS subject", stored)
+			}
 			if !server.SubjectMatchesFilter(stored, streams.PartitionFilter(tt.mode, 7)) {
 				t.Fatalf("stored %q is outside its partition's filter %q", stored, streams.PartitionFilter(tt.mode, 7))
 			}
@@ -133,16 +140,21 @@ func TestParseSubjectRejects(t *testing.T) {
 		{"dead-letter prefix", "memory_dlq.acme.sync.store", nil},
 		{"prefix in wrong case", "MEMORY.acme.sync.store", nil},
 		{"3 tokens", "memory.acme.sync", nil},
-		{"5 tokens, the last not a partition", "memory.acme.sync.store.extra", nil},
-		{"partition with leading zeros", "memory.acme.sync.store.007", nil},
-		{"negative partition", "memory.acme.sync.store.-1", nil},
-		{"signed partition", "memory.acme.sync.store.+1", nil},
-		{"partition beyond MaxPartitions", "memory.acme.sync.store.1000", nil},
-		{"empty partition", "memory.acme.sync.store.", nil},
-		{"partition wildcard", "memory.acme.sync.store.*", nil},
-		{"6 tokens", "memory.acme.sync.store.1.2", nil},
-		{"stored, unknown op", "memory.acme.sync.bogus.3", streams.ErrUnknownOp},
-		{"stored, bad tenant", "memory.~41.sync.store.3", tenancy.ErrInvalidTenant},
+		{"5 tokens, an extra one after the op", "memory.acme.sync.store.extra", nil},
+		{"stored, partition not a number", "memory.sync.x.acme.store", nil},
+		{"stored in the earlier layout, partition last", "memory.acme.sync.store.3", nil},
+		{"partition with leading zeros", "memory.sync.007.acme.store", nil},
+		{"negative partition", "memory.sync.-1.acme.store", nil},
+		{"signed partition", "memory.sync.+1.acme.store", nil},
+		{"partition beyond MaxPartitions", "memory.sync.1000.acme.store", nil},
+		{"empty partition", "memory.sync..acme.store", nil},
+		{"partition wildcard", "memory.sync.*.acme.store", nil},
+		{"6 tokens", "memory.sync.1.acme.store.2", nil},
+		{"6 tokens, earlier layout", "memory.acme.sync.store.1.2", nil},
+		{"stored, unknown op", "memory.sync.3.acme.bogus", streams.ErrUnknownOp},
+		{"stored, bad tenant", "memory.sync.3.~41.store", tenancy.ErrInvalidTenant},
+		{"stored, unknown mode", "memory.bogus.3.acme.store", streams.ErrUnknownMode},
+		{"stored, wildcard tenant", "memory.sync.3.*.store", tenancy.ErrInvalidTenant},
 		{"raw dot in tenant makes 5 tokens", "memory.a.b.sync.store", nil},
 		{"empty tenant token", "memory..sync.store", tenancy.ErrInvalidTenant},
 		{"lower-case escape", "memory.a~2eb.sync.store", tenancy.ErrInvalidTenant},
@@ -202,18 +214,26 @@ func TestParseModeAndOpAcceptEveryListedValue(t *testing.T) {
 }
 
 func TestDLQSubjectForInvalidSubjects(t *testing.T) {
-	// A write that cannot be parsed is still dead-lettered under the same
-	// tokens, less its partition, inside the dead-letter stream's
-	// memory_dlq.> subjects.
+	// A write that cannot be parsed is still dead-lettered under the
+	// tokens it was published with, in the publish subject's order and
+	// less its partition, inside the dead-letter stream's memory_dlq.>
+	// subjects.
 	tests := map[string]string{
-		"memory.acme.bogus.store.3":    "memory_dlq.acme.bogus.store",
-		"memory.~41.sync.store.12":     "memory_dlq.~41.sync.store",
-		"memory.acme.sync.bogus.999":   "memory_dlq.acme.sync.bogus",
+		"memory.bogus.3.acme.store":    "memory_dlq.acme.bogus.store",
+		"memory.sync.12.~41.store":     "memory_dlq.~41.sync.store",
+		"memory.sync.999.acme.bogus":   "memory_dlq.acme.sync.bogus",
 		"memory.acme.bogus.store":      "memory_dlq.acme.bogus.store",
 		"memory.~41.sync.store":        "memory_dlq.~41.sync.store",
 		"memory.acme.sync.store.extra": "memory_dlq.acme.sync.store.extra",
-		"memory.acme.sync.store.1.2":   "memory_dlq.acme.sync.store.1.2",
-		"memory.acme.sync.store.007":   "memory_dlq.acme.sync.store.007",
+		"memory.sync.x.acme.store":     "memory_dlq.sync.x.acme.store",
+		"memory.sync.1.acme.store.2":   "memory_dlq.sync.1.acme.store.2",
+		"memory.sync.007.acme.store":   "memory_dlq.sync.007.acme.store",
+		// Stored by an earlier jetbox, with the partition last.
+		"memory.acme.bogus.store.3":  "memory_dlq.acme.bogus.store",
+		"memory.~41.sync.store.12":   "memory_dlq.~41.sync.store",
+		"memory.acme.sync.bogus.999": "memory_dlq.acme.sync.bogus",
+		"memory.acme.sync.store.1.2": "memory_dlq.acme.sync.store.1.2",
+		"memory.acme.sync.store.007": "memory_dlq.acme.sync.store.007",
 	}
 	for in, want := range tests {
 		got := streams.DLQSubjectFor(in)
@@ -230,6 +250,8 @@ func TestPublishSubjectLeavesOtherSubjectsAlone(t *testing.T) {
 	for _, s := range []string{
 		"memory.acme.sync.store", "memory.acme.sync.store.x", "memory.acme.sync.store.1.2",
 		"memory_dlq.acme.sync.store.3", "other.acme.sync.store.3", "memory.acme.sync.store.0042", "", "3",
+		"memory.sync.x.acme.store", "memory.sync.0042.acme.store", "memory.sync.3.acme.store.1",
+		"memory_dlq.sync.3.acme.store", "other.sync.3.acme.store", "memory.sync.3.acme", "memory.sync.3",
 	} {
 		if got := streams.PublishSubject(s); got != s {
 			t.Errorf("PublishSubject(%q) = %q, want it unchanged", s, got)
@@ -248,12 +270,17 @@ func TestModeSubjectAndPartitionFilters(t *testing.T) {
 			t.Errorf("ModeSubject(%s) = %q, want %q", mode, got, subject)
 		}
 	}
-	if got := streams.PartitionFilter(streams.ModeSync, 7); got != "memory.*.sync.*.7" {
-		t.Errorf("PartitionFilter(sync, 7) = %q", got)
+	if got := streams.PartitionFilter(streams.ModeSync, 7); got != "memory.sync.7.*.*" {
+		t.Errorf("PartitionFilter(sync, 7) = %q, want %q", got, "memory.sync.7.*.*")
 	}
 	// Each stored write is seen by exactly one consumer: the filters of a
-	// work-queue stream's consumers must not overlap.
+	// work-queue stream's consumers must not overlap, neither two
+	// partitions' nor a partition's and the stray consumer's.
 	const partitions = 12
+	const stray = "memory.*.*.*"
+	if got := streams.DefaultConfig().StrayConsumerConfig().FilterSubject; got != stray {
+		t.Fatalf("stray consumer filter = %q, want %q", got, stray)
+	}
 	for _, m := range streams.Modes {
 		addr, err := streams.NewAddress("a.b", m, streams.OpStore)
 		if err != nil {
@@ -265,23 +292,51 @@ func TestModeSubjectAndPartitionFilters(t *testing.T) {
 			}
 		}
 		for p := range partitions {
-			stored := addr.Subject() + "." + strconv.Itoa(p)
+			pf := streams.PartitionFilter(m, p)
+			if server.SubjectsCollide(pf, stray) {
+				t.Errorf("partition filter %q overlaps the stray filter %q", pf, stray)
+			}
+			stored := streams.StoredSubject(addr, p)
+			if server.SubjectMatchesFilter(stored, stray) {
+				t.Errorf("stored %q matches the stray filter %q", stored, stray)
+			}
 			for _, other := range streams.Modes {
+				// Provision counts the writes an earlier jetbox stored
+				// (memory.*.<mode>.*.*) and refuses while there are any:
+				// a write stored now must never count as one.
+				if earlier := "memory.*." + string(other) + ".*.*"; server.SubjectMatchesFilter(stored, earlier) {
+					t.Errorf("stored %q matches the earlier layout's %q", stored, earlier)
+				}
 				for q := range partitions {
 					f := streams.PartitionFilter(other, q)
 					if got := server.SubjectMatchesFilter(stored, f); got != (m == other && p == q) {
 						t.Errorf("%q matches %q: %v", stored, f, got)
 					}
-					if (m != other || p != q) && server.SubjectsCollide(streams.PartitionFilter(m, p), f) {
-						t.Errorf("filters %q and %q overlap", streams.PartitionFilter(m, p), f)
+					if (m != other || p != q) && server.SubjectsCollide(pf, f) {
+						t.Errorf("filters %q and %q overlap", pf, f)
+					}
+				}
+			}
+			// A write an earlier jetbox stored, with the partition last,
+			// matches no consumer of this layout: Provision must refuse
+			// while the outbox holds one.
+			earlier := addr.Subject() + "." + strconv.Itoa(p)
+			if server.SubjectMatchesFilter(earlier, stray) {
+				t.Errorf("earlier-layout %q matches the stray filter %q", earlier, stray)
+			}
+			for _, other := range streams.Modes {
+				for q := range partitions {
+					if f := streams.PartitionFilter(other, q); server.SubjectMatchesFilter(earlier, f) {
+						t.Errorf("earlier-layout %q matches %q", earlier, f)
 					}
 				}
 			}
 		}
-		// The unpartitioned layout's consumer overlaps every partition's:
-		// Provision must remove it before it can create them.
-		if !server.SubjectsCollide("memory.*."+string(m)+".>", streams.PartitionFilter(m, 0)) {
-			t.Errorf("the legacy %s filter does not overlap partition 0's", m)
+		// The unpartitioned layout's consumer overlaps the stray
+		// consumer's filter: Provision must remove it before it can
+		// create that one.
+		if !server.SubjectsCollide("memory.*."+string(m)+".>", stray) {
+			t.Errorf("the legacy %s filter does not overlap the stray filter %q", m, stray)
 		}
 	}
 }
@@ -357,6 +412,8 @@ func FuzzParseSubject(f *testing.F) {
 		"memory.acme.sync.store.x", "memory_dlq.acme.sync.store", "memory.acme.bogus.store",
 		"memory.acme.sync.bogus", "memory.*.sync.>", "", ".", "....", "memory.~.sync.store",
 		"memory.acme.sync.store.0", "memory.a~2Eb.fast_ack.link.999", "memory.acme.sync.store.01", "memory.acme.sync.store.-0",
+		"memory.sync.0.acme.store", "memory.fast_ack.999.a~2Eb.link", "memory.sync.01.acme.store", "memory.sync.-0.acme.store",
+		"memory.sync.x.acme.store", "memory.bogus.3.acme.store", "memory.sync.3.acme.bogus", "memory.sync.3.~41.store",
 	} {
 		f.Add(s)
 	}
@@ -370,7 +427,7 @@ func FuzzParseSubject(f *testing.F) {
 		}
 		stored := addr.Subject()
 		if addr.Partition >= 0 {
-			stored += "." + strconv.Itoa(addr.Partition)
+			stored = streams.StoredSubject(addr, addr.Partition)
 		}
 		if stored != subject {
 			t.Fatalf("ParseSubject(%q) = %+v, which writes as %q", subject, addr, stored)

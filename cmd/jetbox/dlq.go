@@ -11,6 +11,7 @@ import (
 
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // deadLetters is 'jetbox dlq list|replay'.
@@ -62,9 +63,10 @@ func deadLetters(ctx context.Context, cfg config.Config, args []string, stdout i
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	// The subject the write was published to; --json has the stored one.
 	fmt.Fprintln(tw, "SEQ\tTIME\tSUBJECT\tCLASS\tSTATUS\tDELIVERIES\tERROR")
 	for _, d := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Seq, d.Time.Format(time.RFC3339), d.OriginalSubject, d.Class, d.HTTPStatus, d.Deliveries, d.Error)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", d.Seq, d.Time.Format(time.RFC3339), streams.PublishSubject(d.OriginalSubject), d.Class, d.HTTPStatus, d.Deliveries, d.Error)
 	}
 	tw.Flush()
 	fmt.Fprintf(stdout, "%d dead letters\n", len(list))
