@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,7 +254,12 @@ func TestTransientFailureIsRetriedWithGrowingDelaysThenApplied(t *testing.T) {
 	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "flaky", Coord: "2,2,2", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "applied after retries", func() bool { return h.store.TenantStats("flaky").Applied == 1 })
+	// The fault proxy records a call once the memory API has answered it, a
+	// moment after the write counts as applied.
+	waitFor(t, 20*time.Second, "applied after retries, and the answer recorded", func() bool {
+		reqs := h.faults.forTenant("flaky")
+		return h.store.TenantStats("flaky").Applied == 1 && len(reqs) > 0 && reqs[len(reqs)-1].Status == http.StatusOK
+	})
 	reqs := h.faults.forTenant("flaky")
 	if len(reqs) != 5 {
 		t.Fatalf("%d attempts, want 5 (4 failures, then success)", len(reqs))
