@@ -143,13 +143,13 @@ func (pt *partition) pull() {
 			pt.settle()
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
-				pt.start(m)
+				meta, _ := m.Metadata()
+				pt.start(delivered{m, meta})
 			}
 			early = nil
 			continue
 		}
-		pt.hold(msg)
-		pt.start(msg)
+		pt.start(pt.hold(msg))
 	}
 }
 
@@ -178,19 +178,29 @@ func (pt *partition) settle() {
 	g.parking.ensureReplayers(pt)
 }
 
+// delivered is a pulled write with its metadata, read once (reading it
+// parses the reply subject and allocates).
+type delivered struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata // nil when the reply subject is not JetStream's
+}
+
 // hold records a delivered write for the keeper.
-func (pt *partition) hold(msg jetstream.Msg) {
-	if seq := msgSeq(msg); seq != 0 {
-		pt.mu.Lock()
-		pt.held[seq] = msg
-		pt.mu.Unlock()
+func (pt *partition) hold(msg jetstream.Msg) delivered {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return delivered{msg, nil}
 	}
+	pt.mu.Lock()
+	pt.held[meta.Sequence.Stream] = msg
+	pt.mu.Unlock()
+	return delivered{msg, meta}
 }
 
 // start decodes a held write, places it in its lane and handles it in its
 // own goroutine.
-func (pt *partition) start(msg jetstream.Msg) {
-	d := pt.g.prepare(msg)
+func (pt *partition) start(dm delivered) {
+	d := pt.g.prepare(dm.msg, dm.meta)
 	pt.running.Add(1)
 	go func() {
 		defer pt.running.Done()
@@ -214,9 +224,9 @@ func (pt *partition) markSure() { pt.sureOnce.Do(func() { close(pt.sureCh) }) }
 func (pt *partition) sure() bool { return isClosed(pt.sureCh) }
 
 func (pt *partition) settled(d delivery) {
-	if seq := msgSeq(d.msg); seq != 0 {
+	if d.meta != nil {
 		pt.mu.Lock()
-		delete(pt.held, seq)
+		delete(pt.held, d.meta.Sequence.Stream)
 		pt.mu.Unlock()
 	}
 }

@@ -299,10 +299,11 @@ type delivery struct {
 	turn *turn // its place in its memory's lane, when decoded
 }
 
-// prepare decodes a write and places it in its lane.
-func (g *group) prepare(msg jetstream.Msg) delivery {
-	meta, err := msg.Metadata()
-	if err != nil {
+// prepare decodes a write and places it in its lane. meta is the write's
+// metadata, nil when it has none.
+func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery {
+	if meta == nil {
+		_, err := msg.Metadata()
 		return delivery{msg: msg, err: err}
 	}
 	w, err := decodeWrite(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
