@@ -38,38 +38,58 @@ type answer struct {
 type memoryAPI struct {
 	base    string
 	auth    string
-	client  *http.Client
 	timeout time.Duration
-	// URLs of the calls with a body, built once.
-	memoriesURL, linkURL string
+	// send makes one call: the transport's RoundTrip for jetbox's own
+	// client, Do for one the embedding program supplies (which may follow
+	// redirects or carry a jar and a timeout of its own).
+	send func(*http.Request) (*http.Response, error)
+	// URLs of the calls with a body, parsed once; requests share them and
+	// nothing in a round trip changes them.
+	memoriesURL, linkURL *url.URL
 }
 
 func newMemoryAPI(cfg Config) *memoryAPI {
-	client := cfg.HTTPClient
-	if client == nil {
-		transport := http.DefaultTransport.(*http.Transport).Clone()
+	var send func(*http.Request) (*http.Response, error)
+	var transport *http.Transport
+	if cfg.HTTPClient != nil {
+		send = cfg.HTTPClient.Do
+	} else {
+		// The transport straight, without an http.Client: a client copies
+		// every request's headers for the redirects it might follow, and the
+		// memory API does not redirect (a 3xx answer is a permanent failure,
+		// dead-lettered with its status, rather than a POST replayed as a
+		// GET somewhere else).
+		transport = http.DefaultTransport.(*http.Transport).Clone()
 		transport.MaxIdleConns = cfg.Concurrency * 2
 		transport.MaxIdleConnsPerHost = cfg.Concurrency * 2
 		transport.MaxConnsPerHost = 0
-		client = &http.Client{Transport: transport}
+		send = transport.RoundTrip
 	}
 	auth := ""
 	if cfg.Token != "" {
 		auth = "Bearer " + cfg.Token
 	}
 	base := strings.TrimRight(cfg.Endpoint, "/")
-	return &memoryAPI{base: base, auth: auth, client: client, timeout: cfg.RequestTimeout, memoriesURL: base + pathMemories, linkURL: base + pathLink}
+	m := &memoryAPI{base: base, auth: auth, send: send, timeout: cfg.RequestTimeout}
+	// A bad endpoint fails every call with "build request" instead.
+	m.memoriesURL, _ = url.Parse(base + pathMemories)
+	m.linkURL, _ = url.Parse(base + pathLink)
+	if m.memoriesURL != nil && m.memoriesURL.User != nil && cfg.HTTPClient == nil {
+		// Only an http.Client turns user:password@ into basic auth.
+		m.send = (&http.Client{Transport: transport}).Do
+	}
+	return m
 }
 
 // url is the endpoint of a call.
-func (m *memoryAPI) url(path string) string {
-	switch path {
-	case pathMemories:
-		return m.memoriesURL
-	case pathLink:
-		return m.linkURL
+func (m *memoryAPI) url(path string) (*url.URL, error) {
+	switch {
+	case path == pathMemories && m.memoriesURL != nil:
+		return m.memoriesURL, nil
+	case path == pathLink && m.linkURL != nil:
+		return m.linkURL, nil
 	}
-	return m.base + path
+	return url.Parse(m.base + path)
 }
 
 // Request headers, in canonical form so that they are stored as given.
@@ -92,13 +112,22 @@ const maxRequestHeaders = 8
 func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	var body io.Reader
-	if w.body != nil {
-		body = bytes.NewReader(w.body)
-	}
-	req, err := http.NewRequestWithContext(ctx, w.method, m.url(w.path), body)
+	u, err := m.url(w.path)
 	if err != nil {
-		return answer{class: classPermanent, err: fmt.Errorf("build request: %w", err)}
+		return answer{class: classPermanent, err: fmt.Errorf("build request: %w", transportError(err))}
+	}
+	// What http.NewRequestWithContext makes, without parsing the URL again.
+	req := (&http.Request{
+		Method: w.method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: make(http.Header, maxRequestHeaders), Host: u.Host,
+	}).WithContext(ctx)
+	if w.body != nil {
+		body := w.body
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		// Lets the transport send the request again on another connection
+		// when a kept-alive one turns out to be closed.
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	// Every header value shares one array instead of one allocation each.
 	values := make([]string, 0, maxRequestHeaders)
@@ -118,7 +147,7 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	if w.body != nil {
 		set(headerContentType, "application/json")
 	}
-	resp, err := m.client.Do(req)
+	resp, err := m.send(req)
 	if err != nil {
 		return answer{class: classTransient, err: transportError(err)}
 	}

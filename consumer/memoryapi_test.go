@@ -1,0 +1,87 @@
+package consumer
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+func storeWrite(t *testing.T) *write {
+	t.Helper()
+	addr, err := streams.NewAddress("acme", streams.ModeSync, streams.OpStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &write{addr: addr, idempotencyKey: "k1", method: http.MethodPost, path: pathMemories, body: []byte(`{"coord":"1,2,3","payload":{}}`)}
+}
+
+// Each call carries its headers and body, and a kept-alive connection the
+// memory API closed is replaced without the write failing.
+func TestMemoryAPICallSendsTheWriteAndSurvivesAClosedKeepAlive(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || r.URL.Path != pathMemories || string(body) != `{"coord":"1,2,3","payload":{}}` ||
+			r.Header.Get(headerAuthorization) != "Bearer secret" || r.Header.Get(headerTenant) != "acme" ||
+			r.Header.Get(headerIdempotencyKey) != "k1" || r.Header.Get(headerContentType) != "application/json" || r.ContentLength != int64(len(body)) {
+			t.Errorf("call %d: %s %s %q headers %v length %d", calls.Load(), r.Method, r.URL.Path, body, r.Header, r.ContentLength)
+		}
+		calls.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	m := newMemoryAPI(Config{Endpoint: srv.URL + "/", Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
+	for i := range 3 {
+		if a := m.apply(context.Background(), storeWrite(t)); a.class != classApplied || a.err != nil {
+			t.Fatalf("call %d: %+v", i, a)
+		}
+		// Drop the kept-alive connections, as a restarting memory API does.
+		srv.CloseClientConnections()
+	}
+	if n := calls.Load(); n != 3 {
+		t.Fatalf("memory API saw %d calls, want 3", n)
+	}
+}
+
+// A redirect is not followed: a POST must not turn into a GET elsewhere,
+// and the bearer token must not travel on. The write fails permanently
+// with the status, which its dead letter records.
+func TestMemoryAPIRedirectIsAPermanentFailure(t *testing.T) {
+	var elsewhere atomic.Int64
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer target.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer srv.Close()
+	m := newMemoryAPI(Config{Endpoint: srv.URL, Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
+	a := m.apply(context.Background(), storeWrite(t))
+	if a.class != classPermanent || a.status != http.StatusFound || a.err == nil || !strings.Contains(a.err.Error(), "302") {
+		t.Fatalf("answer %+v, want a permanent failure with status 302", a)
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect was followed %d times", n)
+	}
+}
+
+// user:password@ in the endpoint is sent as basic auth when no token is set.
+func TestMemoryAPIEndpointUserInfoIsBasicAuth(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != "jetbox" || p != "pw" {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer srv.Close()
+	endpoint := strings.Replace(srv.URL, "http://", "http://jetbox:pw@", 1)
+	m := newMemoryAPI(Config{Endpoint: endpoint, Concurrency: 4, RequestTimeout: 5 * time.Second})
+	if a := m.apply(context.Background(), storeWrite(t)); a.class != classApplied {
+		t.Fatalf("answer %+v, want applied with basic auth", a)
+	}
+}
