@@ -365,12 +365,22 @@ func freeLoopbackAddr() (string, error) {
 }
 
 // profileWorker saves a CPU profile of the first worker, taken over the
-// given time, into path.
-func (e *env) profileWorker(ctx context.Context, seconds int, path string) error {
+// given time, into dir/drain-worker.pprof, then its allocations so far into
+// dir/drain-worker-allocs.pprof.
+func (e *env) profileWorker(ctx context.Context, seconds int, dir string) error {
 	if len(e.workers) == 0 || e.workers[0].ops == "" {
 		return errors.New("no worker serving profiles")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.workers[0].ops, seconds), nil)
+	base := "http://" + e.workers[0].ops + "/debug/pprof/"
+	if err := download(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, seconds), filepath.Join(dir, "drain-worker.pprof")); err != nil {
+		return err
+	}
+	return download(ctx, base+"allocs", filepath.Join(dir, "drain-worker-allocs.pprof"))
+}
+
+// download saves what a GET of url answers into path.
+func download(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -380,7 +390,7 @@ func (e *env) profileWorker(ctx context.Context, seconds int, path string) error
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("worker profile: %s", resp.Status)
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	f, err := os.Create(path)
 	if err != nil {

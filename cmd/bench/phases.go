@@ -507,7 +507,7 @@ func (b *bench) profileDrain(ctx context.Context, e *env) error {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
-	err = e.profileWorker(ctx, b.opts.profileSeconds, filepath.Join(b.opts.profile, "drain-worker.pprof"))
+	err = e.profileWorker(ctx, b.opts.profileSeconds, b.opts.profile)
 	pprof.StopCPUProfile()
 	return err
 }

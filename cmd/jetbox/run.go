@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +29,7 @@ import (
 // runWorkers is 'jetbox run': everything a laptop needs in one process, or
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
+	setGCPercent()
 	url := cfg.NATSURL
 	if url == "" {
 		ns, err := embedded.Start(embedded.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox"})
@@ -113,6 +116,19 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	}
 	log.Info().Str("endpoint", config.RedactURL(endpoint)).Msg("jetbox running; SIGTERM or Ctrl-C drains and stops")
 	return w.Run(ctx)
+}
+
+// workerGCPercent is the garbage collector's target unless GOGC says
+// otherwise. A worker's live heap is small (tens of MB) and every write
+// allocates, so the default of 100 collects often: at 200, draining to a
+// memory API that answers at once took 10% less CPU per write, for about
+// 20 MB more resident memory (docs/BENCHMARKS.md).
+const workerGCPercent = 200
+
+func setGCPercent() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(workerGCPercent)
+	}
 }
 
 // serveOps serves /metrics, /healthz (the process is alive and connected)
