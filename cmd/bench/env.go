@@ -48,12 +48,19 @@ type env struct {
 	workers []*workerProc
 	// profiles makes workers serve /debug/pprof on a loopback port.
 	profiles bool
+	// partitions per mode of jetbox's outbox, for the streams and the workers.
+	partitions int
 }
 
-// newEnv starts a fresh pipeline in dir; provision makes jetbox's streams;
-// instant serves instantAPI instead of the development memory API.
-func newEnv(ctx context.Context, dir string, provision, instant bool) (*env, error) {
-	e := &env{dir: dir, applied: newAppliedLog()}
+// newEnv starts a fresh pipeline in dir; provision makes jetbox's streams,
+// with partitions per mode (0: the default); instant serves instantAPI
+// instead of the development memory API.
+func newEnv(ctx context.Context, dir string, provision, instant bool, partitions int) (*env, error) {
+	cfg := streams.DefaultConfig()
+	if partitions > 0 {
+		cfg.Partitions = partitions
+	}
+	e := &env{dir: dir, applied: newAppliedLog(), partitions: cfg.Partitions}
 	var err error
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}); err != nil {
 		return nil, err
@@ -67,7 +74,7 @@ func newEnv(ctx context.Context, dir string, provision, instant bool) (*env, err
 		return nil, err
 	}
 	if provision {
-		if _, err = streams.Provision(ctx, e.js, streams.DefaultConfig()); err != nil {
+		if _, err = streams.Provision(ctx, e.js, cfg); err != nil {
 			e.close()
 			return nil, err
 		}
@@ -242,6 +249,7 @@ func (e *env) startWorker() error {
 		"NATS_URL=" + e.nats.ClientURL(),
 		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
 		"SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
+		"SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions),
 	}
 	ops := ""
 	if e.profiles {

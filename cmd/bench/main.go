@@ -58,6 +58,7 @@ type options struct {
 	instantAPI     bool
 	profile        string // directory for CPU profiles of the drain; empty: none
 	profileSeconds int
+	partitions     int // per mode; 0: jetbox's default
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -67,6 +68,7 @@ type Results struct {
 	Size       int       `json:"message_size"`
 	Workers    int       `json:"workers"`
 	InstantAPI bool      `json:"instant_api"`
+	Partitions int       `json:"partitions"` // per mode, of jetbox's outbox
 	CPUs       int       `json:"cpus"`
 	// LoadAverage is /proc/loadavg at the start and at the end: on a shared
 	// machine, figures taken under a high load are not comparable.
@@ -103,6 +105,7 @@ func main() {
 	flag.StringVar(&opts.jetboxBin, "jetbox", "", "jetbox binary for the workers (default: built into a temp dir)")
 	flag.StringVar(&opts.watermillDir, "watermill", "bench/watermill", "directory of the Watermill baseline module")
 	flag.StringVar(&opts.profile, "profile", "", "write CPU profiles of the drain (the first worker's, and this process's: nats-server, memory API) into this directory")
+	flag.IntVar(&opts.partitions, "partitions", 0, "partitions per write mode of jetbox's outbox (default: jetbox's default); fewer cost the server less per write, and let fewer workers share a mode")
 	flag.IntVar(&opts.profileSeconds, "profile-seconds", 8, "how long the drain's CPU profiles last")
 	flag.BoolVar(&opts.instantAPI, "instant-api", false, "serve a memory API that answers 200 at once without storing, instead of the development memory API (bbolt)")
 	flag.Parse()
@@ -123,7 +126,7 @@ func main() {
 	res, err := run(ctx, opts)
 	if res != nil {
 		printTable(os.Stdout, res.Table)
-		fmt.Printf("\nload average (1, 5, 15 min) at the start: %s, at the end: %s; %d CPUs\n", res.LoadAverage[0], res.LoadAverage[1], res.CPUs)
+		fmt.Printf("\nload average (1, 5, 15 min) at the start: %s, at the end: %s; %d CPUs; %d partitions per mode\n", res.LoadAverage[0], res.LoadAverage[1], res.CPUs, res.Partitions)
 		for _, phase := range phases {
 			if why, ok := res.Skipped[phase]; ok {
 				fmt.Printf("%s: skipped (%s)\n", phase, why)
@@ -150,7 +153,7 @@ func run(ctx context.Context, opts options) (*Results, error) {
 	}
 	defer os.RemoveAll(work)
 	b := &bench{opts: opts, scale: opts.scale, work: work, bin: opts.jetboxBin, res: &Results{
-		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, CPUs: runtime.NumCPU(),
+		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, Partitions: partitionsOf(opts), CPUs: runtime.NumCPU(),
 		LoadAverage: [2]string{loadAverage(), ""},
 		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, Skipped: map[string]string{},
 	}}
@@ -237,13 +240,13 @@ func (b *bench) add(m Measurement) { b.res.Measurements = append(b.res.Measureme
 
 func (b *bench) newEnv(ctx context.Context) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI)
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI, b.opts.partitions)
 }
 
 // newEnvWithout is a fresh pipeline without jetbox's streams, for Watermill.
 func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI)
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI, b.opts.partitions)
 }
 
 // buildJetbox builds the worker binary once, unless -jetbox named one.
@@ -301,4 +304,12 @@ func loadAverage() string {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(2)
+}
+
+// partitionsOf is the partition count the run's outbox has.
+func partitionsOf(opts options) int {
+	if opts.partitions > 0 {
+		return opts.partitions
+	}
+	return streams.DefaultConfig().Partitions
 }
