@@ -280,8 +280,9 @@ func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
 // An outbox an earlier jetbox made stores writes with the partition last
 // (memory.<token>.<mode>.<op>.<p>), where no consumer of this layout would
 // ever deliver them: Provision refuses, changing nothing, until those
-// writes are gone, then moves the stream to this layout.
-func TestProvisionRefusesWritesStoredInTheEarlierLayout(t *testing.T) {
+// writes are gone, then moves the stream and the earlier consumers to
+// this layout.
+func TestProvisionRefusesWritesStoredInTheEarlierLayoutAndMovesADrainedOne(t *testing.T) {
 	s := natstest.Start(t)
 	_, js := s.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -327,7 +328,20 @@ func TestProvisionRefusesWritesStoredInTheEarlierLayout(t *testing.T) {
 	}
 	assertStored(ctx, t, stream, ack.Sequence, []byte(`{"n":1}`))
 
-	// The earlier version's workers apply the write (here: it is purged).
+	// The earlier version's consumers exist, filtered on its layout; its
+	// workers apply the write (here: it is purged).
+	for _, m := range streams.Modes {
+		for p := range cfg.Partitions {
+			cc := cfg.ConsumerConfig(m, p)
+			cc.FilterSubject = fmt.Sprintf("memory.*.%s.*.%d", m, p)
+			if _, err := stream.CreateConsumer(ctx, cc); err != nil {
+				t.Fatalf("earlier consumer %s: %v", cc.Durable, err)
+			}
+		}
+	}
+	if _, err := stream.CreateConsumer(ctx, cfg.StrayConsumerConfig()); err != nil {
+		t.Fatal(err)
+	}
 	if err := stream.Purge(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -344,6 +358,18 @@ func TestProvisionRefusesWritesStoredInTheEarlierLayout(t *testing.T) {
 	}
 	if err := streams.Check(ctx, js, cfg); err != nil {
 		t.Fatalf("Check: %v", err)
+	}
+	// Every consumer of the earlier version now has this layout's filter.
+	for _, m := range streams.Modes {
+		for p, c := range top.Consumers[m] {
+			ci, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := streams.PartitionFilter(m, p); ci.Config.FilterSubject != want {
+				t.Fatalf("consumer %s filters on %q, want %q", ci.Name, ci.Config.FilterSubject, want)
+			}
+		}
 	}
 	ack, err = publishWrite(ctx, js, addr, "new", []byte(`{"n":2}`))
 	if err != nil {
