@@ -90,6 +90,13 @@ func StoredSubject(a Address, p int) string {
 	return SubjectPrefix + "." + string(a.Mode) + "." + strconv.Itoa(p) + "." + a.Token + "." + string(a.Op)
 }
 
+// StoredTenantFilter selects every write of one tenant (its encoded token)
+// stored in the outbox, in any mode and partition:
+// memory.*.*.<token>.*. A stream info with it counts a tenant's backlog.
+func StoredTenantFilter(token string) string {
+	return SubjectPrefix + ".*.*." + token + ".*"
+}
+
 // storedLayout is the subject transform's destination: the stored subject
 // of a publish to memory.<token>.<mode>.<op>.
 func storedLayout(partitions int) string {

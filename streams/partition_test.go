@@ -384,3 +384,43 @@ func TestProvisionRefusesWritesStoredInTheEarlierLayoutAndMovesADrainedOne(t *te
 	}
 	fetchAndAck(ctx, t, top.Consumers[streams.ModeSync][p], 1)
 }
+
+// StoredTenantFilter counts one tenant's stored writes, in every mode and
+// partition, and nobody else's: a tenant whose token is another's prefix,
+// or a token equal to a mode or a partition number, included.
+func TestStoredTenantFilterCountsOneTenantsBacklog(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := streams.DefaultConfig()
+	top, err := streams.Provision(ctx, js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenants := []string{"acme", "acme2", "sync", "7", "acme.eu"}
+	for i, tenant := range tenants {
+		for _, m := range streams.Modes {
+			for k := 0; k <= i; k++ { // tenant i has i+1 writes per mode
+				addr := mustAddress(t, tenant, m, streams.OpStore)
+				if _, err := publishWrite(ctx, js, addr, fmt.Sprintf("%s-%s-%d", tenant, m, k), []byte(`{"coord":"1,2,3"}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for i, tenant := range tenants {
+		token := mustAddress(t, tenant, streams.ModeSync, streams.OpStore).Token
+		info, err := top.Outbox.Info(ctx, jetstream.WithSubjectFilter(streams.StoredTenantFilter(token)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, c := range info.State.Subjects {
+			n += c
+		}
+		if want := uint64(len(streams.Modes) * (i + 1)); n != want {
+			t.Errorf("tenant %q: %d writes counted, want %d", tenant, n, want)
+		}
+	}
+}

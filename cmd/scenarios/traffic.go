@@ -155,5 +155,5 @@ func tenantFilters(tenant string) (outbox, dlq string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return streams.SubjectPrefix + "." + token + ".>", streams.DLQSubjectPrefix + "." + token + ".>", nil
+	return streams.StoredTenantFilter(token), streams.DLQSubjectPrefix + "." + token + ".>", nil
 }

@@ -142,7 +142,7 @@ func TestTenantIsolation(t *testing.T) {
 		if ack.Stream != cfg.Stream {
 			t.Fatalf("stored in %q; want %q", ack.Stream, cfg.Stream)
 		}
-		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory.*.*."+tokA+".*"); n != 1 {
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 1 {
 			t.Fatalf("outbox holds %d writes of A; want 1", n)
 		}
 	})
@@ -155,7 +155,7 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatal("publish acknowledged")
 		}
 		violA.waitFor(t, subject)
-		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory.*.*."+tokB+".*"); n != 0 {
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokB)); n != 0 {
 			t.Fatalf("outbox holds %d writes of B; want 0", n)
 		}
 	})
@@ -203,7 +203,7 @@ func TestTenantIsolation(t *testing.T) {
 			}
 			violA.waitFor(t, api)
 		}
-		if n := countStored(t, ctx, workerJS, cfg.Stream, "memory.*.*."+tokA+".*"); n != 1 {
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 1 {
 			t.Fatalf("outbox holds %d writes of A after the attempts; want 1", n)
 		}
 		if n := countStored(t, ctx, workerJS, cfg.DLQStream, streams.DLQSubjectPrefix+".>"); n != 1 {
