@@ -186,15 +186,12 @@ func (pk *parking) unpark(ctx context.Context, tenant, token string) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	filter := streams.ParkedFilter(g.mode, token)
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	n, err := streams.CountStored(ctx, stream, streams.ParkedFilter(g.mode, token))
 	if err != nil {
 		return false, err
 	}
-	for _, n := range info.State.Subjects {
-		if n > 0 {
-			return false, nil // still parked, or replayed and not yet acked
-		}
+	if n > 0 {
+		return false, nil // still parked, or replayed and not yet acked
 	}
 	if err := g.parked.Delete(ctx, parkingKey(g.mode, token)); err != nil {
 		return false, err

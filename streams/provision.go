@@ -306,6 +306,21 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	return top, nil
 }
 
+// CountStored counts the messages a stream holds on subjects matching
+// filter. The stream's leader answers, so the count includes everything it
+// has acknowledged.
+func CountStored(ctx context.Context, s jetstream.Stream, filter string) (uint64, error) {
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, count := range info.State.Subjects {
+		n += count
+	}
+	return n, nil
+}
+
 // ErrNotDrained says the outbox still holds writes that a change of layout
 // would leave without a consumer.
 var ErrNotDrained = errors.New("outbox not drained")
@@ -339,13 +354,9 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 	// Writes stored with the partition last by an earlier jetbox: no
 	// consumer of this layout matches them.
 	for _, m := range Modes {
-		info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(earlierLayout(m)))
+		n, err := CountStored(ctx, outbox, earlierLayout(m))
 		if err != nil {
 			return nil, fmt.Errorf("count writes stored in the earlier layout in %s: %w", cfg.Stream, err)
-		}
-		var n uint64
-		for _, count := range info.State.Subjects {
-			n += count
 		}
 		if n > 0 {
 			return nil, fmt.Errorf("%w: stream %s holds %d %s writes stored by an earlier jetbox, with the partition last (memory.<tenant>.<mode>.<op>.<partition>); let workers of that version apply them before starting this one",
@@ -355,13 +366,9 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 	if len(legacy) > 0 {
 		// Counted on the stream, not on the old consumers: what matters is
 		// whether any write is still stored with four tokens.
-		info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+".*.*.*"))
+		n, err := CountStored(ctx, outbox, SubjectPrefix+".*.*.*")
 		if err != nil {
 			return nil, fmt.Errorf("count unpartitioned writes in %s: %w", cfg.Stream, err)
-		}
-		var n uint64
-		for _, count := range info.State.Subjects {
-			n += count
 		}
 		if n > 0 {
 			return nil, fmt.Errorf("%w: stream %s holds %d writes stored before it was partitioned; let workers of the previous jetbox version apply them (consumers %s) before starting this one",

@@ -238,13 +238,9 @@ func countStored(t *testing.T, ctx context.Context, js jetstream.JetStream, stre
 	if err != nil {
 		t.Fatalf("stream %s: %v", stream, err)
 	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	n, err := streams.CountStored(ctx, s, filter)
 	if err != nil {
 		t.Fatalf("stream %s info: %v", stream, err)
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
 	}
 	return n
 }
