@@ -147,6 +147,18 @@ func (h *harness) totals() memapi.TenantStats {
 	return sum
 }
 
+// waitTenantApplied waits until the memory API has applied n writes of
+// tenant and the fault proxy has recorded its answer to the last of them:
+// the proxy records a call once the memory API has answered it, a moment
+// after the write counts as applied.
+func (h *harness) waitTenantApplied(tenant string, n uint64, within time.Duration) {
+	h.t.Helper()
+	waitFor(h.t, within, fmt.Sprintf("%d writes of %s applied, and the answer recorded", n, tenant), func() bool {
+		reqs := h.faults.forTenant(tenant)
+		return h.store.TenantStats(tenant).Applied == n && len(reqs) > 0 && reqs[len(reqs)-1].Status == http.StatusOK
+	})
+}
+
 func (h *harness) waitApplied(n uint64, within time.Duration) {
 	h.t.Helper()
 	waitFor(h.t, within, fmt.Sprintf("%d writes applied", n), func() bool { return h.totals().Applied >= n })

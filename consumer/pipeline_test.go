@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,12 +253,7 @@ func TestTransientFailureIsRetriedWithGrowingDelaysThenApplied(t *testing.T) {
 	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "flaky", Coord: "2,2,2", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
 		t.Fatal(err)
 	}
-	// The fault proxy records a call once the memory API has answered it, a
-	// moment after the write counts as applied.
-	waitFor(t, 20*time.Second, "applied after retries, and the answer recorded", func() bool {
-		reqs := h.faults.forTenant("flaky")
-		return h.store.TenantStats("flaky").Applied == 1 && len(reqs) > 0 && reqs[len(reqs)-1].Status == http.StatusOK
-	})
+	h.waitTenantApplied("flaky", 1, 20*time.Second)
 	reqs := h.faults.forTenant("flaky")
 	if len(reqs) != 5 {
 		t.Fatalf("%d attempts, want 5 (4 failures, then success)", len(reqs))
@@ -290,7 +284,7 @@ func TestRetryAfterIsHonoured(t *testing.T) {
 	if _, err := p.Store(context.Background(), producer.StoreRequest{Tenant: "slowdown", Coord: "3,3,3", Payload: map[string]any{}}, producer.WithMode(streams.ModeFastAck)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "applied", func() bool { return h.store.TenantStats("slowdown").Applied == 1 })
+	h.waitTenantApplied("slowdown", 1, 10*time.Second)
 	reqs := h.faults.forTenant("slowdown")
 	if gap := reqs[1].At.Sub(reqs[0].At); gap < 2*time.Second {
 		t.Fatalf("retried after %s, the answer said Retry-After: 2", gap)
