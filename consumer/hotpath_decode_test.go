@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -183,7 +184,7 @@ func bodyCorpus() []string {
 		many += `,"k` + strings.Repeat("x", i) + `":1`
 	}
 	bodies = append(bodies, many+`}`, many+`,"kxxx":2}`, many+`,"Payload":2}`, many+`,"coord":"1,2,3"}`)
-	for _, depth := range []int{maxNesting - 1, maxNesting, maxNesting + 1} {
+	for _, depth := range []int{jsonscan.MaxDepth - 1, jsonscan.MaxDepth, jsonscan.MaxDepth + 1} {
 		bodies = append(bodies,
 			`{"coord":"1,2,3","payload":`+strings.Repeat(`{"a":`, depth-2)+`{}`+strings.Repeat(`}`, depth-1),
 			strings.Repeat(`[`, depth)+strings.Repeat(`]`, depth))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -379,216 +380,18 @@ func (b *scannedBody) seen(key []byte) bool {
 // (nesting limit included), and records its top-level keys. It returns
 // false when data is not valid JSON.
 func (b *scannedBody) scan(data []byte) bool {
-	s := jsonScanner{data: data}
-	s.skipSpace()
-	var ok bool
-	switch {
-	case s.at('{'):
-		b.object = true
-		ok = s.object(b)
-	default:
-		b.object = s.at('n') // null: no fields
-		ok = s.value()
+	start := 0
+	for start < len(data) && (data[start] == ' ' || data[start] == '\t' || data[start] == '\n' || data[start] == '\r') {
+		start++
 	}
-	s.skipSpace()
-	return ok && s.pos == len(data)
-}
-
-// maxNesting is encoding/json's limit on nested arrays and objects.
-const maxNesting = 10000
-
-// jsonScanner checks JSON as encoding/json reads it (RFC 8259, bytes
-// outside ASCII taken as they come).
-type jsonScanner struct {
-	data  []byte
-	pos   int
-	depth int
-}
-
-func (s *jsonScanner) at(c byte) bool { return s.pos < len(s.data) && s.data[s.pos] == c }
-
-// skip passes c when it comes next.
-func (s *jsonScanner) skip(c byte) bool {
-	if s.at(c) {
-		s.pos++
-		return true
+	// null has no fields, like an object without them.
+	b.object = start < len(data) && (data[start] == '{' || data[start] == 'n')
+	var m jsonscan.Members
+	m.Start(data)
+	for key, value, ok := m.Next(); ok; key, value, ok = m.Next() {
+		b.key(key, value)
 	}
-	return false
-}
-
-func (s *jsonScanner) skipSpace() {
-	for s.pos < len(s.data) {
-		switch s.data[s.pos] {
-		case ' ', '\t', '\n', '\r':
-			s.pos++
-		default:
-			return
-		}
-	}
-}
-
-// value checks one value, without the white space around it.
-func (s *jsonScanner) value() bool {
-	if s.pos >= len(s.data) {
-		return false
-	}
-	switch c := s.data[s.pos]; {
-	case c == '{':
-		return s.object(nil)
-	case c == '[':
-		return s.array()
-	case c == '"':
-		return s.str()
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number()
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	}
-	return false
-}
-
-// object checks an object; top, when not nil, receives its keys.
-func (s *jsonScanner) object(top *scannedBody) bool {
-	s.pos++
-	if s.depth++; s.depth > maxNesting {
-		return false
-	}
-	s.skipSpace()
-	if !s.skip('}') {
-		for {
-			s.skipSpace()
-			start := s.pos
-			if !s.str() {
-				return false
-			}
-			key := s.data[start:s.pos]
-			s.skipSpace()
-			if !s.skip(':') {
-				return false
-			}
-			s.skipSpace()
-			start = s.pos
-			if !s.value() {
-				return false
-			}
-			if top != nil {
-				top.key(key, s.data[start:s.pos])
-			}
-			s.skipSpace()
-			if s.skip('}') {
-				break
-			}
-			if !s.skip(',') {
-				return false
-			}
-		}
-	}
-	s.depth--
-	return true
-}
-
-func (s *jsonScanner) array() bool {
-	s.pos++
-	if s.depth++; s.depth > maxNesting {
-		return false
-	}
-	s.skipSpace()
-	if !s.skip(']') {
-		for {
-			s.skipSpace()
-			if !s.value() {
-				return false
-			}
-			s.skipSpace()
-			if s.skip(']') {
-				break
-			}
-			if !s.skip(',') {
-				return false
-			}
-		}
-	}
-	s.depth--
-	return true
-}
-
-func (s *jsonScanner) str() bool {
-	if !s.skip('"') {
-		return false
-	}
-	for s.pos < len(s.data) {
-		c := s.data[s.pos]
-		s.pos++
-		switch {
-		case c == '"':
-			return true
-		case c < 0x20:
-			return false
-		case c == '\\':
-			if s.pos >= len(s.data) {
-				return false
-			}
-			switch s.data[s.pos] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos++
-			case 'u':
-				if len(s.data)-s.pos < 5 {
-					return false
-				}
-				for _, h := range s.data[s.pos+1 : s.pos+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return false
-					}
-				}
-				s.pos += 5
-			default:
-				return false
-			}
-		}
-	}
-	return false
-}
-
-func (s *jsonScanner) number() bool {
-	s.skip('-')
-	switch {
-	case s.skip('0'):
-	case s.digits() == 0:
-		return false
-	}
-	if s.skip('.') && s.digits() == 0 {
-		return false
-	}
-	if s.skip('e') || s.skip('E') {
-		if !s.skip('+') {
-			s.skip('-')
-		}
-		if s.digits() == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// digits passes a run of decimal digits and says how long it was.
-func (s *jsonScanner) digits() int {
-	start := s.pos
-	for s.pos < len(s.data) && '0' <= s.data[s.pos] && s.data[s.pos] <= '9' {
-		s.pos++
-	}
-	return s.pos - start
-}
-
-func (s *jsonScanner) literal(lit string) bool {
-	if len(s.data)-s.pos < len(lit) || string(s.data[s.pos:s.pos+len(lit)]) != lit {
-		return false
-	}
-	s.pos += len(lit)
-	return true
+	return m.Valid()
 }
 
 func checkCoord(field, coord string, present bool) error {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -159,7 +160,7 @@ func encodePayload(payload any) ([]byte, error) {
 	if len(raw) == 0 || raw[0] != '{' {
 		return nil, invalid("payload", "must be a JSON object")
 	}
-	if !validJSON(raw) {
+	if !jsonscan.Valid(raw) {
 		return nil, invalid("payload", "not valid JSON in UTF-8")
 	}
 	return raw, nil
