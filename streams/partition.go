@@ -103,6 +103,34 @@ func storedLayout(partitions int) string {
 	return fmt.Sprintf("%s.{{wildcard(2)}}.{{partition(%d,1)}}.{{wildcard(1)}}.{{wildcard(3)}}", SubjectPrefix, partitions)
 }
 
+// storedPartitions reads the partition count of an outbox whose subject
+// transform has destination dest. ok is false unless dest is storedLayout's.
+func storedPartitions(dest string) (p int, ok bool) {
+	const mark = "{{partition("
+	i := strings.Index(dest, mark)
+	if i < 0 {
+		return 0, false
+	}
+	rest := dest[i+len(mark):]
+	j := strings.IndexByte(rest, ',')
+	if j < 0 {
+		return 0, false
+	}
+	p, err := strconv.Atoi(rest[:j])
+	if err != nil || p < 1 || storedLayout(p) != dest {
+		return 0, false
+	}
+	return p, true
+}
+
+// rehashes reports whether going from was to now partitions moves a tenant
+// that stays below now to another partition. Shrinking to a divisor moves
+// none: h mod now = (h mod was) mod now, which is h mod was for every tenant
+// whose partition was below now. Every other change moves some.
+func rehashes(was, now int) bool {
+	return was != now && (now > was || was%now != 0)
+}
+
 // earlierLayout selects, for one mode, the writes an earlier jetbox stored
 // with the partition last (memory.<token>.<mode>.<op>.<p>). The stored
 // subjects of this layout never match it: their third token is a number.

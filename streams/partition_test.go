@@ -271,9 +271,59 @@ func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
 		t.Fatalf("write stored as %q, want %q", got.Subject, want)
 	}
 
-	// Growing again needs no draining.
+	// Growing moves the tenant to another partition: refused while its
+	// write waits in the old one, which would otherwise be applied
+	// alongside, or after, the tenant's next writes.
+	if from, to := streams.PartitionOf(addr.Token, 2), streams.PartitionOf(addr.Token, 4); from == to {
+		t.Fatalf("tenant %s stays in partition %d; the test needs one that moves", addr.Token, from)
+	}
+	_, err = streams.Provision(ctx, js, cfg)
+	if !errors.Is(err, streams.ErrNotDrained) || !strings.Contains(err.Error(), "1 writes partitioned over 2") {
+		t.Fatalf("Provision back to 4 partitions with a write stored = %v, want ErrNotDrained counting 1 write over 2 partitions", err)
+	}
+	info, err = shrunk.Outbox.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.SubjectTransform.Destination; !strings.Contains(got, "partition(2,1)") {
+		t.Fatalf("a refused Provision changed the transform to %q", got)
+	}
+	fetchAndAck(ctx, t, shrunk.Consumers[streams.ModeBackground][streams.PartitionOf(addr.Token, 2)], 1)
 	if _, err := streams.Provision(ctx, js, cfg); err != nil {
-		t.Fatalf("Provision back to 4 partitions: %v", err)
+		t.Fatalf("Provision back to 4 partitions once drained: %v", err)
+	}
+}
+
+// Shrinking to a count that does not divide the old one moves tenants
+// between the partitions that remain, so even with the surplus partition
+// empty Provision refuses while any write is stored.
+func TestProvisionRefusesARehashingShrinkUntilDrained(t *testing.T) {
+	cfg := streams.DefaultConfig()
+	cfg.Partitions = 4
+	js, top, ctx := startOutbox(t, cfg)
+
+	var addr streams.Address
+	for i := 0; ; i++ {
+		addr = mustAddress(t, fmt.Sprintf("t%d", i), streams.ModeSync, streams.OpStore)
+		if p := streams.PartitionOf(addr.Token, 4); p < 3 && p != streams.PartitionOf(addr.Token, 3) {
+			break
+		}
+	}
+	if _, err := publishWrite(ctx, js, addr, "w", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	three := cfg
+	three.Partitions = 3
+	_, err := streams.Provision(ctx, js, three)
+	if !errors.Is(err, streams.ErrNotDrained) || !strings.Contains(err.Error(), "going to 3 partitions") {
+		t.Fatalf("Provision to 3 partitions with a write stored = %v, want ErrNotDrained", err)
+	}
+	if err := streams.Check(ctx, js, cfg); err != nil {
+		t.Fatalf("a refused Provision removed consumers: %v", err)
+	}
+	fetchAndAck(ctx, t, top.Consumers[streams.ModeSync][streams.PartitionOf(addr.Token, 4)], 1)
+	if _, err := streams.Provision(ctx, js, three); err != nil {
+		t.Fatalf("Provision to 3 partitions once drained: %v", err)
 	}
 }
 

@@ -240,7 +240,10 @@ type Topology struct {
 // unpartitioned layout (named after the modes) and, when Partitions
 // shrinks, those of the partitions beyond it. It refuses with ErrNotDrained,
 // before changing anything where it can, while one of them still holds
-// writes, which no consumer of the new layout would ever deliver.
+// writes, which no consumer of the new layout would ever deliver, and while
+// the outbox holds any write at all if the new partition count moves
+// tenants between the partitions that remain (anything but shrinking to a
+// divisor of the old count), which would break a tenant's order.
 func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -336,8 +339,10 @@ func legacyConsumer(name string) bool {
 
 // retiredConsumers lists the outbox's consumers that cfg's layout no
 // longer has, and fails with ErrNotDrained if any of them still holds
-// writes: writes stored unpartitioned (four tokens), or writes pending or
-// in flight on a partition at or beyond cfg.Partitions.
+// writes: writes stored unpartitioned (four tokens), writes pending or in
+// flight on a partition at or beyond cfg.Partitions, or any partitioned
+// write when the new partition count moves tenants between partitions
+// (rehashes).
 func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) ([]string, error) {
 	var legacy, surplus []string
 	names := outbox.ConsumerNames(ctx)
@@ -361,6 +366,21 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 		if n > 0 {
 			return nil, fmt.Errorf("%w: stream %s holds %d %s writes stored by an earlier jetbox, with the partition last (memory.<tenant>.<mode>.<op>.<partition>); let workers of that version apply them before starting this one",
 				ErrNotDrained, cfg.Stream, n, m)
+		}
+	}
+	// A new partition count that moves tenants between the partitions
+	// that remain would let a tenant's later writes, in its new partition,
+	// be applied before its earlier ones, still in the old.
+	if tr := outbox.CachedInfo().Config.SubjectTransform; tr != nil {
+		if was, ok := storedPartitions(tr.Destination); ok && rehashes(was, cfg.Partitions) {
+			n, err := CountStored(ctx, outbox, SubjectPrefix+".*.*.*.*")
+			if err != nil {
+				return nil, fmt.Errorf("count partitioned writes in %s: %w", cfg.Stream, err)
+			}
+			if n > 0 {
+				return nil, fmt.Errorf("%w: stream %s holds %d writes partitioned over %d; going to %d partitions moves tenants between partitions, and their writes could be applied out of order; stop the producers and let the workers apply them first",
+					ErrNotDrained, cfg.Stream, n, was, cfg.Partitions)
+			}
 		}
 	}
 	if len(legacy) > 0 {
