@@ -98,7 +98,7 @@ type bench struct {
 func main() {
 	var opts options
 	only := flag.String("only", "", "comma-separated phases to run (default all): "+strings.Join(phases, ", "))
-	flag.Float64Var(&opts.scale, "scale", 1, "multiply message counts by this (1: 100,000 per publish run, 5,000 sync and 10,000 HTTP calls per run, a 200,000-write backlog)")
+	flag.Float64Var(&opts.scale, "scale", 1, "multiply message counts by this (1: 100,000 per publish run, 5,000 sync and 10,000 HTTP calls per run (100,000 with -instant-api), a 200,000-write backlog)")
 	flag.StringVar(&opts.out, "out", "bench-results", "directory for results.json and charts.html")
 	flag.IntVar(&opts.size, "size", 512, "size in bytes of each write's body")
 	flag.IntVar(&opts.workers, "workers", 1, "jetbox worker processes")
