@@ -211,16 +211,9 @@ func TestProvisionRemovesSurplusPartitionsOnlyWhenDrained(t *testing.T) {
 	cfg.Partitions = 4
 	js, top, ctx := startOutbox(t, cfg)
 
-	var addr streams.Address
-	for i := 0; ; i++ {
-		addr = mustAddress(t, fmt.Sprintf("t%d", i), streams.ModeBackground, streams.OpDelete)
-		if streams.PartitionOf(addr.Token, 4) == 3 {
-			break
-		}
-	}
-	if _, err := publishWrite(ctx, js, addr, "w", []byte(`{}`)); err != nil {
-		t.Fatal(err)
-	}
+	addr := storeOneFor(ctx, t, js, streams.ModeBackground, streams.OpDelete, func(token string) bool {
+		return streams.PartitionOf(token, 4) == 3
+	})
 
 	smaller := cfg
 	smaller.Partitions = 2
@@ -302,16 +295,10 @@ func TestProvisionRefusesARehashingShrinkUntilDrained(t *testing.T) {
 	cfg.Partitions = 4
 	js, top, ctx := startOutbox(t, cfg)
 
-	var addr streams.Address
-	for i := 0; ; i++ {
-		addr = mustAddress(t, fmt.Sprintf("t%d", i), streams.ModeSync, streams.OpStore)
-		if p := streams.PartitionOf(addr.Token, 4); p < 3 && p != streams.PartitionOf(addr.Token, 3) {
-			break
-		}
-	}
-	if _, err := publishWrite(ctx, js, addr, "w", []byte(`{}`)); err != nil {
-		t.Fatal(err)
-	}
+	addr := storeOneFor(ctx, t, js, streams.ModeSync, streams.OpStore, func(token string) bool {
+		p := streams.PartitionOf(token, 4)
+		return p < 3 && p != streams.PartitionOf(token, 3)
+	})
 	three := cfg
 	three.Partitions = 3
 	_, err := streams.Provision(ctx, js, three)
@@ -468,5 +455,21 @@ func TestStoredTenantFilterCountsOneTenantsBacklog(t *testing.T) {
 		if want := uint64(len(streams.Modes) * (i + 1)); n != want {
 			t.Errorf("tenant %q: %d writes counted, want %d", tenant, n, want)
 		}
+	}
+}
+
+// storeOneFor stores one write, in mode and op, for the first tenant t0,
+// t1, ... whose token matches, and returns its address.
+func storeOneFor(ctx context.Context, t *testing.T, js jetstream.JetStream, mode streams.Mode, op streams.Op, match func(token string) bool) streams.Address {
+	t.Helper()
+	for i := 0; ; i++ {
+		addr := mustAddress(t, fmt.Sprintf("t%d", i), mode, op)
+		if !match(addr.Token) {
+			continue
+		}
+		if _, err := publishWrite(ctx, js, addr, "w", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		return addr
 	}
 }
