@@ -65,11 +65,7 @@ func newEnv(ctx context.Context, dir string, provision, instant bool, partitions
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}); err != nil {
 		return nil, err
 	}
-	if e.nc, err = nats.Connect(e.nats.ClientURL()); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.js, err = jetstream.New(e.nc); err != nil {
+	if e.nc, e.js, err = embedded.Connect(e.nats); err != nil {
 		e.close()
 		return nil, err
 	}
