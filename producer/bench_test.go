@@ -69,27 +69,41 @@ func BenchmarkFastAckStore(b *testing.B) {
 	reportCPU(b, cpu)
 }
 
+// rawBody is the store body the producer makes of benchPayload.
+var rawBody, _ = json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
+
+// rawMsg is write key in mode as a client without the producer publishes
+// it: the contract's headers and rawBody (the publish adds Nats-Msg-Id).
+func rawMsg(mode streams.Mode, key string) *nats.Msg {
+	return &nats.Msg{Subject: "memory.bench." + string(mode) + ".store", Data: rawBody, Header: nats.Header{
+		streams.HeaderIdempotencyKey: {key},
+		streams.HeaderTenant:         {"bench"},
+	}}
+}
+
+// rawAsyncJS is a JetStream context on e's connection with the producer's
+// window of 4,096 publishes awaiting their acks.
+func rawAsyncJS(b *testing.B, e *env) jetstream.JetStream {
+	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js
+}
+
 // BenchmarkRawAsyncPublish is the baseline of BenchmarkBackgroundStore:
 // nats.go async publish of the same message (contract headers and body),
 // built once, without the producer.
 func BenchmarkRawAsyncPublish(b *testing.B) {
 	e := newEnv(b, Config{})
-	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
+	js := rawAsyncJS(b, e)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchPayload)))
 	b.ResetTimer()
 	cpu := cpuTime(b)
 	for i := range b.N {
 		key := strconv.Itoa(i)
-		m := &nats.Msg{Subject: "memory.bench.background.store", Data: body, Header: nats.Header{
-			streams.HeaderIdempotencyKey: {key},
-			streams.HeaderTenant:         {"bench"},
-		}}
-		if _, err := js.PublishMsgAsync(m, jetstream.WithMsgID("bench:"+key)); err != nil {
+		if _, err := js.PublishMsgAsync(rawMsg(streams.ModeBackground, key), jetstream.WithMsgID("bench:"+key)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -108,7 +122,24 @@ func benchWrite(i int) (StoreRequest, WriteOption) {
 // one producer.
 func BenchmarkFastAckStore64(b *testing.B) {
 	e := newEnv(b, Config{Mode: streams.ModeFastAck})
+	cpu := store64(b, e)
+	reportCPU(b, cpu)
+}
+
+// store64 makes b.N Store calls from 64 concurrent callers sharing e's
+// producer, and returns the CPU time at the start.
+func store64(b *testing.B, e *env) time.Duration {
 	ctx := context.Background()
+	return run64(b, func(i int) error {
+		r, opt := benchWrite(i)
+		_, err := e.p.Store(ctx, r, opt)
+		return err
+	})
+}
+
+// run64 calls call b.N times from 64 concurrent callers, with i counting
+// from 1, and returns the CPU time at the start.
+func run64(b *testing.B, call func(i int) error) time.Duration {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchPayload)))
@@ -117,37 +148,21 @@ func BenchmarkFastAckStore64(b *testing.B) {
 	cpu := cpuTime(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r, opt := benchWrite(int(next.Add(1)))
-			if _, err := e.p.Store(ctx, r, opt); err != nil {
+			if err := call(int(next.Add(1))); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	reportCPU(b, cpu)
+	return cpu
 }
 
 // BenchmarkBackgroundStore64 is background from 64 concurrent callers; the
 // writes are done when Flush returns.
 func BenchmarkBackgroundStore64(b *testing.B) {
 	e := newEnv(b, Config{Mode: streams.ModeBackground})
-	ctx := context.Background()
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchPayload)))
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
-	cpu := cpuTime(b)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			r, opt := benchWrite(int(next.Add(1)))
-			if _, err := e.p.Store(ctx, r, opt); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	if err := e.p.Flush(ctx); err != nil {
+	cpu := store64(b, e)
+	if err := e.p.Flush(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	reportCPU(b, cpu)
@@ -157,7 +172,6 @@ func BenchmarkBackgroundStore64(b *testing.B) {
 // synchronous publish at a time of the same message.
 func BenchmarkRawSyncPublish(b *testing.B) {
 	e := newEnv(b, Config{})
-	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchPayload)))
@@ -166,11 +180,7 @@ func BenchmarkRawSyncPublish(b *testing.B) {
 	for b.Loop() {
 		i++
 		key := strconv.Itoa(i)
-		m := &nats.Msg{Subject: "memory.bench.fast_ack.store", Data: body, Header: nats.Header{
-			streams.HeaderIdempotencyKey: {key},
-			streams.HeaderTenant:         {"bench"},
-		}}
-		if _, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID("bench:"+key)); err != nil {
+		if _, err := e.js.PublishMsg(ctx, rawMsg(streams.ModeFastAck, key), jetstream.WithMsgID("bench:"+key)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -182,35 +192,18 @@ func BenchmarkRawSyncPublish(b *testing.B) {
 // most a caller that must know its write is stored can pipeline.
 func BenchmarkRawAsyncWait64(b *testing.B) {
 	e := newEnv(b, Config{})
-	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
-	body, _ := json.Marshal(map[string]any{"coord": "0.1,0.2,0.3", "payload": benchPayload, "memory_type": "episodic"})
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchPayload)))
-	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
-	b.ResetTimer()
-	cpu := cpuTime(b)
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			key := strconv.Itoa(int(next.Add(1)))
-			m := &nats.Msg{Subject: "memory.bench.fast_ack.store", Data: body, Header: nats.Header{
-				streams.HeaderIdempotencyKey: {key},
-				streams.HeaderTenant:         {"bench"},
-			}}
-			f, err := js.PublishMsgAsync(m, jetstream.WithMsgID("bench:"+key))
-			if err == nil {
-				select {
-				case <-f.Ok():
-				case err = <-f.Err():
-				}
-			}
-			if err != nil {
-				b.Error(err)
-				return
-			}
+	js := rawAsyncJS(b, e)
+	cpu := run64(b, func(i int) error {
+		key := strconv.Itoa(i)
+		f, err := js.PublishMsgAsync(rawMsg(streams.ModeFastAck, key), jetstream.WithMsgID("bench:"+key))
+		if err != nil {
+			return err
+		}
+		select {
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			return err
 		}
 	})
 	reportCPU(b, cpu)
