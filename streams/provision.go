@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 		DLQMaxAge:       30 * 24 * time.Hour,
 		AckWait:         30 * time.Second,
 		MaxAckPending:   64,
-		Partitions:      32,
+		Partitions:      24,
 		MemberTTL:       10 * time.Second,
 	}
 }

@@ -78,7 +78,7 @@ type Config struct {
 	DLQMaxAge       time.Duration `env:"SOMABRAIN_OUTBOX_DLQ_MAX_AGE" envDefault:"720h" help:"how long dead letters are kept; 0 forever"`
 	AckWait         time.Duration `env:"SOMABRAIN_OUTBOX_ACK_WAIT" envDefault:"30s" help:"a write held this long by a silent worker is redelivered"`
 	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" envDefault:"128" help:"writes in flight per partition (per consumer, across all workers)"`
-	Partitions      int           `env:"SOMABRAIN_OUTBOX_PARTITIONS" envDefault:"32" help:"partitions per write mode; each is one durable consumer owned by one worker; changing it needs a drained outbox"`
+	Partitions      int           `env:"SOMABRAIN_OUTBOX_PARTITIONS" envDefault:"24" help:"partitions per write mode; each is one durable consumer owned by one worker; changing it needs a drained outbox"`
 	MemberTTL       time.Duration `env:"SOMABRAIN_OUTBOX_MEMBER_TTL" envDefault:"10s" help:"a worker that has not heartbeated for this long is considered gone and its partitions move"`
 
 	Modes           string        `env:"SOMABRAIN_OUTBOX_MODES" envDefault:"sync,fast_ack,background" help:"consumer groups this worker runs"`

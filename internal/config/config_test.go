@@ -25,7 +25,7 @@ func TestStreamsLayoutFollowsTheVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Streams(); s.Partitions != 32 || s.MemberTTL != 10*time.Second || s.MembersBucket != "MEMORY_WORKERS" {
+	if s := c.Streams(); s.Partitions != 24 || s.MemberTTL != 10*time.Second || s.MembersBucket != "MEMORY_WORKERS" {
 		t.Fatalf("default layout: %d partitions, member TTL %v, bucket %s", s.Partitions, s.MemberTTL, s.MembersBucket)
 	}
 	c, err = Load(map[string]string{"SOMABRAIN_OUTBOX_PARTITIONS": "4", "SOMABRAIN_OUTBOX_MEMBER_TTL": "3s", "SOMABRAIN_OUTBOX_MAX_ACK_PENDING": "50"})
