@@ -303,21 +303,25 @@ func (w *workerProc) stop() {
 	}
 }
 
-// usage is CPU time and peak resident memory of worker processes; peak
-// memory adds up across workers.
+// usage is CPU time, peak resident memory and read and write system calls
+// of worker processes; peak memory adds up across workers.
 type usage struct {
-	CPU    time.Duration
-	PeakMB float64
+	CPU      time.Duration
+	PeakMB   float64
+	Syscalls int64 // read and write calls (syscr + syscw of /proc/<pid>/io): sockets, files
 }
 
-func (u usage) plus(o usage) usage { return usage{CPU: u.CPU + o.CPU, PeakMB: u.PeakMB + o.PeakMB} }
+func (u usage) plus(o usage) usage {
+	return usage{CPU: u.CPU + o.CPU, PeakMB: u.PeakMB + o.PeakMB, Syscalls: u.Syscalls + o.Syscalls}
+}
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
 // every Linux architecture Go runs on).
 const userHZ = 100
 
-// usage reads utime+stime from /proc/<pid>/stat and VmHWM from
-// /proc/<pid>/status of a running worker.
+// usage reads utime+stime from /proc/<pid>/stat, VmHWM from
+// /proc/<pid>/status and syscr+syscw from /proc/<pid>/io of a running
+// worker.
 func (w *workerProc) usage() usage {
 	pid := w.cmd.Process.Pid
 	var u usage
@@ -341,6 +345,15 @@ func (w *workerProc) usage() usage {
 			}
 		}
 		f.Close()
+	}
+	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, line := range strings.Split(string(io), "\n") {
+			name, value, ok := strings.Cut(line, ": ")
+			if ok && (name == "syscr" || name == "syscw") {
+				n, _ := strconv.ParseInt(value, 10, 64)
+				u.Syscalls += n
+			}
+		}
 	}
 	return u
 }

@@ -76,6 +76,9 @@ type Results struct {
 	Measurements []Measurement      `json:"measurements"`
 	WorkerCPUus  map[string]float64 `json:"worker_cpu_us_per_applied_write"`
 	WorkerPeakMB map[string]float64 `json:"worker_peak_rss_mb"`
+	// WorkerSyscalls is the workers' read and write system calls per
+	// applied write, start-up included.
+	WorkerSyscalls map[string]float64 `json:"worker_rw_syscalls_per_applied_write"`
 	// WorkerStartupSeconds is, in the drain, how long after the worker
 	// processes were started the first write was applied.
 	WorkerStartupSeconds float64           `json:"worker_startup_seconds,omitempty"`
@@ -155,7 +158,7 @@ func run(ctx context.Context, opts options) (*Results, error) {
 	b := &bench{opts: opts, scale: opts.scale, work: work, bin: opts.jetboxBin, res: &Results{
 		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, Partitions: partitionsOf(opts), CPUs: runtime.NumCPU(),
 		LoadAverage: [2]string{loadAverage(), ""},
-		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, Skipped: map[string]string{},
+		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, WorkerSyscalls: map[string]float64{}, Skipped: map[string]string{},
 	}}
 	if slices.ContainsFunc(phases[:6], b.wants) {
 		if err := b.mainPhases(ctx); err != nil {

@@ -474,6 +474,7 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	bar.done()
 	running := e.workersUsage()
 	cpu := running.CPU
+	b.res.WorkerSyscalls["drain"] = float64(running.Syscalls) / float64(n)
 	if err := <-profiled; err != nil {
 		return fmt.Errorf("drain: profiling: %w", err)
 	}

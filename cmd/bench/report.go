@@ -239,6 +239,9 @@ func (r *Results) rows() []Row {
 		if mb, ok := r.WorkerPeakMB["drain"]; ok {
 			rows = append(rows, newRow(dr, "worker peak RSS (VmHWM)", "MB", mb, "", nil, target{}))
 		}
+		if calls, ok := r.WorkerSyscalls["drain"]; ok {
+			rows = append(rows, newRow(dr, "worker read+write syscalls per applied write", "calls", calls, "", nil, target{}))
+		}
 	}
 	const bl = "baselines"
 	for _, b := range []struct{ name, label string }{
