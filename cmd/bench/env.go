@@ -392,7 +392,10 @@ func (e *env) profileWorker(ctx context.Context, seconds int, dir string) error 
 	if err := download(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, seconds), filepath.Join(dir, "drain-worker.pprof")); err != nil {
 		return err
 	}
-	return download(ctx, base+"allocs", filepath.Join(dir, "drain-worker-allocs.pprof"))
+	if err := download(ctx, base+"allocs", filepath.Join(dir, "drain-worker-allocs.pprof")); err != nil {
+		return err
+	}
+	return download(ctx, base+"mutex", filepath.Join(dir, "drain-worker-mutex.pprof"))
 }
 
 // download saves what a GET of url answers into path.

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 // Profiles are served on the ops listener only when asked for: they show
 // the process's command line and stacks.
 func TestOpsServesProfilesOnlyWhenEnabled(t *testing.T) {
+	t.Cleanup(func() { runtime.SetMutexProfileFraction(0) })
 	for _, enabled := range []bool{false, true} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -44,6 +46,14 @@ func TestOpsServesProfilesOnlyWhenEnabled(t *testing.T) {
 		}
 		if got := get("/metrics"); got != http.StatusOK {
 			t.Errorf("profiles enabled %v: /metrics answered %d", enabled, got)
+		}
+		// The mutex profile records contention only while profiles are served.
+		wantRate := 0
+		if enabled {
+			wantRate = mutexSampling
+		}
+		if got := runtime.SetMutexProfileFraction(-1); got != wantRate {
+			t.Errorf("profiles enabled %v: mutex profile rate %d, want %d", enabled, got, wantRate)
 		}
 		srv.Close()
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -131,11 +132,18 @@ func setGCPercent() {
 	}
 }
 
+// mutexSampling is the rate of the mutex profile served with the other
+// profiles: one contention event in 10 is recorded.
+const mutexSampling = 10
+
 // serveOps serves /metrics, /healthz (the process is alive and connected)
 // and /readyz (streams present, consumers bound).
 func serveOps(addr string, reg *prometheus.Registry, profiles bool, healthy func() error, ready func(context.Context) error, log zerolog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	if profiles {
+		// Records one lock contention in mutexSampling for the mutex
+		// profile, which Go leaves empty unless asked.
+		runtime.SetMutexProfileFraction(mutexSampling)
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

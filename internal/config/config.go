@@ -100,7 +100,7 @@ type Config struct {
 	LogLevel       string `env:"SOMABRAIN_OUTBOX_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat      string `env:"SOMABRAIN_OUTBOX_LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal)"`
 	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include write bodies and memory API answers in failure logs (they are the users' data: off by default)"`
-	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener"`
+	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener, the mutex profile included"`
 	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
 }
 
