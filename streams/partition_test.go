@@ -426,15 +426,7 @@ func TestProvisionRefusesWritesStoredInTheEarlierLayoutAndMovesADrainedOne(t *te
 // partition, and nobody else's: a tenant whose token is another's prefix,
 // or a token equal to a mode or a partition number, included.
 func TestStoredTenantFilterCountsOneTenantsBacklog(t *testing.T) {
-	s := natstest.Start(t)
-	_, js := s.Connect(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cfg := streams.DefaultConfig()
-	top, err := streams.Provision(ctx, js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, top, ctx := startOutbox(t, streams.DefaultConfig())
 	tenants := []string{"acme", "acme2", "sync", "7", "acme.eu"}
 	for i, tenant := range tenants {
 		for _, m := range streams.Modes {

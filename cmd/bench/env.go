@@ -24,6 +24,7 @@ import (
 
 	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/natsconn"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -53,19 +54,17 @@ type env struct {
 }
 
 // newEnv starts a fresh pipeline in dir; provision makes jetbox's streams,
-// with partitions per mode (0: the default); instant serves instantAPI
-// instead of the development memory API.
+// with partitions per mode; instant serves instantAPI instead of the
+// development memory API.
 func newEnv(ctx context.Context, dir string, provision, instant bool, partitions int) (*env, error) {
 	cfg := streams.DefaultConfig()
-	if partitions > 0 {
-		cfg.Partitions = partitions
-	}
-	e := &env{dir: dir, applied: newAppliedLog(), partitions: cfg.Partitions}
+	cfg.Partitions = partitions
+	e := &env{dir: dir, applied: newAppliedLog(), partitions: partitions}
 	var err error
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}); err != nil {
 		return nil, err
 	}
-	if e.nc, e.js, err = embedded.Connect(e.nats); err != nil {
+	if e.nc, e.js, err = natsconn.WithJetStream(nats.Connect(e.nats.ClientURL())); err != nil {
 		e.close()
 		return nil, err
 	}

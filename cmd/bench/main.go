@@ -243,13 +243,13 @@ func (b *bench) add(m Measurement) { b.res.Measurements = append(b.res.Measureme
 
 func (b *bench) newEnv(ctx context.Context) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI, b.opts.partitions)
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI, b.res.Partitions)
 }
 
 // newEnvWithout is a fresh pipeline without jetbox's streams, for Watermill.
 func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI, b.opts.partitions)
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI, b.res.Partitions)
 }
 
 // buildJetbox builds the worker binary once, unless -jetbox named one.
@@ -309,7 +309,8 @@ func fatal(err error) {
 	os.Exit(2)
 }
 
-// partitionsOf is the partition count the run's outbox has.
+// partitionsOf is the partition count the run's outbox has: -partitions,
+// or jetbox's default.
 func partitionsOf(opts options) int {
 	if opts.partitions > 0 {
 		return opts.partitions

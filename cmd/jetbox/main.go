@@ -108,14 +108,5 @@ func connect(cfg config.Config, name string) (*nats.Conn, error) {
 
 // connectJS is connect plus a JetStream context.
 func connectJS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := connect(cfg, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
+	return natsconn.WithJetStream(connect(cfg, name))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/natsconn"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -75,7 +76,7 @@ func (r *runner) newEnvWith(ctx context.Context, o envOptions) (*env, error) {
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(e.dir, "nats")}); err != nil {
 		return nil, err
 	}
-	if e.nc, e.js, err = embedded.Connect(e.nats); err != nil {
+	if e.nc, e.js, err = natsconn.WithJetStream(nats.Connect(e.nats.ClientURL())); err != nil {
 		e.close()
 		return nil, err
 	}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Options configure an embedded server.
@@ -69,20 +67,4 @@ func Start(opts Options) (*server.Server, error) {
 		return nil, ErrNotReady
 	}
 	return s, nil
-}
-
-// Connect opens a plain client connection to s, and a JetStream context on
-// it: what the bench and the scenario runner use against the server they
-// started.
-func Connect(s *server.Server) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 )
 
@@ -107,4 +108,19 @@ func Connect(s Settings, log zerolog.Logger) (*nats.Conn, error) {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}
 	return nc, nil
+}
+
+// WithJetStream adds a JetStream context to a connection just opened, as
+// in WithJetStream(nats.Connect(url)). It passes err on, and closes nc if
+// the context cannot be made.
+func WithJetStream(nc *nats.Conn, err error) (*nats.Conn, jetstream.JetStream, error) {
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
