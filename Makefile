@@ -33,12 +33,14 @@ fuzz:
 
 # Drives jetbox on loopback through the consumption scenarios and prints
 # their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run;
-# ONLY=order,isolation for some of them; RUNS=3 for medians of three runs.
+# ONLY=order,isolation for some of them; RUNS=3 for medians of three runs;
+# WINDOWS=5s for isolation's and fairness's latency by 5 s of publishing.
 SCALE ?= 1
 ONLY ?=
 RUNS ?=
+WINDOWS ?=
 scenarios:
-	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY)) $(if $(RUNS),-runs $(RUNS))
+	$(GO) run ./cmd/scenarios -scale $(SCALE) $(if $(ONLY),-only $(ONLY)) $(if $(RUNS),-runs $(RUNS)) $(if $(WINDOWS),-windows $(WINDOWS))
 
 # The fault campaign (docs/RELIABILITY.md): a 3-node cluster, 3 workers,
 # a misbehaving memory API; CHAOS=60s for a short run.

@@ -31,7 +31,10 @@ type runner struct {
 	work  string
 	scale float64
 	keep  bool // keep data directories and worker logs
-	seq   int
+	// windows, when set, prints the steady runs' delivery latency by
+	// publish time in windows this wide.
+	windows time.Duration
+	seq     int
 }
 
 func (r *runner) n(base int) int { return max(1, int(float64(base)*r.scale)) }

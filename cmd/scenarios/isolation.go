@@ -74,6 +74,7 @@ func isolationScenario(ctx context.Context, r *runner) (result, error) {
 	err := r.runSteady(ctx, envOptions{apiDelay: time.Millisecond}, nil, healthyTenant, healthy,
 		func(e *env, tr *traffic, end time.Time) error {
 			baseTr, baseD = tr, e.deliveries(tr, healthy, end)
+			baseD.byWindow("isolation baseline, healthy", r.windows)
 			return nil
 		})
 	if err != nil {
@@ -118,6 +119,7 @@ func isolationScenario(ctx context.Context, r *runner) (result, error) {
 	err = r.runSteady(ctx, envOptions{apiDelay: time.Millisecond, fail: fail}, preload, healthyTenant, healthy,
 		func(e *env, tr *traffic, end time.Time) error {
 			withTr, withD = tr, e.deliveries(tr, healthy, end)
+			withD.byWindow("isolation with T0, healthy", r.windows)
 			if at := movedAt.Load(); at != 0 {
 				steadyD = e.deliveriesSince(tr, healthy, end, time.Unix(0, at))
 			}
@@ -207,20 +209,21 @@ func fairnessScenario(ctx context.Context, r *runner) (result, error) {
 		}
 		return fmt.Sprintf("tenant-%04d", 1+(i/2)%(tenants-1))
 	}
-	measure := func(tenantOf func(int) string) (tr *traffic, other, flooded delivered, err error) {
+	measure := func(label string, tenantOf func(int) string) (tr *traffic, other, flooded delivered, err error) {
 		err = r.runSteady(ctx, envOptions{apiDelay: time.Millisecond}, nil, tenantOf, all,
 			func(e *env, t *traffic, end time.Time) error {
 				tr, other = t, e.deliveries(t, others, end)
 				flooded = e.deliveries(t, func(tenant string) bool { return tenant == flooder }, end)
+				other.byWindow("fairness "+label+", others", r.windows)
 				return nil
 			})
 		return tr, other, flooded, err
 	}
-	uniTr, uniOthers, _, err := measure(uniform)
+	uniTr, uniOthers, _, err := measure("uniform", uniform)
 	if err != nil {
 		return result{}, fmt.Errorf("uniform: %w", err)
 	}
-	floodTr, floodOthers, floodOne, err := measure(flood)
+	floodTr, floodOthers, floodOne, err := measure("flood", flood)
 	if err != nil {
 		return result{}, fmt.Errorf("flood: %w", err)
 	}

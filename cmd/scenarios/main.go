@@ -49,6 +49,7 @@ func main() {
 	jetboxBin := flag.String("jetbox", "", "jetbox binary (default: built into a temp dir)")
 	out := flag.String("out", "", "also write the results as JSON to this file")
 	keep := flag.Bool("keep", false, "keep the data directories and worker logs")
+	windows := flag.Duration("windows", 0, "for isolation and fairness, also print each run's delivery latency by publish time in windows this wide (e.g. 5s)")
 	runs := flag.Int("runs", 1, "run each scenario this many times; figures are then medians and the verdict is the majority's")
 	flag.Parse()
 	if *runs < 1 {
@@ -77,7 +78,7 @@ func main() {
 			die(fmt.Errorf("build jetbox: %v\n%s", err, out))
 		}
 	}
-	r := &runner{bin: bin, work: work, scale: *scale, keep: *keep}
+	r := &runner{bin: bin, work: work, scale: *scale, keep: *keep, windows: *windows}
 
 	var results []result
 	failed := false

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,7 @@ func (e *env) waitFor(ctx context.Context, want uint64, include func(tenant stri
 type delivered struct {
 	writes    int
 	latencies []time.Duration // publish to applied; for a write not applied, its age at the end (a lower bound)
+	sentAfter []time.Duration // for each latency, when its write was published, after the window's start
 	inWindow  int             // applied within the publishing window
 	unapplied int             // not applied by the end
 }
@@ -111,6 +113,7 @@ func (e *env) deliveriesSince(tr *traffic, include func(tenant string) bool, end
 				break
 			}
 		}
+		d.sentAfter = append(d.sentAfter, w.at.Sub(tr.start))
 		if appliedAt.IsZero() {
 			d.unapplied++
 			d.latencies = append(d.latencies, end.Sub(w.at))
@@ -146,4 +149,28 @@ func tenantFilters(tenant string) (outbox, dlq string, err error) {
 		return "", "", err
 	}
 	return streams.StoredTenantFilter(token), streams.DLQSubjectPrefix + "." + token + ".>", nil
+}
+
+// byWindow prints the latencies of d by when their writes were published,
+// in windows of the given width, to stderr: where in a run a tail comes
+// from (-windows).
+func (d delivered) byWindow(label string, width time.Duration) {
+	if width <= 0 {
+		return
+	}
+	var windows [][]time.Duration
+	for i, at := range d.sentAfter {
+		n := int(max(0, at) / width)
+		for len(windows) <= n {
+			windows = append(windows, nil)
+		}
+		windows[n] = append(windows[n], d.latencies[i])
+	}
+	for n, l := range windows {
+		if len(l) == 0 {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "%-28s %6.0fs %6d writes  p50 %7.2f  p99 %7.2f  max %8.2f ms\n", label, (time.Duration(n) * width).Seconds(),
+			len(l), ms(percentile(l, 0.5)), ms(percentile(l, 0.99)), ms(percentile(l, 1)))
+	}
 }
