@@ -27,13 +27,23 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
+// embeddedOptions is the embedded nats-server of 'jetbox run' as cfg
+// sets it. cfg is valid.
+func embeddedOptions(cfg config.Config) embedded.Options {
+	interval, always, _ := cfg.EmbeddedSync()
+	return embedded.Options{
+		Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox",
+		SyncInterval: interval, SyncAlways: always,
+	}
+}
+
 // runWorkers is 'jetbox run': everything a laptop needs in one process, or
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	setGCPercent()
 	url := cfg.NATSURL
 	if url == "" {
-		ns, err := embedded.Start(embedded.Options{Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox"})
+		ns, err := embedded.Start(embeddedOptions(cfg))
 		if err != nil {
 			return err
 		}
@@ -42,7 +52,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 			ns.WaitForShutdown()
 		}()
 		url = ns.ClientURL()
-		log.Info().Str("url", url).Str("data", filepath.Join(cfg.DataDir, "nats")).Msg("embedded nats-server with JetStream listening")
+		log.Info().Str("url", url).Str("data", filepath.Join(cfg.DataDir, "nats")).Str("sync", cfg.NATSSync).Msg("embedded nats-server with JetStream listening")
 	}
 	nc, err := natsconn.Connect(natsSettings(cfg, url, "jetbox worker"), log)
 	if err != nil {

@@ -64,6 +64,7 @@ type Config struct {
 
 	DataDir        string `env:"SOMABRAIN_OUTBOX_DATA_DIR" envDefault:"./jetbox-data" help:"where the embedded nats-server and the development memory API keep their data"`
 	NATSListen     string `env:"SOMABRAIN_OUTBOX_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"listen address of the embedded nats-server"`
+	NATSSync       string `env:"SOMABRAIN_OUTBOX_NATS_SYNC" envDefault:"1s" help:"embedded nats-server: how often it flushes its files to disk (a duration), or always (before every acknowledgement); a crash of the machine can lose the writes acknowledged since the last flush, a crash of jetbox none"`
 	MemAPIListen   string `env:"SOMABRAIN_OUTBOX_MEMAPI_LISTEN" envDefault:"127.0.0.1:9595" help:"listen address of the development memory API"`
 	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; off disables (an empty value means the default)"`
 	Stream         string `env:"SOMABRAIN_OUTBOX_STREAM" envDefault:"MEMORY" help:"outbox stream name"`
@@ -149,6 +150,20 @@ func bad(variable, value, allowed string) error {
 }
 
 // Validate checks values the parser cannot.
+// EmbeddedSync is SOMABRAIN_OUTBOX_NATS_SYNC: the embedded nats-server
+// flushes its files to disk every interval, or after every write when
+// always is true.
+func (c Config) EmbeddedSync() (interval time.Duration, always bool, err error) {
+	if c.NATSSync == "always" {
+		return 0, true, nil
+	}
+	interval, err = time.ParseDuration(c.NATSSync)
+	if err == nil && interval <= 0 {
+		err = fmt.Errorf("sync interval %s is not above 0", interval)
+	}
+	return interval, false, err
+}
+
 func (c Config) Validate() error {
 	if _, err := streams.ParseMode(c.WriteMode); err != nil {
 		return bad("SOMABRAIN_MEMORY_WRITE_MODE", c.WriteMode, "sync, fast_ack, background")
@@ -176,6 +191,9 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
 			return bad("SOMABRAIN_OUTBOX_HTTP_LISTEN", c.HTTPListen, "host:port, or off")
 		}
+	}
+	if _, _, err := c.EmbeddedSync(); err != nil {
+		return bad("SOMABRAIN_OUTBOX_NATS_SYNC", c.NATSSync, "a duration above 0 such as 1s or 2m, or always")
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		return bad("SOMABRAIN_OUTBOX_REPLICAS", fmt.Sprint(c.Replicas), "1, 3 or 5")

@@ -69,6 +69,7 @@ func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 		"SOMABRAIN_OUTBOX_ACK_WAIT":          {"forever", "ACK_WAIT"},
 		"SOMABRAIN_OUTBOX_PARTITIONS":        {"1001", "1 to 1000"},
 		"SOMABRAIN_OUTBOX_MEMBER_TTL":        {"500ms", "at least 1s"},
+		"SOMABRAIN_OUTBOX_NATS_SYNC":         {"often", "or always"},
 	}
 	for name, c := range cases {
 		_, err := Load(map[string]string{name: c[0]})

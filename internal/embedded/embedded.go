@@ -20,6 +20,12 @@ type Options struct {
 	Name       string // server name; empty lets the server choose
 	Logging    bool   // pass the server's own log lines to stderr
 
+	// SyncInterval is how often the server flushes its files to disk; 0
+	// keeps the server default (2 min). SyncAlways flushes after every
+	// write, before it is acknowledged.
+	SyncInterval time.Duration
+	SyncAlways   bool
+
 	// Configure, when set, adjusts the server options last, before the
 	// server starts: how tests add authentication and TLS.
 	Configure func(*server.Options)
@@ -50,6 +56,10 @@ func Start(opts Options) (*server.Server, error) {
 		MaxPayload: opts.MaxPayload,
 		NoSigs:     true,
 		NoLog:      !opts.Logging,
+		SyncAlways: opts.SyncAlways,
+	}
+	if opts.SyncInterval > 0 {
+		sopts.SyncInterval = opts.SyncInterval
 	}
 	if opts.Configure != nil {
 		opts.Configure(sopts)
