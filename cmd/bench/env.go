@@ -53,15 +53,26 @@ type env struct {
 	partitions int
 }
 
-// newEnv starts a fresh pipeline in dir; provision makes jetbox's streams,
-// with partitions per mode; instant serves instantAPI instead of the
-// development memory API.
-func newEnv(ctx context.Context, dir string, provision, instant bool, partitions int) (*env, error) {
+// envSpec is what a fresh pipeline is made of.
+type envSpec struct {
+	provision  bool // jetbox's streams
+	instant    bool // instantAPI instead of the development memory API
+	partitions int  // per mode, of jetbox's outbox
+	// How often the nats-server flushes its files to disk (0: its default),
+	// or after every write.
+	syncInterval time.Duration
+	syncAlways   bool
+}
+
+// newEnv starts a fresh pipeline in dir.
+func newEnv(ctx context.Context, dir string, spec envSpec) (*env, error) {
+	provision, instant, partitions := spec.provision, spec.instant, spec.partitions
 	cfg := streams.DefaultConfig()
 	cfg.Partitions = partitions
 	e := &env{dir: dir, applied: newAppliedLog(), partitions: partitions}
 	var err error
-	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats")}); err != nil {
+	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"),
+		SyncInterval: spec.syncInterval, SyncAlways: spec.syncAlways}); err != nil {
 		return nil, err
 	}
 	if e.nc, e.js, err = natsconn.WithJetStream(nats.Connect(e.nats.ClientURL())); err != nil {

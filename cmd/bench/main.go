@@ -26,6 +26,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -58,7 +60,8 @@ type options struct {
 	instantAPI     bool
 	profile        string // directory for CPU profiles of the drain; empty: none
 	profileSeconds int
-	partitions     int // per mode; 0: jetbox's default
+	partitions     int    // per mode; 0: jetbox's default
+	natsSync       string // the nats-server's flushing: a duration or always; empty: its default
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -69,6 +72,7 @@ type Results struct {
 	Workers    int       `json:"workers"`
 	InstantAPI bool      `json:"instant_api"`
 	Partitions int       `json:"partitions"` // per mode, of jetbox's outbox
+	NATSSync   string    `json:"nats_sync"`  // how often the nats-server flushes its files, or always
 	CPUs       int       `json:"cpus"`
 	// LoadAverage is /proc/loadavg at the start and at the end: on a shared
 	// machine, figures taken under a high load are not comparable.
@@ -110,6 +114,7 @@ func main() {
 	flag.StringVar(&opts.profile, "profile", "", "write CPU profiles of the drain (the first worker's, and this process's: nats-server, memory API) into this directory")
 	flag.IntVar(&opts.partitions, "partitions", 0, "partitions per write mode of jetbox's outbox (default: jetbox's default); fewer cost the server less per write, and let fewer workers share a mode")
 	flag.IntVar(&opts.profileSeconds, "profile-seconds", 8, "how long the drain's CPU profiles last")
+	flag.StringVar(&opts.natsSync, "nats-sync", "", "how often the nats-server flushes its files to disk, a duration or always, as SOMABRAIN_OUTBOX_NATS_SYNC (default: the nats-server's own, 2m)")
 	flag.BoolVar(&opts.instantAPI, "instant-api", false, "serve a memory API that answers 200 at once without storing, instead of the development memory API (bbolt)")
 	flag.Parse()
 	if *only != "" {
@@ -120,6 +125,9 @@ func main() {
 			}
 		}
 	}
+	if _, _, err := natsSync(opts.natsSync); err != nil {
+		fatal(fmt.Errorf("-nats-sync %q: want a duration above 0 or always: %w", opts.natsSync, err))
+	}
 	if opts.scale <= 0 || opts.workers < 1 || opts.size < 1 {
 		fatal(errors.New("-scale, -workers and -size must be positive"))
 	}
@@ -129,7 +137,7 @@ func main() {
 	res, err := run(ctx, opts)
 	if res != nil {
 		printTable(os.Stdout, res.Table)
-		fmt.Printf("\nload average (1, 5, 15 min) at the start: %s, at the end: %s; %d CPUs; %d partitions per mode\n", res.LoadAverage[0], res.LoadAverage[1], res.CPUs, res.Partitions)
+		fmt.Printf("\nload average (1, 5, 15 min) at the start: %s, at the end: %s; %d CPUs; %d partitions per mode; nats-server flushes: %s\n", res.LoadAverage[0], res.LoadAverage[1], res.CPUs, res.Partitions, res.NATSSync)
 		for _, phase := range phases {
 			if why, ok := res.Skipped[phase]; ok {
 				fmt.Printf("%s: skipped (%s)\n", phase, why)
@@ -156,7 +164,7 @@ func run(ctx context.Context, opts options) (*Results, error) {
 	}
 	defer os.RemoveAll(work)
 	b := &bench{opts: opts, scale: opts.scale, work: work, bin: opts.jetboxBin, res: &Results{
-		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, Partitions: partitionsOf(opts), CPUs: runtime.NumCPU(),
+		Started: time.Now().UTC(), Scale: opts.scale, Size: opts.size, Workers: opts.workers, InstantAPI: opts.instantAPI, Partitions: partitionsOf(opts), NATSSync: cmp.Or(opts.natsSync, "2m"), CPUs: runtime.NumCPU(),
 		LoadAverage: [2]string{loadAverage(), ""},
 		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, WorkerSyscalls: map[string]float64{}, Skipped: map[string]string{},
 	}}
@@ -242,14 +250,30 @@ func (b *bench) n(base int) int { return max(1, int(float64(base)*b.scale)) }
 func (b *bench) add(m Measurement) { b.res.Measurements = append(b.res.Measurements, m) }
 
 func (b *bench) newEnv(ctx context.Context) (*env, error) {
-	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), true, b.opts.instantAPI, b.res.Partitions)
+	return b.freshEnv(ctx, true)
 }
 
 // newEnvWithout is a fresh pipeline without jetbox's streams, for Watermill.
 func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
+	return b.freshEnv(ctx, false)
+}
+
+func (b *bench) freshEnv(ctx context.Context, provision bool) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), false, b.opts.instantAPI, b.res.Partitions)
+	interval, always, _ := natsSync(b.opts.natsSync) // checked by main
+	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), envSpec{
+		provision: provision, instant: b.opts.instantAPI, partitions: b.res.Partitions,
+		syncInterval: interval, syncAlways: always,
+	})
+}
+
+// natsSync reads -nats-sync as SOMABRAIN_OUTBOX_NATS_SYNC reads it; empty
+// is the nats-server's default.
+func natsSync(value string) (interval time.Duration, always bool, err error) {
+	if value == "" {
+		return 0, false, nil
+	}
+	return config.Config{NATSSync: value}.EmbeddedSync()
 }
 
 // buildJetbox builds the worker binary once, unless -jetbox named one.
