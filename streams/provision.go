@@ -466,7 +466,7 @@ func sameStream(want, have jetstream.StreamConfig) bool {
 		want.MaxAge == have.MaxAge && want.AllowDirect == have.AllowDirect &&
 		limit(int64(want.MaxConsumers)) == limit(int64(have.MaxConsumers)) &&
 		limit(want.MaxBytes) == limit(have.MaxBytes) && limit(want.MaxMsgs) == limit(have.MaxMsgs) &&
-		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize))
+		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize)) && want.Compression == have.Compression
 }
 
 // limit folds the two ways of saying "no limit" (0 and -1) into one.
