@@ -66,10 +66,9 @@ type envSpec struct {
 
 // newEnv starts a fresh pipeline in dir.
 func newEnv(ctx context.Context, dir string, spec envSpec) (*env, error) {
-	provision, instant, partitions := spec.provision, spec.instant, spec.partitions
 	cfg := streams.DefaultConfig()
-	cfg.Partitions = partitions
-	e := &env{dir: dir, applied: newAppliedLog(), partitions: partitions}
+	cfg.Partitions = spec.partitions
+	e := &env{dir: dir, applied: newAppliedLog(), partitions: spec.partitions}
 	var err error
 	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"),
 		SyncInterval: spec.syncInterval, SyncAlways: spec.syncAlways}); err != nil {
@@ -79,14 +78,14 @@ func newEnv(ctx context.Context, dir string, spec envSpec) (*env, error) {
 		e.close()
 		return nil, err
 	}
-	if provision {
+	if spec.provision {
 		if _, err = streams.Provision(ctx, e.js, cfg); err != nil {
 			e.close()
 			return nil, err
 		}
 	}
 	handler := instantAPI()
-	if !instant {
+	if !spec.instant {
 		if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(dir, "memapi.db"), Token: apiToken}); err != nil {
 			e.close()
 			return nil, err

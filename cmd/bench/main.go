@@ -62,6 +62,10 @@ type options struct {
 	profileSeconds int
 	partitions     int    // per mode; 0: jetbox's default
 	natsSync       string // the nats-server's flushing: a duration or always; empty: its default
+	// natsSync read once: the flush interval (0: the server's default) or
+	// after every write.
+	syncInterval time.Duration
+	syncAlways   bool
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -125,8 +129,11 @@ func main() {
 			}
 		}
 	}
-	if _, _, err := natsSync(opts.natsSync); err != nil {
-		fatal(fmt.Errorf("-nats-sync %q: want a duration above 0 or always: %w", opts.natsSync, err))
+	if opts.natsSync != "" {
+		var err error
+		if opts.syncInterval, opts.syncAlways, err = (config.Config{NATSSync: opts.natsSync}).EmbeddedSync(); err != nil {
+			fatal(fmt.Errorf("-nats-sync %q: want a duration above 0 or always: %w", opts.natsSync, err))
+		}
 	}
 	if opts.scale <= 0 || opts.workers < 1 || opts.size < 1 {
 		fatal(errors.New("-scale, -workers and -size must be positive"))
@@ -260,20 +267,10 @@ func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
 
 func (b *bench) freshEnv(ctx context.Context, provision bool) (*env, error) {
 	b.envs++
-	interval, always, _ := natsSync(b.opts.natsSync) // checked by main
 	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), envSpec{
 		provision: provision, instant: b.opts.instantAPI, partitions: b.res.Partitions,
-		syncInterval: interval, syncAlways: always,
+		syncInterval: b.opts.syncInterval, syncAlways: b.opts.syncAlways,
 	})
-}
-
-// natsSync reads -nats-sync as SOMABRAIN_OUTBOX_NATS_SYNC reads it; empty
-// is the nats-server's default.
-func natsSync(value string) (interval time.Duration, always bool, err error) {
-	if value == "" {
-		return 0, false, nil
-	}
-	return config.Config{NATSSync: value}.EmbeddedSync()
 }
 
 // buildJetbox builds the worker binary once, unless -jetbox named one.

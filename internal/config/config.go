@@ -149,7 +149,6 @@ func bad(variable, value, allowed string) error {
 	return fmt.Errorf("%w: %s=%q, allowed: %s", ErrInvalid, variable, value, allowed)
 }
 
-// Validate checks values the parser cannot.
 // EmbeddedSync is SOMABRAIN_OUTBOX_NATS_SYNC: the embedded nats-server
 // flushes its files to disk every interval, or after every write when
 // always is true.
@@ -164,6 +163,7 @@ func (c Config) EmbeddedSync() (interval time.Duration, always bool, err error) 
 	return interval, false, err
 }
 
+// Validate checks values the parser cannot.
 func (c Config) Validate() error {
 	if _, err := streams.ParseMode(c.WriteMode); err != nil {
 		return bad("SOMABRAIN_MEMORY_WRITE_MODE", c.WriteMode, "sync, fast_ack, background")

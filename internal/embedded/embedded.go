@@ -56,10 +56,9 @@ func Start(opts Options) (*server.Server, error) {
 		MaxPayload: opts.MaxPayload,
 		NoSigs:     true,
 		NoLog:      !opts.Logging,
-		SyncAlways: opts.SyncAlways,
-	}
-	if opts.SyncInterval > 0 {
-		sopts.SyncInterval = opts.SyncInterval
+		// 0 leaves the server its default interval.
+		SyncInterval: opts.SyncInterval,
+		SyncAlways:   opts.SyncAlways,
 	}
 	if opts.Configure != nil {
 		opts.Configure(sopts)
