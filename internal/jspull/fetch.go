@@ -1,0 +1,78 @@
+package jspull
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fetchGrace is how long Fetch waits past maxWait for the server's
+// "408 Request Timeout" before it takes the request for lost.
+const fetchGrace = time.Second
+
+// Fetch sends one pull request for up to n messages living maxWait, and
+// returns the stored messages it delivered, whatever their headers and body.
+// It returns when n have come, when the server ends the request, or when
+// ctx ends (then with ctx's error and what came so far). An error the
+// server answers with (consumer deleted, bad request, no responders) is a
+// [*StatusError].
+func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, maxWait time.Duration, opts ...Option) ([]jetstream.Msg, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(validName("stream", stream), validName("consumer", consumer)); err != nil {
+		return nil, err
+	}
+	if n < 1 || maxWait < time.Millisecond {
+		return nil, errors.Join(ErrInvalidOption, errors.New("Fetch wants n >= 1 and maxWait >= 1ms"))
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	req := pullRequest{Expires: maxWait, Batch: n, MaxBytes: o.maxBytes, Group: o.group}
+	if err := req.publish(nc, o.nextSubject(stream, consumer), inbox); err != nil {
+		return nil, err
+	}
+	wait, cancel := context.WithTimeout(ctx, maxWait+fetchGrace)
+	defer cancel()
+
+	var msgs []jetstream.Msg
+	for len(msgs) < n {
+		m, err := sub.NextMsgWithContext(wait)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return msgs, ctx.Err()
+		case wait.Err() != nil:
+			return msgs, nil // no word from the server: the request is gone
+		default:
+			return msgs, err
+		}
+		switch classify(m) {
+		case stored:
+			msgs = append(msgs, &Msg{msg: m, nc: nc})
+		case status:
+			switch code := statusCode(m); code {
+			case "100":
+			case "404", "408":
+				return msgs, nil
+			case "409":
+				description := statusDescription(m)
+				if hasDescription(description, "batch completed") || hasDescription(description, "exceeds maxbytes") && len(msgs) > 0 {
+					return msgs, nil
+				}
+				return msgs, &StatusError{Code: code, Description: description}
+			default:
+				return msgs, &StatusError{Code: code, Description: statusDescription(m)}
+			}
+		}
+	}
+	return msgs, nil
+}
