@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,14 +86,13 @@ func natsGoMessages(t *testing.T, e *env, status string) {
 	t.Logf("nats.go %s, stored Status %s write: not delivered; delivered %v, then %v", natsGoVersion(), status, got, ended)
 }
 
-// natsGoVersion is the nats.go version the test binary was built with.
+// natsGoVersion is the nats.go module version the test binary was built
+// with, read from the source path of one of its functions.
 func natsGoVersion() string {
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range info.Deps {
-			if dep.Path == "github.com/nats-io/nats.go" {
-				return dep.Version
-			}
-		}
+	file, _ := runtime.FuncForPC(reflect.ValueOf(nats.Connect).Pointer()).FileLine(0)
+	if _, v, ok := strings.Cut(file, "nats.go@"); ok {
+		version, _, _ := strings.Cut(v, "/")
+		return version
 	}
 	return "(unknown version)"
 }

@@ -30,7 +30,7 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 	if n < 1 || maxWait < time.Millisecond {
 		return nil, errors.Join(ErrInvalidOption, errors.New("Fetch wants n >= 1 and maxWait >= 1ms"))
 	}
-	inbox := nc.NewRespInbox()
+	inbox := nc.NewInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
 		return nil, err

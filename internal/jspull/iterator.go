@@ -79,7 +79,7 @@ func Messages(nc *nats.Conn, stream, consumer string, opts ...Option) (*Iterator
 		return nil, err
 	}
 	it := &Iterator{
-		nc: nc, opts: o, subject: o.nextSubject(stream, consumer), inbox: nc.NewRespInbox(),
+		nc: nc, opts: o, subject: o.nextSubject(stream, consumer), inbox: nc.NewInbox(),
 		wake: make(chan struct{}),
 	}
 	it.mu.Lock()
