@@ -16,13 +16,16 @@ import (
 const maxQueuedErrors = 16
 
 // Iterator pulls a consumer continuously, like nats.go's MessagesContext.
+// Next is meant for one goroutine; the messages it hands out may be acked
+// from any.
+//
 // It keeps pulling whatever happens to its requests: it pulls again when
 // fewer than half of MaxMessages are buffered or on their way, when a
 // request ends (timeout, batch completed, wrong pin id), when nothing,
 // not even a heartbeat, was heard for twice the heartbeat, after a
 // reconnect, and shortly after a leadership change or server shutdown.
-// Errors the caller must see (consumer deleted, request refused) come out
-// of Next, and pulling goes on.
+// Errors the caller must see (consumer deleted, request refused, heartbeats
+// lost) come out of Next, and pulling goes on.
 type Iterator struct {
 	nc      *nats.Conn
 	opts    options
@@ -82,26 +85,25 @@ func Messages(nc *nats.Conn, stream, consumer string, opts ...Option) (*Iterator
 		nc: nc, opts: o, subject: o.nextSubject(stream, consumer), inbox: nc.NewInbox(),
 		wake: make(chan struct{}),
 	}
+	it.hbTimer = stoppedTimer(it.heartbeatLost)
+	it.retry = stoppedTimer(it.retryNow)
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.hbTimer = time.AfterFunc(time.Hour, it.heartbeatLost)
-	it.hbTimer.Stop()
-	it.retry = time.AfterFunc(time.Hour, it.retryNow)
-	it.retry.Stop()
+	it.status = nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING)
 	it.sub, err = nc.Subscribe(it.inbox, it.receive)
 	if err != nil {
+		nc.RemoveStatusListener(it.status)
 		return nil, err
 	}
 	it.sub.SetClosedHandler(func(string) { it.subscriptionClosed() })
-	it.status = nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING)
 	go it.watchConnection(it.status)
 	it.pull()
 	return it, nil
 }
 
 // Next returns the next stored message, or an error the caller must know
-// about (a [*StatusError]), or [ErrIteratorClosed] once stopped or drained,
-// or ctx's error.
+// about (a [*StatusError], jetstream.ErrNoHeartbeat) after which pulling
+// goes on, or [ErrIteratorClosed] once stopped or drained, or ctx's error.
 func (it *Iterator) Next(ctx context.Context) (jetstream.Msg, error) {
 	for {
 		it.mu.Lock()
@@ -325,7 +327,8 @@ func (it *Iterator) heard() {
 
 // heartbeatLost fires when nothing was heard for twice the heartbeat while
 // requests were open: they are gone (a server restart, a lost
-// connection), so pull again.
+// connection), so pull again, and tell the caller, who would otherwise
+// wait in silence if the requests keep getting lost.
 func (it *Iterator) heartbeatLost() {
 	it.mu.Lock()
 	defer it.mu.Unlock()
@@ -337,6 +340,7 @@ func (it *Iterator) heartbeatLost() {
 		return
 	}
 	it.hbMissed.Add(1)
+	it.report(jetstream.ErrNoHeartbeat)
 	it.resetRequests()
 	it.pull()
 }
@@ -392,6 +396,12 @@ func (it *Iterator) subscriptionClosed() {
 	it.notify()
 	it.mu.Unlock()
 	it.nc.RemoveStatusListener(it.status)
+}
+
+func stoppedTimer(f func()) *time.Timer {
+	t := time.AfterFunc(time.Hour, f)
+	t.Stop()
+	return t
 }
 
 func (it *Iterator) stopTimers() {
