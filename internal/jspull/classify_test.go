@@ -19,6 +19,8 @@ var poisons = []struct{ status, description string }{
 	{"408", "Request Timeout"},
 	{"100", "Idle Heartbeat"},
 	{"404", "No Messages"},
+	{"400", "Bad Request"},
+	{"423", "Nats-Pin-Id mismatch"},
 }
 
 // A stored write with an empty body and a Status header is a write like any
