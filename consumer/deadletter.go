@@ -33,11 +33,22 @@ type failure struct {
 func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
 	dl := nats.NewMsg(streams.DeadLetterSubject(msg.Subject()))
+	var misread []string
 	for name, values := range msg.Headers() {
 		if name == streams.HeaderMsgID || strings.HasPrefix(name, "Nats-") {
 			continue
 		}
+		// Whoever reads the dead letter with nats.go would take it for a
+		// server status (docs/NATSGO-STATUS-HEADER.md).
+		if len(msg.Data()) == 0 && (name == "Status" || name == "Description") {
+			misread = append(misread, name)
+			continue
+		}
 		dl.Header[name] = values
+	}
+	if len(misread) > 0 {
+		slices.Sort(misread)
+		dl.Header.Set(streams.HeaderDLQDropped, strings.Join(misread, ", "))
 	}
 	if id := msg.Headers().Get(streams.HeaderMsgID); id != "" {
 		dl.Header.Set(streams.HeaderDLQMsgID, id)

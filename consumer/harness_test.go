@@ -1,9 +1,11 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -222,6 +224,7 @@ type recorded struct {
 	Method string
 	Path   string
 	Header http.Header
+	Body   []byte
 	Status int
 }
 
@@ -283,7 +286,9 @@ func (f *faults) wrap(next http.Handler) http.Handler {
 		fault := f.byTenant[tenant]
 		n := f.count[tenant]
 		f.count[tenant]++
-		rec := recorded{At: time.Now(), Tenant: tenant, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := recorded{At: time.Now(), Tenant: tenant, Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 		f.mu.Unlock()
 		if down {
 			if hj, ok := w.(http.Hijacker); ok {

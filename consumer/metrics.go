@@ -40,6 +40,7 @@ type metrics struct {
 	retried       *prometheus.CounterVec
 	deferred      *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
+	foreignMsgIDs *prometheus.CounterVec
 	latency       *prometheus.HistogramVec
 	breakerState  *prometheus.GaugeVec
 	breakers      *prometheus.GaugeVec
@@ -69,6 +70,9 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_dead_lettered_total", Help: "Writes moved to the dead-letter stream, by class.",
 		}, []string{"group", "tenant", "class"}),
+		foreignMsgIDs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jetbox_worker_foreign_msg_ids_total", Help: "Writes dead-lettered because their Nats-Msg-Id claims another tenant, by the tenant that published them.",
+		}, []string{"group", "tenant"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetbox_worker_delivery_seconds",
 			Help:    "From the stream storing a write to the memory API applying it.",
@@ -100,7 +104,7 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		}, []string{"group"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
+		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.foreignMsgIDs, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
 	}
 	return m
 }

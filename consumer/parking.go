@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -296,7 +298,9 @@ func (r *replayer) run() {
 		return
 	}
 	for ctx.Err() == nil {
-		batch, err := c.Fetch(1, jetstream.FetchMaxWait(streams.PullExpiry))
+		// jspull, as for the outbox: parked writes keep their original
+		// headers, a forged Status among them.
+		batch, err := jspull.Fetch(ctx, g.nc, g.cfg.Streams.ParkingStream, c.CachedInfo().Name, 1, streams.PullExpiry)
 		if err != nil {
 			// The consumer may have been deleted by the replayer of an
 			// earlier parking of this tenant, unparked just before.
@@ -309,8 +313,8 @@ func (r *replayer) run() {
 			continue
 		}
 		var msg jetstream.Msg
-		for m := range batch.Messages() {
-			msg = m
+		if len(batch) > 0 {
+			msg = batch[0]
 		}
 		if msg == nil {
 			if !pt.sure() {
@@ -399,6 +403,19 @@ type parkedMsg struct {
 }
 
 func (m parkedMsg) Subject() string { return m.subject }
+
+// Headers leaves out the parking stream's own Nats-Msg-Id: the write's id
+// was checked when it was pulled from the outbox, and its key travels in
+// Soma-Idempotency-Key.
+func (m parkedMsg) Headers() nats.Header {
+	h := m.Msg.Headers()
+	if h.Get(streams.HeaderMsgID) == "" {
+		return h
+	}
+	h = maps.Clone(h)
+	delete(h, streams.HeaderMsgID)
+	return h
+}
 
 // parkedDelivery decodes a parked write. Its metadata carries the original
 // outbox sequence and time, so attempt counts, dead-letter ids and latency

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -33,7 +32,7 @@ type partition struct {
 	ctx      context.Context // ends when the partition is released
 	cancel   context.CancelFunc
 	workCtx  context.Context // outlives ctx by the shutdown grace period
-	it       jetstream.MessagesContext
+	it       *jspull.Iterator
 	pulled   chan struct{} // closed when the pull loop has ended
 	released chan struct{} // closed when release is done
 	running  sync.WaitGroup
@@ -42,8 +41,6 @@ type partition struct {
 	// sureCh is closed once the previous owner has certainly let go.
 	sureCh   chan struct{}
 	sureOnce sync.Once
-
-	pinID atomic.Value // string: the pin this worker was given, from its deliveries
 
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
@@ -59,11 +56,15 @@ func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*parti
 	if err != nil {
 		return nil, err
 	}
-	it, err := c.Messages(
-		jetstream.PullMaxMessages(g.batch),
-		jetstream.PullExpiry(streams.PullExpiry),
-		jetstream.PullHeartbeat(streams.PullExpiry/4),
-		jetstream.PullPriorityGroup(streams.OwnerGroup),
+	// jspull, not nats.go's iterator: a stored write that looks like a
+	// server status, or carries a pin id of its own, must reach the
+	// worker as the write it is (docs/NATSGO-STATUS-HEADER.md).
+	it, err := jspull.Messages(g.nc, g.cfg.Streams.Stream, streams.PartitionConsumerName(g.mode, p),
+		jspull.MaxMessages(g.batch),
+		jspull.MaxBytes(g.cfg.PullMaxBytes),
+		jspull.Expiry(streams.PullExpiry),
+		jspull.Heartbeat(streams.PullExpiry/4),
+		jspull.PinnedGroup(streams.OwnerGroup),
 	)
 	if err != nil {
 		return nil, err
@@ -105,12 +106,14 @@ func (pt *partition) pull() {
 		var msg jetstream.Msg
 		var err error
 		if settled {
-			msg, err = pt.it.Next()
+			msg, err = pt.it.Next(context.Background())
 		} else {
-			msg, err = pt.it.Next(jetstream.NextMaxWait(settleCheck))
+			wait, cancel := context.WithTimeout(context.Background(), settleCheck)
+			msg, err = pt.it.Next(wait)
+			cancel()
 		}
 		switch {
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+		case errors.Is(err, jspull.ErrIteratorClosed):
 			// Released before it settled: what came early goes back as it
 			// came, in stream order.
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
@@ -118,15 +121,12 @@ func (pt *partition) pull() {
 				pt.handBack(delivery{msg: m})
 			}
 			return
-		case err != nil && !(errors.Is(err, nats.ErrTimeout) && !settled):
+		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !settled):
 			g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("pull")
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
 		if msg != nil {
-			if id := msg.Headers().Get(pinHeader); id != "" {
-				pt.pinID.Store(id)
-			}
 			if !settled {
 				pt.hold(msg)
 				early = append(early, msg)
@@ -296,16 +296,12 @@ func (pt *partition) release(ctx context.Context) {
 	g.log.Debug().Str("group", string(g.mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
 }
 
-// pinHeader carries the pin id on every write delivered through a pinned
-// priority group.
-const pinHeader = "Nats-Pin-Id"
-
 // unpin lets the next owner be pinned at once, if the pin is this worker's.
 // A worker that was never delivered a write was never pinned (the server
 // pins a client when it delivers to it), and must not unpin: the pin would
 // be the previous owner's, still handing back its writes.
 func (pt *partition) unpin(ctx context.Context) error {
-	id, _ := pt.pinID.Load().(string)
+	id := pt.it.PinID()
 	if id == "" {
 		return nil
 	}

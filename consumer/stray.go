@@ -2,12 +2,12 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -22,18 +22,17 @@ func (w *Worker) deadLetterStrays(ctx context.Context, stray jetstream.Consumer)
 			sleep(ctx, time.Second)
 			continue
 		}
-		batch, err := stray.Fetch(16, jetstream.FetchMaxWait(streams.PullExpiry))
-		if err != nil {
+		// jspull: a stray write with a forged Status header must still be
+		// dead-lettered, not taken for the server's word.
+		batch, err := jspull.Fetch(ctx, w.nc, w.cfg.Streams.Stream, stray.CachedInfo().Name, 16, streams.PullExpiry)
+		for _, msg := range batch {
+			w.deadLetterStray(ctx, msg)
+		}
+		if err != nil && ctx.Err() == nil {
+			w.log.Debug().Err(err).Msg("pull from the stray consumer")
 			if !sleep(ctx, time.Second) {
 				return
 			}
-			continue
-		}
-		for msg := range batch.Messages() {
-			w.deadLetterStray(ctx, msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
-			w.log.Debug().Err(err).Msg("pull from the stray consumer")
 		}
 	}
 }

@@ -74,6 +74,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.PullMaxBytes = max(cfg.PullMaxBytes, int(nc.MaxPayload()))
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
@@ -123,6 +124,8 @@ func (w *Worker) ID() string { return w.id }
 // flushes their acks. Nothing is lost either way: a write not acked is
 // redelivered.
 func (w *Worker) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	if err := w.bind(ctx); err != nil {
 		return err
 	}
@@ -159,6 +162,15 @@ func (w *Worker) Run(ctx context.Context) error {
 	// A partition that could not be taken is tried again on the next tick.
 	retry := time.NewTicker(w.cfg.Streams.MemberTTL)
 	defer retry.Stop()
+	// nats.go reconnects by itself for as long as it may, but closes the
+	// connection for good on some server errors. A worker left without one
+	// would run on, consuming nothing: it stops instead, with an error, so
+	// that its supervisor starts it again.
+	closed := w.nc.StatusChanged(nats.CLOSED)
+	if w.nc.IsClosed() {
+		closed <- nats.CLOSED
+	}
+	var lost error
 	var members []memberInfo
 	for done := false; !done; {
 		select {
@@ -168,6 +180,16 @@ func (w *Worker) Run(ctx context.Context) error {
 			if members != nil {
 				w.rebalance(ctx, workCtx, members)
 			}
+		case <-closed:
+			// Closed without an error, the connection was closed by its
+			// owner, who stops the worker next.
+			if err := w.nc.LastError(); err != nil {
+				lost = fmt.Errorf("%w: %v", ErrConnectionClosed, err)
+				w.log.Error().Err(lost).Msg("NATS closed the connection for good; stopping so that the worker can be restarted")
+				stop()
+				done = true
+			}
+			closed = nil
 		case <-ctx.Done():
 			done = true
 		}
@@ -192,9 +214,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.nc.FlushTimeout(5 * time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("flush acks on shutdown: %w", err)
 	}
+	if lost != nil {
+		return lost
+	}
 	w.log.Info().Msg("worker drained")
 	return nil
 }
+
+// ErrConnectionClosed says the worker stopped because its NATS connection
+// was closed for good.
+var ErrConnectionClosed = errors.New("NATS connection closed")
 
 // rebalance releases the partitions no longer assigned to this worker, then
 // takes the newly assigned ones. Releasing first matters: the new owner's
@@ -337,6 +366,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		return
 	}
 	if d.err != nil {
+		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !sleep(ctx, g.backoff(1, 0)) {
 				pt.handBack(d)
@@ -562,4 +592,18 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// noteForeignMsgID counts and reports a write whose Nats-Msg-Id claims
+// another tenant. Dead-lettering it is not the whole story: the tenant it
+// claims may have had a write with that id refused as a duplicate, which
+// only this signal brings to light.
+func (g *group) noteForeignMsgID(d delivery) {
+	var bad *BadInputError
+	if !errors.As(d.err, &bad) || !bad.ForeignMsgID {
+		return
+	}
+	g.metrics.foreignMsgIDs.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.addr.Tenant)).Inc()
+	g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Uint64("seq", d.meta.Sequence.Stream).
+		Str("reason", g.loggable(bad.Reason)).Msg("write claims another tenant's message id: that tenant's write with the same id may have been refused as a duplicate")
 }

@@ -208,7 +208,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f F
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID("replay:"+id.String())); err != nil {
+		if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(replayMsgID(subject, id))); err != nil {
 			res.Failed++
 			return fmt.Errorf("replay dead letter %d to %s: %w", d.Seq, subject, err)
 		}
@@ -219,4 +219,13 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f F
 		return nil
 	})
 	return res, err
+}
+
+// replayMsgID is a replay's fresh Nats-Msg-Id, "<tenant token>:replay:<UUID
+// v7>": workers refuse an id that claims a tenant other than its subject's.
+func replayMsgID(subject string, id uuid.UUID) string {
+	if addr, err := streams.ParseSubject(subject); err == nil {
+		return addr.Token + ":replay:" + id.String()
+	}
+	return "replay:" + id.String()
 }

@@ -1,5 +1,11 @@
 package streams
 
+import (
+	"strings"
+
+	"github.com/jetbox-dev/jetbox/tenancy"
+)
+
 // Headers a producer sets on a write.
 const (
 	HeaderMsgID          = "Nats-Msg-Id"
@@ -55,3 +61,27 @@ const (
 	ClassBadInput  DLQClass = "bad_input" // the message could not be decoded or validated
 	ClassExhausted DLQClass = "exhausted" // transient failures used up the retry budget
 )
+
+// Bounds on Soma-Reply-To. The worker publishes a sync outcome to it with
+// its own connection, and the nats-server closes a connection whose
+// control line (subject, reply and sizes) passes 4 KiB: an unbounded reply
+// subject would let one write cut the worker off from NATS.
+const (
+	MaxReplyToLen    = 256
+	MaxReplyToTokens = 16
+)
+
+// MsgIDTenantToken returns the tenant token a Nats-Msg-Id claims: the part
+// before its first ':' when that part is a valid tenant token. The Go
+// producer makes every id "<tenant token>:<key>"; the worker refuses a
+// write whose id claims a token other than its subject's.
+func MsgIDTenantToken(id string) (string, bool) {
+	token, _, ok := strings.Cut(id, ":")
+	if !ok || len(token) > tenancy.MaxTokenLen {
+		return "", false
+	}
+	if _, err := tenancy.Decode(token); err != nil {
+		return "", false
+	}
+	return token, true
+}

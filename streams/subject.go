@@ -208,12 +208,16 @@ const StrayToken = "~"
 
 // DeadLetterSubject is the subject a stored write is dead-lettered under:
 // DLQSubjectFor, with every wildcard token ('*' or '>', which a raw client
-// can publish) replaced by StrayToken, so the dead letter is stored under a
-// literal subject a filter can select.
+// can publish) and every token longer than tenancy.MaxTokenLen replaced by
+// StrayToken, so the dead letter is stored under a literal subject a
+// filter can select, short enough to publish.
 func DeadLetterSubject(stored string) string {
 	tokens := strings.Split(DLQSubjectFor(stored), ".")
 	for i, t := range tokens {
-		if t == "*" || t == ">" {
+		// A token longer than any tenant's could make the subject pass the
+		// server's 4 KiB control line, and the server would close the
+		// worker's connection for it.
+		if t == "*" || t == ">" || len(t) > tenancy.MaxTokenLen {
 			tokens[i] = StrayToken
 		}
 	}

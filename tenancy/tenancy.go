@@ -18,6 +18,10 @@ import (
 // MaxLen is the longest tenant id in bytes.
 const MaxLen = 128
 
+// MaxTokenLen is the longest token Encode makes: a MaxLen-byte tenant with
+// every byte escaped.
+const MaxTokenLen = 3 * MaxLen
+
 // DefaultTenant is used when neither a tenant nor a namespace names one and no
 // other default is configured.
 const DefaultTenant = "public"
@@ -139,6 +143,9 @@ func encode(tenant string) string {
 func Decode(token string) (string, error) {
 	if token == "" {
 		return "", &InvalidTenantError{Tenant: token, Reason: "empty token"}
+	}
+	if len(token) > MaxTokenLen {
+		return "", &InvalidTenantError{Tenant: token, Reason: fmt.Sprintf("token of %d bytes, at most %d", len(token), MaxTokenLen)}
 	}
 	if plain(token) { // the common case: the tenant is its own token
 		if err := Validate(token); err != nil {
