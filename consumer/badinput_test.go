@@ -41,6 +41,12 @@ func hostileMessages() []hostile {
 		{name: "body not JSON", subject: "memory.acme.fast_ack.store", body: `{"coord":`, reason: "not valid JSON"},
 		{name: "truncated in a string", subject: "memory.acme.fast_ack.store", body: `{"coord":"1,2,3","payload":{"te`, reason: "not valid JSON"},
 		{name: "empty body", subject: "memory.acme.fast_ack.store", body: ``, reason: "empty body"},
+		// nats.go takes a delivered message with an empty body and a Status
+		// header for the server's own status (docs/NATSGO-STATUS-HEADER.md).
+		{name: "empty body with status 409", subject: "memory.acme.fast_ack.store", header: map[string]string{"Status": "409", "Description": "Consumer Deleted"}, body: ``, reason: "empty body"},
+		{name: "empty body with status 408", subject: "memory.acme.fast_ack.store", header: map[string]string{"Status": "408", "Description": "Request Timeout"}, body: ``, reason: "empty body"},
+		{name: "empty body with status 100", subject: "memory.acme.sync.store", header: map[string]string{"Status": "100", "Description": "Idle Heartbeat"}, body: ``, reason: "empty body"},
+		{name: "empty stray with status 409", subject: "memory.*.background.store", header: map[string]string{"Status": "409", "Description": "Consumer Deleted"}, body: ``, reason: "stored without a partition"},
 		{name: "control character in body", subject: "memory.acme.fast_ack.store", body: "{\"coord\":\"1,2,3\",\"payload\":{\"t\":\"a\x01b\"}}", reason: "not valid JSON"},
 		{name: "NUL after the object", subject: "memory.acme.fast_ack.store", body: okStore + "\x00", reason: "not valid JSON"},
 		{name: "non-UTF-8 bytes in body", subject: "memory.acme.fast_ack.store", body: "{\"coord\":\"1,2,3\",\"payload\":{\"t\":\"\xff\xfe\"}}", reason: "not valid UTF-8"},
@@ -60,7 +66,8 @@ func hostileMessages() []hostile {
 		{name: "unknown memory_type", subject: "memory.acme.fast_ack.store", body: `{"coord":"1,2,3","payload":{},"memory_type":"procedural"}`, reason: "memory_type must be episodic or semantic"},
 		{name: "empty memory_type", subject: "memory.acme.fast_ack.store", body: `{"coord":"1,2,3","payload":{},"memory_type":""}`, reason: "memory_type must be episodic or semantic"},
 		{name: "delete coord a bool", subject: "memory.acme.fast_ack.delete", body: `{"coord":true}`, reason: "cannot unmarshal bool"},
-		{name: "link without type", subject: "memory.acme.fast_ack.link", body: `{"from_coord":"1,2,3","to_coord":"3,2,1"}`, reason: "link_type is required"},
+		{name: "link metadata not an object", subject: "memory.acme.fast_ack.link", body: `{"from_coord":"1,2,3","to_coord":"3,2,1","metadata":[1]}`, reason: "cannot unmarshal array"},
+		{name: "link strength a string", subject: "memory.acme.fast_ack.link", body: `{"from_coord":"1,2,3","to_coord":"3,2,1","strength":"high"}`, reason: "cannot unmarshal string"},
 		{name: "link from_coord an array", subject: "memory.acme.fast_ack.link", body: `{"from_coord":[1,2,3],"to_coord":"3,2,1","link_type":"related"}`, reason: "cannot unmarshal array"},
 		{name: "link to_coord an object", subject: "memory.acme.fast_ack.link", body: `{"from_coord":"1,2,3","to_coord":{},"link_type":"related"}`, reason: "cannot unmarshal object"},
 		{name: "link link_type a number", subject: "memory.acme.fast_ack.link", body: `{"from_coord":"1,2,3","to_coord":"3,2,1","link_type":7}`, reason: "cannot unmarshal number"},
@@ -91,7 +98,8 @@ func hostileMessages() []hostile {
 		{name: "lone tilde", subject: "memory.acme~.fast_ack.store", body: okStore, reason: "byte 0x7E at 4 is not allowed"},
 		{name: "escaped control byte", subject: "memory.acme~00.fast_ack.store", body: okStore, reason: "control character U+0000"},
 		{name: "escaped invalid UTF-8", subject: "memory.caf~C3.fast_ack.store", body: okStore, reason: "not valid UTF-8"},
-		{name: "overlong tenant token", subject: "memory." + strings.Repeat("a", 1000) + ".fast_ack.store", body: okStore, reason: "1000 bytes, at most 128"},
+		{name: "overlong tenant token", subject: "memory." + strings.Repeat("a", 1000) + ".fast_ack.store", body: okStore, reason: "token of 1000 bytes, at most 384"},
+		{name: "tenant token near the control line", subject: "memory." + strings.Repeat("a", 3900) + ".fast_ack.store", body: okStore, reason: "token of 3900 bytes, at most 384"},
 
 		// Headers.
 		{name: "control character in idempotency key", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderIdempotencyKey: "a\x01b"}, body: okStore, reason: "control character"},
@@ -115,6 +123,16 @@ func hostileMessages() []hostile {
 		{name: "reply to a token wildcard", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX.*.x"}, body: okStore, reason: "not a literal subject"},
 		{name: "reply with an empty token", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX..x"}, body: okStore, reason: "not a literal subject"},
 		{name: "reply outside the inboxes", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "orders.created"}, body: okStore, reason: "not under an allowed reply prefix"},
+		// Publishing to a subject past the server's 4 KiB control line
+		// would make the server close the worker's connection.
+		{name: "reply past the control line", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX." + strings.Repeat("r", 5000)}, body: okStore, reason: "5007 bytes, at most 256"},
+		{name: "reply with many tokens", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX" + strings.Repeat(".t", 20)}, body: okStore, reason: "more than 16 tokens"},
+		{name: "reply with a non-ASCII byte", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX.caf\u00e9"}, body: okStore, reason: "byte 0xC3"},
+
+		// Another tenant's namespace, and a message id that claims another
+		// tenant (pre-claiming its id would make its write vanish).
+		{name: "namespace of another tenant", subject: "memory.acme.fast_ack.store", header: map[string]string{streams.HeaderNamespace: "memory:victim"}, body: okStore, reason: `names tenant "victim", not the subject's tenant "acme"`},
+		{name: "message id of another tenant", subject: "memory.acme.fast_ack.store", msgID: "victim:req-1", body: okStore, reason: `Nats-Msg-Id claims tenant token "victim", not the subject's "acme"`},
 	}
 }
 
@@ -267,8 +285,12 @@ func TestHostileInputFromARawClientIsRefusedOrDeadLettered(t *testing.T) {
 			t.Errorf("wildcard tenant token: stored subject %q", got)
 		}
 	}
-	if n := h.deadLettersOn("memory_dlq.~.fast_ack.store"); n != 1 {
-		t.Errorf("wildcard tenant token: %d dead letters under a literal subject, want 1", n)
+	// The wildcard token and the two tokens longer than any tenant's.
+	if n := h.deadLettersOn("memory_dlq.~.fast_ack.store"); n != 3 {
+		t.Errorf("wildcard and overlong tenant tokens: %d dead letters under memory_dlq.~.fast_ack.store, want 3", n)
+	}
+	if hd := dead["message id of another tenant"]; hd != nil && hd.Get(streams.HeaderDLQMsgID) != "victim:req-1" {
+		t.Errorf("message id of another tenant: the dead letter keeps id %q", hd.Get(streams.HeaderDLQMsgID))
 	}
 	if hd := dead["no Nats-Msg-Id nor key"]; hd != nil {
 		if key := hd.Get(streams.HeaderIdempotencyKey); !strings.HasPrefix(key, "jetbox-seq-") || hd.Get(streams.HeaderDLQMsgID) != "" {
@@ -327,4 +349,28 @@ func (h *harness) deadLettersOn(subject string) uint64 {
 		h.t.Fatal(err)
 	}
 	return info.State.Subjects[subject]
+}
+
+// A connection the nats-server closes for good (here: a publish past its
+// control line, which an unchecked reply subject used to cause) stops the
+// worker with ErrConnectionClosed instead of leaving it running idle, and
+// the worker is no longer ready.
+func TestWorkerStopsWhenNATSClosesItsConnection(t *testing.T) {
+	h := newHarness(t)
+	rw := h.startWorker(h.workerConfig())
+	if err := rw.nc.Publish("_INBOX."+strings.Repeat("x", 5000), nil); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	select {
+	case err := <-rw.done:
+		if !errors.Is(err, ErrConnectionClosed) {
+			t.Fatalf("worker stopped with %v, want ErrConnectionClosed", err)
+		}
+		rw.done <- nil // the cleanup stops it again
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the worker keeps running on a closed connection (closed: %v, last error: %v)", rw.nc.IsClosed(), rw.nc.LastError())
+	}
+	if err := rw.Ready(); err == nil {
+		t.Fatal("worker ready on a closed connection")
+	}
 }

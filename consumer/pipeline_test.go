@@ -35,7 +35,7 @@ func TestEveryModeAppliesEachWriteOnceWithContractHeaders(t *testing.T) {
 				defer wg.Done()
 				_, err := p.Store(ctx, producer.StoreRequest{
 					Tenant:    fmt.Sprintf("tenant.%02d", i%tenants), // a dot must survive the subject encoding
-					Namespace: "memory:ignored-when-tenant-given",
+					Namespace: fmt.Sprintf("memory:tenant.%02d", i%tenants),
 					Key:       fmt.Sprintf("%s-%d", mode, i),
 					Payload:   map[string]any{"i": i, "mode": string(mode)},
 				}, producer.WithMode(mode), producer.WithRequestID(fmt.Sprintf("req-%s-%d", mode, i)))
@@ -73,12 +73,12 @@ func TestEveryModeAppliesEachWriteOnceWithContractHeaders(t *testing.T) {
 		if len(r.Tenant) != len("tenant.00") || r.Tenant[:7] != "tenant." {
 			t.Fatalf("X-Soma-Tenant %q is not the raw tenant", r.Tenant)
 		}
-		if hd.Get("X-Soma-Namespace") != "memory:ignored-when-tenant-given" {
-			t.Fatalf("X-Soma-Namespace %q", hd.Get("X-Soma-Namespace"))
+		if hd.Get("X-Soma-Namespace") != "memory:"+r.Tenant {
+			t.Fatalf("X-Soma-Namespace %q for tenant %q", hd.Get("X-Soma-Namespace"), r.Tenant)
 		}
 		key := hd.Get("X-Idempotency-Key")
-		if key == "" || key != hd.Get("X-Request-ID") {
-			t.Fatalf("X-Idempotency-Key %q should be the caller's request id %q", key, hd.Get("X-Request-ID"))
+		if len(key) != 32 || !strings.HasPrefix(hd.Get("X-Request-ID"), "req-") {
+			t.Fatalf("X-Idempotency-Key %q, X-Request-ID %q: want a derived key and the caller's request id", key, hd.Get("X-Request-ID"))
 		}
 		if keys[key] {
 			t.Fatalf("idempotency key %q sent twice", key)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,13 +14,19 @@ import (
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
+	"github.com/jetbox-dev/jetbox/tenancy"
 )
 
 // ErrBadInput is wrapped by every reason a message cannot be applied at all.
 var ErrBadInput = errors.New("bad input")
 
 // BadInputError says why a message was dead-lettered without an attempt.
-type BadInputError struct{ Reason string }
+type BadInputError struct {
+	Reason string
+	// ForeignMsgID marks a write whose Nats-Msg-Id claims another tenant:
+	// a possible attempt to make that tenant's write vanish as a duplicate.
+	ForeignMsgID bool
+}
 
 func (e *BadInputError) Error() string        { return "bad input: " + e.Reason }
 func (e *BadInputError) Is(target error) bool { return target == ErrBadInput }
@@ -95,6 +100,20 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 			return w, badInput("%s: %v", hv.name, err)
 		}
 	}
+	// The memory API scopes a write by its namespace as much as by its
+	// tenant: a namespace naming another tenant would write there.
+	if w.namespace != "" {
+		if nt := tenancy.FromNamespace(w.namespace); nt != addr.Tenant {
+			return w, badInput("header %s %q names tenant %q, not the subject's tenant %q", streams.HeaderNamespace, text.Clip(w.namespace, 64), text.Clip(nt, 64), text.Clip(addr.Tenant, 64))
+		}
+	}
+	// The duplicate window is stream-wide: a write stored under another
+	// tenant's id would make that tenant's write with the same id vanish as
+	// a duplicate. Producers prefix the id with their own token, so an id
+	// that claims another token is a pre-claim, never an honest write.
+	if claimed, ok := streams.MsgIDTenantToken(h.Get(streams.HeaderMsgID)); ok && claimed != addr.Token {
+		return w, &BadInputError{Reason: fmt.Sprintf("%s claims tenant token %q, not the subject's %q", streams.HeaderMsgID, text.Clip(claimed, 64), text.Clip(addr.Token, 64)), ForeignMsgID: true}
+	}
 	if err := w.decodeBody(msg.Data()); err != nil {
 		return w, err
 	}
@@ -124,7 +143,18 @@ var reservedReplyPrefixes = []string{"$", streams.SubjectPrefix + ".", streams.D
 // checkReplyTo accepts a literal subject under one of the allowed prefixes
 // (by default the inboxes NATS clients make), outside the reserved ones.
 func checkReplyTo(subject string, allowed []string) error {
-	if strings.ContainsAny(subject, " \t\r\n*>") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") || strings.Contains(subject, "..") {
+	if len(subject) > streams.MaxReplyToLen {
+		return fmt.Errorf("%d bytes, at most %d", len(subject), streams.MaxReplyToLen)
+	}
+	if strings.Count(subject, ".") >= streams.MaxReplyToTokens {
+		return fmt.Errorf("%q has more than %d tokens", text.Clip(subject, 64), streams.MaxReplyToTokens)
+	}
+	for i := 0; i < len(subject); i++ {
+		if c := subject[i]; c <= ' ' || c >= 0x7F {
+			return fmt.Errorf("%q is not a literal subject: byte 0x%02X at %d", text.Clip(subject, 64), c, i)
+		}
+	}
+	if strings.ContainsAny(subject, "*>") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") || strings.Contains(subject, "..") {
 		return fmt.Errorf("%q is not a literal subject", text.Clip(subject, 64))
 	}
 	for _, p := range reservedReplyPrefixes {
@@ -155,10 +185,12 @@ type deleteBody struct {
 }
 
 type linkBody struct {
-	FromCoord *string  `json:"from_coord"`
-	ToCoord   *string  `json:"to_coord"`
-	LinkType  *string  `json:"link_type"`
-	Weight    *float64 `json:"weight"`
+	FromCoord *string                     `json:"from_coord"`
+	ToCoord   *string                     `json:"to_coord"`
+	LinkType  *string                     `json:"link_type"`
+	Strength  *float64                    `json:"strength"`
+	Weight    *float64                    `json:"weight"`
+	Metadata  *map[string]json.RawMessage `json:"metadata"`
 }
 
 // Paths of the memory API calls that have a body.
@@ -204,7 +236,7 @@ func (w *write) decodeBody(data []byte) error {
 				return badInput("store body: %v", err)
 			}
 		}
-		w.method, w.path, w.body, w.coord = "POST", pathMemories, data, coord
+		w.method, w.path, w.body, w.coord = "POST", pathMemories, b.forward(data, storeFields), coord
 	case streams.OpDelete:
 		coord, hasCoord, ok := b.str(fieldCoord)
 		if !b.object || !ok {
@@ -217,9 +249,12 @@ func (w *write) decodeBody(data []byte) error {
 	case streams.OpLink:
 		from, hasFrom, ok1 := b.str(fieldFromCoord)
 		to, hasTo, ok2 := b.str(fieldToCoord)
-		linkType, _, ok3 := b.str(fieldLinkType)
-		weight, ok4 := b.number(fieldWeight)
-		if !b.object || !ok1 || !ok2 || !ok3 || !ok4 {
+		_, _, ok3 := b.str(fieldLinkType)
+		_, ok4 := b.number(fieldStrength)
+		_, ok5 := b.number(fieldWeight)
+		metadata := b.fields[fieldMetadata]
+		ok6 := metadata == nil || metadata[0] == 'n' || metadata[0] == '{'
+		if !b.object || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 			return typeError("link", data, &linkBody{})
 		}
 		if err := checkCoord("from_coord", from, hasFrom); err != nil {
@@ -228,13 +263,7 @@ func (w *write) decodeBody(data []byte) error {
 		if err := checkCoord("to_coord", to, hasTo); err != nil {
 			return err
 		}
-		if linkType == "" {
-			return badInput("link body: link_type is required")
-		}
-		if math.IsNaN(weight) || math.IsInf(weight, 0) {
-			return badInput("link body: weight must be finite")
-		}
-		w.method, w.path, w.body, w.coord = "POST", pathLink, data, from
+		w.method, w.path, w.body, w.coord = "POST", pathLink, b.forward(data, linkFields), from
 	}
 	return nil
 }
@@ -256,11 +285,58 @@ const (
 	fieldFromCoord
 	fieldToCoord
 	fieldLinkType
+	fieldStrength
+	fieldMetadata
 	fieldWeight
 	numFields
 )
 
-var bodyFields = [numFields]string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "weight"}
+var bodyFields = [numFields]string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "strength", "metadata", "weight"}
+
+// storeFields and linkFields are the memory API's own fields of each op,
+// in the order a rebuilt body lists them. Nothing else reaches the memory
+// API: a field it does not know could be read by a later version of it,
+// or by another implementation, as something the tenant may not set.
+var (
+	storeFields = []int{fieldCoord, fieldPayload, fieldMemoryType}
+	linkFields  = []int{fieldFromCoord, fieldToCoord, fieldLinkType, fieldStrength, fieldMetadata}
+)
+
+// forward is the body sent to the memory API: data as is when it holds
+// only the op's own fields (the usual case, and free), otherwise those
+// fields rebuilt from their raw values. A link's weight, the field's name
+// in an earlier contract, is sent as strength when strength is absent.
+func (b *scannedBody) forward(data []byte, own []int) []byte {
+	weight := b.fields[fieldWeight]
+	present := 0
+	for _, f := range own {
+		if b.fields[f] != nil {
+			present++
+		}
+	}
+	if present == b.nkeysTotal && weight == nil {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	out = append(out, '{')
+	for _, f := range own {
+		raw := b.fields[f]
+		if f == fieldStrength && (raw == nil || raw[0] == 'n') && weight != nil && weight[0] != 'n' {
+			raw = weight
+		}
+		if raw == nil {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, bodyFields[f]...)
+		out = append(out, '"', ':')
+		out = append(out, raw...)
+	}
+	return append(out, '}')
+}
 
 // fewKeys is how many top-level keys a body may have before duplicates are
 // looked up in a map rather than by comparing every pair.
@@ -281,7 +357,9 @@ type scannedBody struct {
 	keyErr error
 	keys   [fewKeys][]byte // the first keys, unescaped
 	nkeys  int
-	more   map[string]struct{} // every key, once there are more than fewKeys
+	// nkeysTotal counts every top-level key.
+	nkeysTotal int
+	more       map[string]struct{} // every key, once there are more than fewKeys
 }
 
 // str reads a string field. present is false when it is absent or null,
@@ -329,6 +407,7 @@ func (b *scannedBody) key(raw, value []byte) {
 	if bytes.IndexByte(key, '\\') >= 0 {
 		key = []byte(unquote(raw))
 	}
+	b.nkeysTotal++
 	for i, f := range bodyFields {
 		if string(key) == f {
 			b.fields[i] = value

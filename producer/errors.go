@@ -42,7 +42,7 @@ var (
 // InvalidRequestError says which part of a request is unusable. It never
 // quotes the payload.
 type InvalidRequestError struct {
-	Field  string // "payload", "coord", "from_coord", "weight", "idempotency key", ...
+	Field  string // "payload", "coord", "from_coord", "strength", "metadata", "namespace", "idempotency key", ...
 	Reason string
 }
 

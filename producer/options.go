@@ -19,14 +19,19 @@ func WithMode(mode streams.Mode) WriteOption {
 }
 
 // WithRequestID sets X-Request-ID. Without WithIdempotencyKey the request id
-// is also the idempotency key, so a retried request is stored once.
+// is the base of the write's idempotency key (DeriveIdempotencyKey): a
+// retried request, with the same write, is stored once; other writes made
+// for the same request (a store and its links) keep keys of their own.
 func WithRequestID(id string) WriteOption {
 	return func(o *writeOptions) { o.requestID = id }
 }
 
-// WithIdempotencyKey sets the key the memory API dedupes on, and from which
-// the outbox dedupe id (Nats-Msg-Id) is made. Calls with the same tenant and
-// key inside the outbox's duplicate window are stored once.
+// WithIdempotencyKey sets the base of the write's idempotency key, which
+// wins over the request id. The key the memory API sees and the outbox
+// dedupe id (Nats-Msg-Id) are derived from it and the write's op, tenant
+// and body (DeriveIdempotencyKey), so calls with the same key and the same
+// write inside the outbox's duplicate window are stored once, and a
+// different write with the same key is never taken for a repeat.
 func WithIdempotencyKey(key string) WriteOption {
 	return func(o *writeOptions) { o.idempotencyKey = key }
 }

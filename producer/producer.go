@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -290,6 +291,11 @@ func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOpti
 	if err != nil {
 		return err
 	}
+	// Workers refuse a namespace that names another tenant: the memory API
+	// would scope the write by it.
+	if nt := tenancy.FromNamespace(namespace); namespace != "" && nt != tenant {
+		return invalid("namespace", fmt.Sprintf("names tenant %q, not the write's tenant %q", text.Clip(nt, 64), text.Clip(tenant, 64)))
+	}
 	for _, h := range [...]struct{ field, value string }{
 		{"namespace", namespace}, {"idempotency key", o.idempotencyKey}, {"request id", o.requestID},
 		{"traceparent", o.traceparent}, {"tracestate", o.tracestate},
@@ -298,15 +304,16 @@ func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOpti
 			return err
 		}
 	}
-	w.key = o.idempotencyKey
-	if w.key == "" {
-		w.key = o.requestID
+	base := o.idempotencyKey
+	if base == "" {
+		base = o.requestID
 	}
-	if w.key == "" {
-		if w.key, err = newIdempotencyKey(); err != nil {
+	if base == "" {
+		if base, err = newIdempotencyKey(); err != nil {
 			return err
 		}
 	}
+	w.key = DeriveIdempotencyKey(op, tenant, base, w.body)
 	w.msgID = addr.Token + ":" + w.key
 	if o.mode == streams.ModeSync {
 		if w.reply, err = p.replies.newSubject(); err != nil {

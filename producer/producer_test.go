@@ -122,7 +122,8 @@ func TestFastAckStoresContractMessage(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	wantSubject := "memory.acme~20corp.fast_ack.store"
-	if res.Subject != wantSubject || res.MsgID != "acme~20corp:req-1" || res.IdempotencyKey != "req-1" || res.Coord != "0.1,-0.2,0.3" {
+	wantKey := DeriveIdempotencyKey(streams.OpStore, "acme corp", "req-1", []byte(`{"coord":"0.1,-0.2,0.3","payload":{"text":"hello"},"memory_type":"episodic"}`))
+	if res.Subject != wantSubject || res.MsgID != "acme~20corp:"+wantKey || res.IdempotencyKey != wantKey || res.Coord != "0.1,-0.2,0.3" {
 		t.Fatalf("result %+v", res)
 	}
 	msgs := e.stored(t)
@@ -134,8 +135,8 @@ func TestFastAckStoresContractMessage(t *testing.T) {
 		t.Fatalf("stored seq %d subject %q, result %+v", m.Sequence, m.Subject, res)
 	}
 	wantHeaders := map[string]string{
-		"Nats-Msg-Id":          "acme~20corp:req-1",
-		"Soma-Idempotency-Key": "req-1",
+		"Nats-Msg-Id":          "acme~20corp:" + wantKey,
+		"Soma-Idempotency-Key": wantKey,
 		"Soma-Tenant":          "acme corp",
 		"Soma-Namespace":       "memory:acme corp",
 		"X-Request-ID":         "req-1",
@@ -203,14 +204,20 @@ func TestFastAckDedupe(t *testing.T) {
 	}
 }
 
-func TestDefaultIdempotencyKeyIsUUIDv7(t *testing.T) {
+// Without a request id or key, every call is a write of its own: the same
+// delete twice is stored twice, with keys nobody could have guessed.
+func TestDefaultIdempotencyKeyIsFreshPerCall(t *testing.T) {
 	e := newEnv(t, Config{Mode: streams.ModeFastAck})
 	res, err := e.p.Delete(ctxT(t), DeleteRequest{Key: "k"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.IdempotencyKey) != 36 || res.IdempotencyKey[14] != '7' || res.MsgID != "public:"+res.IdempotencyKey {
-		t.Fatalf("result %+v", res)
+	again, err := e.p.Delete(ctxT(t), DeleteRequest{Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IdempotencyKey) != 32 || res.MsgID != "public:"+res.IdempotencyKey || again.IdempotencyKey == res.IdempotencyKey || again.Duplicate {
+		t.Fatalf("first %+v, second %+v", res, again)
 	}
 	if res.Subject != "memory.public.fast_ack.delete" {
 		t.Fatalf("subject %q", res.Subject)
@@ -443,7 +450,7 @@ func TestDeleteAndLinkBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link, err := e.p.Link(ctx, LinkRequest{Tenant: "t", FromKey: "user:42", ToCoord: "1,2,3", LinkType: "causes", Weight: 0.5})
+	link, err := e.p.Link(ctx, LinkRequest{Tenant: "t", FromKey: "user:42", ToCoord: "1,2,3", LinkType: "causes", Strength: ptr(0.5)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +465,59 @@ func TestDeleteAndLinkBodies(t *testing.T) {
 	if want := `{"coord":"` + coord + `"}`; string(msgs[0].Data) != want {
 		t.Errorf("delete body %s, want %s", msgs[0].Data, want)
 	}
-	if want := `{"from_coord":"` + coord + `","to_coord":"1,2,3","link_type":"causes","weight":0.5}`; string(msgs[1].Data) != want {
+	if want := `{"from_coord":"` + coord + `","to_coord":"1,2,3","link_type":"causes","strength":0.5}`; string(msgs[1].Data) != want {
 		t.Errorf("link body %s, want %s", msgs[1].Data, want)
 	}
 }
+
+// One request id for several writes (a store, its links): each write has
+// a key of its own and all are stored; a retry of one of them, with the
+// same request id, is a duplicate of it alone.
+func TestOneRequestIDManyWrites(t *testing.T) {
+	e := newEnv(t, Config{Mode: streams.ModeFastAck})
+	ctx := ctxT(t)
+	keys := map[string]bool{}
+	for _, coord := range []string{"1,2,3", "4,5,6", "7,8,9"} {
+		res, err := e.p.Store(ctx, StoreRequest{Tenant: "acme", Coord: coord, Payload: json.RawMessage(`{}`)}, WithRequestID("req-1"))
+		if err != nil || res.Duplicate {
+			t.Fatalf("store %s: %+v, %v", coord, res, err)
+		}
+		keys[res.IdempotencyKey] = true
+	}
+	link, err := e.p.Link(ctx, LinkRequest{Tenant: "acme", FromCoord: "1,2,3", ToCoord: "4,5,6"}, WithRequestID("req-1"))
+	if err != nil || link.Duplicate {
+		t.Fatalf("link: %+v, %v", link, err)
+	}
+	keys[link.IdempotencyKey] = true
+	retry, err := e.p.Store(ctx, StoreRequest{Tenant: "acme", Coord: "4,5,6", Payload: json.RawMessage(`{}`)}, WithRequestID("req-1"))
+	if err != nil || !retry.Duplicate || !keys[retry.IdempotencyKey] {
+		t.Fatalf("retry: %+v, %v; want a duplicate of the second store", retry, err)
+	}
+	if len(keys) != 4 || e.count(t) != 4 {
+		t.Fatalf("%d distinct keys, %d stored; want 4 and 4", len(keys), e.count(t))
+	}
+}
+
+// The derivation is the contract's: fixed inputs give the key that
+// docs/CONTRACT.md shows, so producers in other languages can check theirs.
+func TestDeriveIdempotencyKeyMatchesTheContract(t *testing.T) {
+	got := DeriveIdempotencyKey(streams.OpStore, "acme", "req-1", []byte(`{"coord":"1,2,3","payload":{},"memory_type":"episodic"}`))
+	if got != contractKeyExample {
+		t.Fatalf("key %s, docs/CONTRACT.md says %s", got, contractKeyExample)
+	}
+}
+
+// A namespace that names another tenant is refused before publishing: a
+// worker would dead-letter it.
+func TestNamespaceOfAnotherTenantRefused(t *testing.T) {
+	e := newEnv(t, Config{Mode: streams.ModeFastAck})
+	_, err := e.p.Store(ctxT(t), StoreRequest{Tenant: "acme", Namespace: "memory:victim", Coord: "1,2,3", Payload: json.RawMessage(`{}`)})
+	var invalid *InvalidRequestError
+	if !errors.As(err, &invalid) || invalid.Field != "namespace" || e.count(t) != 0 {
+		t.Fatalf("err %v, want an invalid namespace and nothing stored", err)
+	}
+}
+
+// contractKeyExample is the worked example of docs/CONTRACT.md
+// ("Idempotency keys"), computed there with Python's hashlib as well.
+const contractKeyExample = "9f31918991514795a09f6369e54ec53a"

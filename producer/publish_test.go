@@ -135,9 +135,10 @@ func TestFastAckAckNeverComes(t *testing.T) {
 	if len(ids) < 2 {
 		t.Fatalf("%d attempts, want several", len(ids))
 	}
+	want := "acme:" + DeriveIdempotencyKey(streams.OpStore, "acme", "once", []byte(`{"coord":"`+CoordFromKey("real", "k")+`","payload":{},"memory_type":"episodic"}`))
 	for i, id := range ids {
-		if id != "acme:once" || id != res.MsgID {
-			t.Fatalf("attempt %d has Nats-Msg-Id %q, want %q (result %q)", i, id, "acme:once", res.MsgID)
+		if id != want || id != res.MsgID {
+			t.Fatalf("attempt %d has Nats-Msg-Id %q, want %q (result %q)", i, id, want, res.MsgID)
 		}
 	}
 }

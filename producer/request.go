@@ -14,9 +14,9 @@ import (
 
 // Defaults of the request bodies.
 const (
-	DefaultMemoryType = "episodic"
-	DefaultLinkType   = "related" // SomaFractalMemory's default link type
-	DefaultLinkWeight = 1.0
+	DefaultMemoryType   = "episodic"
+	DefaultLinkType     = "related" // SomaFractalMemory's default link type
+	DefaultLinkStrength = 1.0       // SomaFractalMemory's default strength
 )
 
 // StoreRequest writes a memory (POST /memories).
@@ -44,8 +44,11 @@ type LinkRequest struct {
 	FromKey           string
 	ToCoord           string // "" = derived from ToKey
 	ToKey             string
-	LinkType          string  // "" = "related"
-	Weight            float64 // 0 = 1.0
+	LinkType          string   // "" = "related"
+	Strength          *float64 // nil = 1.0; any finite number, 0 included
+	// Metadata is stored with the link; it must encode to a JSON object
+	// (like Payload), or be nil.
+	Metadata any
 }
 
 // encode returns the coord and the body of POST /memories,
@@ -88,8 +91,8 @@ func (r *DeleteRequest) encode(universe string, dst []byte) (string, []byte, err
 }
 
 // encode returns the from coord and the body of POST /graph/link,
-// {"from_coord":"..","to_coord":"..","link_type":"..","weight":1.0}, written
-// over dst.
+// {"from_coord":"..","to_coord":"..","link_type":"..","strength":1.0} and
+// "metadata" when given, written over dst.
 func (r *LinkRequest) encode(universe string, dst []byte) (string, []byte, error) {
 	from, err := resolveCoord("from_coord", r.FromCoord, r.FromKey, universe)
 	if err != nil {
@@ -103,12 +106,18 @@ func (r *LinkRequest) encode(universe string, dst []byte) (string, []byte, error
 	if linkType == "" {
 		linkType = DefaultLinkType
 	}
-	weight := r.Weight
-	switch {
-	case math.IsNaN(weight) || math.IsInf(weight, 0):
-		return "", nil, invalid("weight", "must be a finite number")
-	case weight == 0:
-		weight = DefaultLinkWeight
+	strength := DefaultLinkStrength
+	if r.Strength != nil {
+		strength = *r.Strength
+	}
+	if math.IsNaN(strength) || math.IsInf(strength, 0) {
+		return "", nil, invalid("strength", "must be a finite number")
+	}
+	var metadata []byte
+	if r.Metadata != nil {
+		if metadata, err = encodeObject("metadata", r.Metadata); err != nil {
+			return "", nil, err
+		}
 	}
 	body := append(dst[:0], `{"from_coord":`...)
 	body = appendJSONString(body, from)
@@ -116,8 +125,12 @@ func (r *LinkRequest) encode(universe string, dst []byte) (string, []byte, error
 	body = appendJSONString(body, to)
 	body = append(body, `,"link_type":`...)
 	body = appendJSONString(body, linkType)
-	body = append(body, `,"weight":`...)
-	body = appendPyFloat(body, weight)
+	body = append(body, `,"strength":`...)
+	body = appendPyFloat(body, strength)
+	if metadata != nil {
+		body = append(body, `,"metadata":`...)
+		body = append(body, metadata...)
+	}
 	return from, append(body, '}'), nil
 }
 
@@ -138,11 +151,15 @@ func resolveCoord(field, coord, key, universe string) (string, error) {
 
 // encodePayload returns the payload as JSON and checks that it is an object.
 // The error never quotes the payload.
-func encodePayload(payload any) ([]byte, error) {
+func encodePayload(payload any) ([]byte, error) { return encodeObject("payload", payload) }
+
+// encodeObject returns v as JSON and checks that it is an object; field
+// names v in the error, which never quotes v.
+func encodeObject(field string, v any) ([]byte, error) {
 	var raw []byte
-	switch p := payload.(type) {
+	switch p := v.(type) {
 	case nil:
-		return nil, invalid("payload", "missing")
+		return nil, invalid(field, "missing")
 	case json.RawMessage:
 		raw = bytes.TrimSpace(p)
 	case []byte:
@@ -150,18 +167,18 @@ func encodePayload(payload any) ([]byte, error) {
 	default:
 		b, err := json.Marshal(p)
 		if err != nil {
-			return nil, invalid("payload", fmt.Sprintf("cannot be encoded as JSON (%T)", p))
+			return nil, invalid(field, fmt.Sprintf("cannot be encoded as JSON (%T)", p))
 		}
 		if b[0] != '{' {
-			return nil, invalid("payload", "must be a JSON object")
+			return nil, invalid(field, "must be a JSON object")
 		}
 		return b, nil
 	}
 	if len(raw) == 0 || raw[0] != '{' {
-		return nil, invalid("payload", "must be a JSON object")
+		return nil, invalid(field, "must be a JSON object")
 	}
 	if !jsonscan.Valid(raw) {
-		return nil, invalid("payload", "not valid JSON in UTF-8")
+		return nil, invalid(field, "not valid JSON in UTF-8")
 	}
 	return raw, nil
 }

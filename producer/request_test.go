@@ -49,12 +49,17 @@ func TestBodies(t *testing.T) {
 		"link defaults": {
 			req:       &LinkRequest{FromKey: "user:42", ToCoord: "1,2,3"},
 			wantCoord: keyCoord,
-			want:      `{"from_coord":"` + keyCoord + `","to_coord":"1,2,3","link_type":"related","weight":1.0}`,
+			want:      `{"from_coord":"` + keyCoord + `","to_coord":"1,2,3","link_type":"related","strength":1.0}`,
 		},
 		"link": {
-			req:       &LinkRequest{FromCoord: "1,2,3", ToKey: "user:42", LinkType: "causes", Weight: 0.25},
+			req:       &LinkRequest{FromCoord: "1,2,3", ToKey: "user:42", LinkType: "causes", Strength: ptr(0.25), Metadata: map[string]any{"why": "tea"}},
 			wantCoord: "1,2,3",
-			want:      `{"from_coord":"1,2,3","to_coord":"` + keyCoord + `","link_type":"causes","weight":0.25}`,
+			want:      `{"from_coord":"1,2,3","to_coord":"` + keyCoord + `","link_type":"causes","strength":0.25,"metadata":{"why":"tea"}}`,
+		},
+		"link of strength 0": {
+			req:       &LinkRequest{FromCoord: "1,2,3", ToCoord: "3,2,1", Strength: ptr(0.0)},
+			wantCoord: "1,2,3",
+			want:      `{"from_coord":"1,2,3","to_coord":"3,2,1","link_type":"related","strength":0.0}`,
 		},
 	} {
 		coord, body, err := c.req.encode("real", nil)
@@ -87,7 +92,8 @@ func TestInvalidRequests(t *testing.T) {
 		"payload unencodable": {&StoreRequest{Key: "k", Payload: map[string]any{"f": math.NaN(), "s": secret}}, "payload"},
 		"link no from":        {&LinkRequest{ToKey: "k"}, "from_coord"},
 		"link no to":          {&LinkRequest{FromKey: "k"}, "to_coord"},
-		"link weight":         {&LinkRequest{FromKey: "k", ToKey: "j", Weight: math.Inf(1)}, "weight"},
+		"link strength":       {&LinkRequest{FromKey: "k", ToKey: "j", Strength: ptr(math.Inf(1))}, "strength"},
+		"link metadata":       {&LinkRequest{FromKey: "k", ToKey: "j", Metadata: []int{1}}, "metadata"},
 		"delete no coord":     {&DeleteRequest{}, "coord"},
 	} {
 		_, _, err := c.req.encode("real", nil)
@@ -129,3 +135,5 @@ func TestUnknownMemoryTypeIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want an InvalidRequestError for memory_type", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -177,8 +177,10 @@ func TestSyncWaiterWokenByClose(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrQueued) || !errors.Is(err, ErrClosed) {
-			t.Fatalf("err %v, want queued and closed", err)
+		// Stored is not acknowledged: on a loaded machine the PubAck can
+		// still be on its way when Close ends the wait for it.
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("err %v, want closed (queued, or before the acknowledgement)", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("sync write still waiting after Close")

@@ -26,10 +26,11 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	toCoord := fs.String("to-coord", "", "link: target coordinate")
 	toKey := fs.String("to-key", "", "link: target key")
 	linkType := fs.String("link-type", "related", "link: type")
-	weight := fs.Float64("weight", 1.0, "link: weight")
+	strength := fs.Float64("strength", producer.DefaultLinkStrength, "link: strength, any finite number")
+	metadata := fs.String("metadata", "", "link: metadata, a JSON object")
 	payload := fs.String("payload", "{}", "store: JSON object")
 	memoryType := fs.String("memory-type", "episodic", "store: episodic or semantic")
-	requestID := fs.String("request-id", "", "X-Request-ID, also the idempotency key")
+	requestID := fs.String("request-id", "", "X-Request-ID; with the write itself, it makes the idempotency key")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,7 +61,11 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	case "delete":
 		res, err = p.Delete(ctx, producer.DeleteRequest{Tenant: *tenant, Namespace: *namespace, Coord: *coord, Key: *key}, opts...)
 	case "link":
-		res, err = p.Link(ctx, producer.LinkRequest{Tenant: *tenant, Namespace: *namespace, FromCoord: *coord, FromKey: *key, ToCoord: *toCoord, ToKey: *toKey, LinkType: *linkType, Weight: *weight}, opts...)
+		link := producer.LinkRequest{Tenant: *tenant, Namespace: *namespace, FromCoord: *coord, FromKey: *key, ToCoord: *toCoord, ToKey: *toKey, LinkType: *linkType, Strength: strength}
+		if *metadata != "" {
+			link.Metadata = json.RawMessage(*metadata)
+		}
+		res, err = p.Link(ctx, link, opts...)
 	default:
 		return usageError{fmt.Errorf("unknown --op %q (allowed: store, delete, link)", *op)}
 	}

@@ -32,7 +32,8 @@ const (
 	maxBodyBytes         = 8 << 20
 	maxTenantBytes       = 128
 	maxIdempotencyKeyLen = 1024
-	defaultLinkWeight    = 1.0
+	defaultLinkStrength  = 1.0
+	defaultLinkType      = "related"
 	memoryTypeEpisodic   = streams.MemoryEpisodic
 	memoryTypeSemantic   = streams.MemorySemantic
 	bearerPrefix         = "bearer "
@@ -232,11 +233,14 @@ func (s *Store) handleDelete(w http.ResponseWriter, r *http.Request, c caller, b
 	s.write(w, r, c, body, m)
 }
 
+// linkRequest is SomaFractalMemory's link body. Like SFM it ignores
+// fields it does not know, weight among them.
 type linkRequest struct {
-	FromCoord string   `json:"from_coord"`
-	ToCoord   string   `json:"to_coord"`
-	LinkType  string   `json:"link_type"`
-	Weight    *float64 `json:"weight"`
+	FromCoord string          `json:"from_coord"`
+	ToCoord   string          `json:"to_coord"`
+	LinkType  *string         `json:"link_type"`
+	Strength  *float64        `json:"strength"`
+	Metadata  *map[string]any `json:"metadata"`
 }
 
 func (s *Store) handleLink(w http.ResponseWriter, r *http.Request, c caller, body []byte) {
@@ -256,18 +260,19 @@ func parseLink(body []byte) mutation {
 	if err != nil {
 		return reject(fmt.Errorf("to_coord: %w", err))
 	}
-	if req.LinkType == "" {
-		return reject(errors.New("link_type is required"))
+	linkType := defaultLinkType
+	if req.LinkType != nil && *req.LinkType != "" {
+		linkType = *req.LinkType
 	}
-	weight := defaultLinkWeight
-	if req.Weight != nil {
-		weight = *req.Weight
+	strength := defaultLinkStrength
+	if req.Strength != nil {
+		strength = *req.Strength
 	}
-	return linkMemories{
-		fromCanonical: from,
-		toCanonical:   to,
-		link:          storedLink{FromCoord: req.FromCoord, ToCoord: req.ToCoord, LinkType: req.LinkType, Weight: weight},
+	link := storedLink{FromCoord: req.FromCoord, ToCoord: req.ToCoord, LinkType: linkType, Strength: strength}
+	if req.Metadata != nil {
+		link.Metadata = *req.Metadata
 	}
+	return linkMemories{fromCanonical: from, toCanonical: to, link: link}
 }
 
 func reject(err error) mutation {

@@ -36,7 +36,7 @@ func TestStoreGetDeleteLinkRoundTrip(t *testing.T) {
 	}
 
 	got = send(t, srv, "POST", "/graph/link", `{"from_coord":"0.1,-0.2,0.3","to_coord":"1,2,3","link_type":"related"}`, a...)
-	expect(t, "link", got, 200, `{"ok":true}`)
+	expect(t, "link", got, 200, `{"from_coord":"0.1,-0.2,0.3","to_coord":"1,2,3","link_type":"related","ok":true}`)
 	var link storedLink
 	err = s.db.View(func(tx *bolt.Tx) error {
 		b, _ := readTenant(tx, "acme")
@@ -45,8 +45,8 @@ func TestStoreGetDeleteLinkRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read stored link: %v", err)
 	}
-	if link.Weight != 1.0 || link.LinkType != "related" || link.ToCoord != "1,2,3" {
-		t.Fatalf("stored link = %+v, want weight 1.0 to 1,2,3", link)
+	if link.Strength != 1.0 || link.LinkType != "related" || link.ToCoord != "1,2,3" {
+		t.Fatalf("stored link = %+v, want strength 1.0 to 1,2,3", link)
 	}
 
 	got = send(t, srv, "DELETE", "/memories/0.1,-0.2,0.3", "", a...)
@@ -144,8 +144,7 @@ func TestValidation(t *testing.T) {
 		{"bad delete coord", "DELETE", "/memories/x,y,z", ``, "invalid coord"},
 		{"link bad from", "POST", "/graph/link", `{"from_coord":"1","to_coord":"1,2,3","link_type":"r"}`, "from_coord"},
 		{"link bad to", "POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"","link_type":"r"}`, "to_coord"},
-		{"link no type", "POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"1,2,3"}`, "link_type is required"},
-		{"link weight string", "POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"1,2,3","link_type":"r","weight":"x"}`, `field \"weight\"`},
+		{"link strength string", "POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"1,2,3","link_type":"r","strength":"x"}`, `field \"strength\"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := send(t, srv, tc.method, tc.path, tc.body, tenant("t")...)

@@ -167,11 +167,12 @@ type linkMemories struct {
 }
 
 type storedLink struct {
-	FromCoord string  `json:"from_coord"`
-	ToCoord   string  `json:"to_coord"`
-	LinkType  string  `json:"link_type"`
-	Weight    float64 `json:"weight"`
-	Namespace string  `json:"namespace,omitempty"`
+	FromCoord string         `json:"from_coord"`
+	ToCoord   string         `json:"to_coord"`
+	LinkType  string         `json:"link_type"`
+	Strength  float64        `json:"strength"`
+	Metadata  map[string]any `json:"metadata,omitempty"`
+	Namespace string         `json:"namespace,omitempty"`
 }
 
 func (m linkMemories) apply(b tenantBuckets, c caller) (answer, error) {
@@ -184,13 +185,17 @@ func (m linkMemories) apply(b tenantBuckets, c caller) (answer, error) {
 	if err := b.links.Put(linkKey(m.fromCanonical, m.toCanonical, link.LinkType), v); err != nil {
 		return answer{}, err
 	}
-	return jsonAnswer(http.StatusOK, linkResponse{OK: true}), nil
+	return jsonAnswer(http.StatusOK, linkResponse{FromCoord: link.FromCoord, ToCoord: link.ToCoord, LinkType: link.LinkType, OK: true}), nil
 }
 
 func (m linkMemories) historyOp() (string, string) { return "link", m.fromCanonical }
 
+// linkResponse is SomaFractalMemory's answer to a link.
 type linkResponse struct {
-	OK bool `json:"ok"`
+	FromCoord string `json:"from_coord"`
+	ToCoord   string `json:"to_coord"`
+	LinkType  string `json:"link_type"`
+	OK        bool   `json:"ok"`
 }
 
 func linkKey(from, to, linkType string) []byte {
