@@ -89,10 +89,18 @@ func startTenantsServer(t *testing.T) tenantsServer {
 		cert, key := ca.Issue(t, user, x509.ExtKeyUsageClientAuth)
 		certs[user] = tlsFiles{cert, key}
 	}
-	return startTenantsServerWith(t, ca.CAFile, serverCert, serverKey, certs)
+	return startServer(t, "tenants.conf", &serverTLS{ca.CAFile, tlsFiles{serverCert, serverKey}}, certs)
 }
 
-func startTenantsServerWith(t *testing.T, caFile, serverCert, serverKey string, certs map[string]tlsFiles) tenantsServer {
+// serverTLS is what tenants.conf reads from NATS_SERVER_TLS_*.
+type serverTLS struct {
+	caFile string
+	server tlsFiles
+}
+
+// startServer loads a configuration file with the users' passwords, and
+// with tls when it is set, in the environment.
+func startServer(t *testing.T, confFile string, tls *serverTLS, certs map[string]tlsFiles) tenantsServer {
 	passwords := map[string]string{
 		"jetbox-worker":         "worker-pw",
 		"tenant-sandbox-tenant": "tenant-a-pw",
@@ -102,10 +110,14 @@ func startTenantsServerWith(t *testing.T, caFile, serverCert, serverKey string, 
 	t.Setenv("TENANT_SANDBOX_TENANT_PASSWORD", passwords["tenant-sandbox-tenant"])
 	t.Setenv("TENANT_ACME_EU_PASSWORD", passwords["tenant-acme.eu"])
 	t.Setenv("NATS_SYS_PASSWORD", "sys-pw")
-	t.Setenv("NATS_SERVER_TLS_CERT", serverCert)
-	t.Setenv("NATS_SERVER_TLS_KEY", serverKey)
-	t.Setenv("NATS_SERVER_TLS_CA", caFile)
-	srv := natstest.Start(t, natstest.WithConfigFile(t, "tenants.conf"))
+	caFile := ""
+	if tls != nil {
+		caFile = tls.caFile
+		t.Setenv("NATS_SERVER_TLS_CERT", tls.server.cert)
+		t.Setenv("NATS_SERVER_TLS_KEY", tls.server.key)
+		t.Setenv("NATS_SERVER_TLS_CA", tls.caFile)
+	}
+	srv := natstest.Start(t, natstest.WithConfigFile(t, confFile))
 	return tenantsServer{addr: srv.Addr().String(), url: srv.ClientURL(), passwords: passwords, caFile: caFile, certs: certs}
 }
 
@@ -134,7 +146,7 @@ func (s tenantsServer) connect(t *testing.T, user, inboxPrefix string) (*nats.Co
 		t.Fatalf("connect as %s: %v", user, err)
 	}
 	t.Cleanup(nc.Close)
-	if !nc.TLSRequired() {
+	if s.caFile != "" && !nc.TLSRequired() {
 		t.Fatalf("%s connected without TLS", user)
 	}
 	js, err := jetstream.New(nc)
@@ -351,7 +363,8 @@ func TestMakeCertsScript(t *testing.T) {
 	for _, user := range users {
 		certs[user] = tlsFiles{filepath.Join(dir, user+".pem"), filepath.Join(dir, user+"-key.pem")}
 	}
-	srv := startTenantsServerWith(t, filepath.Join(dir, "ca.pem"), filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), certs)
+	tls := &serverTLS{filepath.Join(dir, "ca.pem"), tlsFiles{filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")}}
+	srv := startServer(t, "tenants.conf", tls, certs)
 	for _, user := range users {
 		nc, err := natsconn.Connect(srv.settings(user), zerolog.Nop())
 		if err != nil {
@@ -376,4 +389,32 @@ func countStored(t *testing.T, ctx context.Context, js jetstream.JetStream, stre
 		t.Fatalf("stream %s info: %v", stream, err)
 	}
 	return n
+}
+
+// TestComposeAccounts: docker-compose.yml's nats-servers load
+// accounts.conf alone (their listen address and cluster from flags, no
+// TLS inside the compose network). The workers' user provisions the
+// outbox; a tenant's user writes its own tenant and nothing else.
+func TestComposeAccounts(t *testing.T) {
+	srv := startServer(t, "accounts.conf", nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tokA, tokB := token(t, tenantA), token(t, tenantB)
+	_, workerJS, _ := srv.connect(t, "jetbox-worker", "")
+	cfg := streams.DefaultConfig()
+	cfg.Storage, cfg.Partitions = jetstream.MemoryStorage, 4
+	if _, err := streams.Provision(ctx, workerJS, cfg); err != nil {
+		t.Fatalf("workers' user provisions the streams: %v", err)
+	}
+	_, jsA, violA := srv.connect(t, "tenant-sandbox-tenant", "_INBOX."+tokA)
+	if _, err := jsA.Publish(ctx, "memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`)); err != nil {
+		t.Fatalf("A writes its own tenant: %v", err)
+	}
+	subject := "memory." + tokB + ".sync.store"
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancelShort()
+	if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+		t.Fatal("A's write into B acknowledged")
+	}
+	violA.waitFor(t, subject)
 }
