@@ -3,7 +3,6 @@ package embedded
 import (
 	"bytes"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 
@@ -59,17 +58,6 @@ func TestCheckExposure(t *testing.T) {
 	}
 }
 
-// Start refuses before it listens. 203.0.113.1 (TEST-NET-3, for
-// documentation) is not this machine's, so even without the check nothing
-// could listen there: the error tells which stopped it.
-func TestStartRefusesBeyondLoopbackWithoutAuthentication(t *testing.T) {
-	skipIfLocal(t, "203.0.113.1")
-	_, err := Start(Options{Listen: "203.0.113.1:4222", StoreDir: t.TempDir()})
-	if !errors.Is(err, config.ErrExposed) {
-		t.Fatalf("Start: %v; want %v", err, config.ErrExposed)
-	}
-}
-
 // User and Password make clients authenticate.
 func TestStartWithUserAndPassword(t *testing.T) {
 	var log bytes.Buffer
@@ -91,20 +79,5 @@ func TestStartWithUserAndPassword(t *testing.T) {
 	nc.Close()
 	if log.Len() != 0 {
 		t.Fatalf("warned on loopback: %s", log.String())
-	}
-}
-
-// skipIfLocal skips a test that must not be able to listen on ip, should
-// this machine have it.
-func skipIfLocal(t *testing.T, ip string) {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Skipf("interface addresses: %v", err)
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(net.ParseIP(ip)) {
-			t.Skipf("this machine has %s", ip)
-		}
 	}
 }
