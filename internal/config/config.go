@@ -317,7 +317,7 @@ func (c Config) Vars() []Var {
 		}
 		secret := f.Tag.Get("secret") == "true"
 		if secret && value != "" {
-			value = "[redacted]"
+			value = Redacted
 		}
 		if f.Name == "MemoryEndpoint" || f.Name == "NATSURL" {
 			value = RedactURL(value)

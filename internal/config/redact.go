@@ -130,10 +130,9 @@ var secretWords = []string{"token", "key", "password", "pass", "passwd", "secret
 
 // SecretParam reports whether a query parameter's name looks like it
 // carries a secret: the name, or one of its parts between characters
-// other than letters and digits, ends with token, key, password, pass, passwd, secret, signature, sig,
-// auth, authorization or credential(s), in any case. So token,
-// access_token, api_key, apikey, X-Amz-Signature, client_secret and
-// accessToken all do; page and limit do not.
+// other than letters and digits, ends with one of secretWords, in any
+// case. So token, access_token, api_key, apikey, X-Amz-Signature,
+// client_secret and accessToken all do; page and limit do not.
 func SecretParam(name string) bool {
 	name = strings.ToLower(name)
 	parts := strings.FieldsFunc(name, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
