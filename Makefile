@@ -17,7 +17,7 @@ build:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@if command -v docker-compose >/dev/null 2>&1; then docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid"; \
+	@if command -v docker-compose >/dev/null 2>&1; then JETBOX_WORKER_PASSWORD=x TENANT_SANDBOX_TENANT_PASSWORD=x TENANT_ACME_EU_PASSWORD=x NATS_SYS_PASSWORD=x SOMABRAIN_MEMORY_HTTP_TOKEN=x docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid (with example secrets)"; \
 	 else echo "docker-compose not installed: skipping the compose check (apt-get install docker-compose)"; fi
 
 # Longer fuzzing than the seed-corpus runs inside 'make test'.

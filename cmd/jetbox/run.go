@@ -28,12 +28,15 @@ import (
 )
 
 // embeddedOptions is the embedded nats-server of 'jetbox run' as cfg
-// sets it. cfg is valid.
+// sets it. cfg is valid. Its clients authenticate as the workers connect
+// (NATS_USER and NATS_PASSWORD, or NATS_TOKEN), when those are set.
 func embeddedOptions(cfg config.Config) embedded.Options {
 	interval, always, _ := cfg.EmbeddedSync()
 	return embedded.Options{
 		Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox",
 		SyncInterval: interval, SyncAlways: always,
+		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: cfg.NATSToken,
+		AllowInsecure: cfg.AllowInsecure,
 	}
 }
 
@@ -43,7 +46,9 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	setGCPercent()
 	url := cfg.NATSURL
 	if url == "" {
-		ns, err := embedded.Start(embeddedOptions(cfg))
+		opts := embeddedOptions(cfg)
+		opts.Log = log
+		ns, err := embedded.Start(opts)
 		if err != nil {
 			return err
 		}
@@ -73,14 +78,14 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 
 	endpoint := cfg.MemoryEndpoint
 	if endpoint == "" {
-		store, err := memapi.Open(memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken})
+		store, err := memapi.Open(memAPIOptions(cfg))
 		if err != nil {
 			return err
 		}
 		defer store.Close()
-		ln, err := net.Listen("tcp", cfg.MemAPIListen)
+		ln, err := memapi.Listen(cfg.MemAPIListen, store, log)
 		if err != nil {
-			return fmt.Errorf("development memory API (SOMABRAIN_OUTBOX_MEMAPI_LISTEN): %w", err)
+			return err
 		}
 		memCtx, stopMem := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopMem()
@@ -188,9 +193,14 @@ func serveOps(addr string, reg *prometheus.Registry, profiles bool, healthy func
 	return srv, nil
 }
 
+// memAPIOptions is the development memory API as cfg sets it.
+func memAPIOptions(cfg config.Config) memapi.Options {
+	return memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken, AllowInsecure: cfg.AllowInsecure}
+}
+
 // runMemAPI is 'jetbox memapi': the development memory API alone.
 func runMemAPI(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	store, err := memapi.Open(memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken})
+	store, err := memapi.Open(memAPIOptions(cfg))
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// Secrets (the memory API token, the NATS password, also inside NATS_URL)
-// and payloads never show in what a worker prints: its log, through
+// Secrets (the memory API token, the NATS password, also inside NATS_URL
+// and the endpoint, in any form) and payloads never show in what a worker prints: its log, through
 // retries, dead letters and a failed start; its metrics; 'jetbox status'
 // and 'jetbox config'.
 func TestSecretsAndPayloadsStayOutOfLogsMetricsAndOutput(t *testing.T) {
@@ -110,16 +110,41 @@ func TestSecretsAndPayloadsStayOutOfLogsMetricsAndOutput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, config)
 	}
+	// Secrets in every form a URL carries them: a list, a token as the
+	// user, a query parameter, a URL that does not parse.
+	urlForms, err := jetbox(t, []string{
+		"NATS_URL=nats://jetbox:" + natsPass + "@127.0.0.1:4222,nats://" + natsPass + "@127.0.0.1:4223",
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=https://mem.example/v1?api_key=" + apiToken + "&page=2",
+	}, "config")
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, urlForms)
+	}
+	config += urlForms
+	if urlForms, err = jetbox(t, []string{"NATS_URL=nats://jetbox:p%zz" + natsPass + "@127.0.0.1:4222"}, "config"); err != nil {
+		t.Fatalf("config: %v\n%s", err, urlForms)
+	}
+	config += urlForms
 	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Fatalf("jetbox run exited with %v", err)
 	}
 	if log := p.out.String(); !strings.Contains(log, "dead-lettered") || !strings.Contains(log, "tenant parked") {
 		t.Fatalf("the worker log lacks the dead letter or the parking:\n%s", log)
 	}
-	// A start that fails to connect says why without the password.
+	// A start that fails to connect says why without the password, also
+	// when NATS_URL does not parse, and when the endpoint does not.
 	failed, err := jetbox(t, append(env, "NATS_URL=nats://jetbox:wrong-"+natsPass+"@"+srv.Addr().String(), "SOMABRAIN_OUTBOX_HTTP_LISTEN=off"), "run")
 	if err == nil {
 		t.Fatalf("run with a wrong NATS password started:\n%s", failed)
+	}
+	for _, broken := range []string{
+		"NATS_URL=nats://jetbox:p%zz" + natsPass + "@" + srv.Addr().String(),
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=http://api:" + apiToken + "@[::1",
+	} {
+		out, err := jetbox(t, append(env, broken, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off"), "run")
+		if err == nil {
+			t.Fatalf("run with %s started:\n%s", broken, out)
+		}
+		failed += out
 	}
 
 	for what, text := range map[string]string{"worker log": p.out.String(), "metrics": metrics.String(), "status": status, "config": config, "failed start": failed} {
@@ -129,8 +154,10 @@ func TestSecretsAndPayloadsStayOutOfLogsMetricsAndOutput(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(failed, "uthorization") {
-		t.Errorf("the failed start does not say why:\n%s", failed)
+	for _, why := range []string{"uthorization", "NATS_URL does not parse", "SOMABRAIN_MEMORY_HTTP_ENDPOINT"} {
+		if !strings.Contains(failed, why) {
+			t.Errorf("the failed starts do not say %q:\n%s", why, failed)
+		}
 	}
 }
 

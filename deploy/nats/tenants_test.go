@@ -3,8 +3,15 @@
 package natsdeploy_test
 
 import (
+	"bufio"
 	"context"
+	"crypto/x509"
 	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -60,11 +67,40 @@ func (v *violations) waitFor(t *testing.T, subject string) {
 }
 
 type tenantsServer struct {
+	addr      string // host:port
 	url       string
-	passwords map[string]string // user -> password
+	passwords map[string]string   // user -> password
+	caFile    string              // the CA of the server's and the clients' certificates
+	certs     map[string]tlsFiles // user -> client certificate
 }
 
+type tlsFiles struct{ cert, key string }
+
+// The users of accounts.conf, with a client certificate each.
+var users = []string{"jetbox-worker", "tenant-sandbox-tenant", "tenant-acme.eu"}
+
+// startTenantsServer loads tenants.conf with certificates made by a test
+// CA (made with crypto/x509, as make-certs.sh makes them with openssl).
 func startTenantsServer(t *testing.T) tenantsServer {
+	ca := natstest.NewCA(t, "jetbox-nats-test")
+	serverCert, serverKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	certs := map[string]tlsFiles{}
+	for _, user := range users {
+		cert, key := ca.Issue(t, user, x509.ExtKeyUsageClientAuth)
+		certs[user] = tlsFiles{cert, key}
+	}
+	return startServer(t, "tenants.conf", &serverTLS{ca.CAFile, tlsFiles{serverCert, serverKey}}, certs)
+}
+
+// serverTLS is what tenants.conf reads from NATS_SERVER_TLS_*.
+type serverTLS struct {
+	caFile string
+	server tlsFiles
+}
+
+// startServer loads a configuration file with the users' passwords, and
+// with tls when it is set, in the environment.
+func startServer(t *testing.T, confFile string, tls *serverTLS, certs map[string]tlsFiles) tenantsServer {
 	passwords := map[string]string{
 		"jetbox-worker":         "worker-pw",
 		"tenant-sandbox-tenant": "tenant-a-pw",
@@ -74,8 +110,24 @@ func startTenantsServer(t *testing.T) tenantsServer {
 	t.Setenv("TENANT_SANDBOX_TENANT_PASSWORD", passwords["tenant-sandbox-tenant"])
 	t.Setenv("TENANT_ACME_EU_PASSWORD", passwords["tenant-acme.eu"])
 	t.Setenv("NATS_SYS_PASSWORD", "sys-pw")
-	srv := natstest.Start(t, natstest.WithConfigFile(t, "tenants.conf"))
-	return tenantsServer{url: srv.ClientURL(), passwords: passwords}
+	caFile := ""
+	if tls != nil {
+		caFile = tls.caFile
+		t.Setenv("NATS_SERVER_TLS_CERT", tls.server.cert)
+		t.Setenv("NATS_SERVER_TLS_KEY", tls.server.key)
+		t.Setenv("NATS_SERVER_TLS_CA", tls.caFile)
+	}
+	srv := natstest.Start(t, natstest.WithConfigFile(t, confFile))
+	return tenantsServer{addr: srv.Addr().String(), url: srv.ClientURL(), passwords: passwords, caFile: caFile, certs: certs}
+}
+
+// settings are the connection settings of user: its password, the CA and
+// its client certificate.
+func (s tenantsServer) settings(user string) natsconn.Settings {
+	return natsconn.Settings{
+		URL: s.url, User: user, Password: s.passwords[user], Name: user,
+		CA: s.caFile, Cert: s.certs[user].cert, Key: s.certs[user].key,
+	}
 }
 
 // connect connects as user through natsconn, the way jetbox and the nats
@@ -83,7 +135,9 @@ func startTenantsServer(t *testing.T) tenantsServer {
 func (s tenantsServer) connect(t *testing.T, user, inboxPrefix string) (*nats.Conn, jetstream.JetStream, *violations) {
 	t.Helper()
 	v := &violations{}
-	opts, err := natsconn.Settings{URL: s.url, User: user, Password: s.passwords[user], InboxPrefix: inboxPrefix, Name: user}.Options()
+	settings := s.settings(user)
+	settings.InboxPrefix = inboxPrefix
+	opts, err := settings.Options()
 	if err != nil {
 		t.Fatalf("settings: %v", err)
 	}
@@ -92,6 +146,9 @@ func (s tenantsServer) connect(t *testing.T, user, inboxPrefix string) (*nats.Co
 		t.Fatalf("connect as %s: %v", user, err)
 	}
 	t.Cleanup(nc.Close)
+	if s.caFile != "" && !nc.TLSRequired() {
+		t.Fatalf("%s connected without TLS", user)
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
@@ -224,11 +281,100 @@ func TestTenantIsolation(t *testing.T) {
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
-		_, err := natsconn.Connect(natsconn.Settings{URL: srv.url, User: "tenant-sandbox-tenant", Password: srv.passwords["tenant-acme.eu"]}, zerolog.Nop())
+		settings := srv.settings("tenant-sandbox-tenant")
+		settings.Password = srv.passwords["tenant-acme.eu"]
+		_, err := natsconn.Connect(settings, zerolog.Nop())
 		if !errors.Is(err, nats.ErrAuthorization) {
 			t.Fatalf("error %v; want %v", err, nats.ErrAuthorization)
 		}
 	})
+}
+
+// TestTenantsConfRequiresTLS: the shipped configuration takes clients
+// over TLS with a certificate of its CA only. A plaintext client gets no
+// answer but a closed connection, with the right password or not.
+func TestTenantsConfRequiresTLS(t *testing.T) {
+	srv := startTenantsServer(t)
+
+	t.Run("plaintext", func(t *testing.T) {
+		conn, err := net.DialTimeout("tcp", srv.addr, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		info, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil {
+			t.Fatalf("read INFO: %v", err)
+		}
+		if !strings.Contains(info, `"tls_required":true`) {
+			t.Fatalf("the server does not announce TLS: %s", info)
+		}
+		connect := `CONNECT {"user":"tenant-sandbox-tenant","pass":"` + srv.passwords["tenant-sandbox-tenant"] + `","verbose":true}` + "\r\nPING\r\n"
+		if _, err := conn.Write([]byte(connect)); err != nil {
+			t.Fatalf("write CONNECT: %v", err)
+		}
+		answer, err := io.ReadAll(conn)
+		var timeout net.Error
+		if errors.As(err, &timeout) && timeout.Timeout() {
+			t.Fatalf("the server kept the plaintext connection open; it sent %q", answer)
+		}
+		if strings.Contains(string(answer), "+OK") || strings.Contains(string(answer), "PONG") {
+			t.Fatalf("the server answered a plaintext client: %q", answer)
+		}
+	})
+
+	for _, c := range []struct {
+		name     string
+		change   func(*natsconn.Settings)
+		wantText string
+	}{
+		{"no CA", func(s *natsconn.Settings) { s.CA, s.Cert, s.Key = "", "", "" }, "certificate signed by unknown authority"},
+		{"no client certificate", func(s *natsconn.Settings) { s.Cert, s.Key = "", "" }, "tls"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			settings := srv.settings("tenant-sandbox-tenant")
+			c.change(&settings)
+			nc, err := natsconn.Connect(settings, zerolog.Nop())
+			if err == nil {
+				nc.Close()
+				t.Fatal("connected")
+			}
+			if !strings.Contains(err.Error(), c.wantText) {
+				t.Fatalf("error %q does not say %q", err, c.wantText)
+			}
+		})
+	}
+}
+
+// TestMakeCertsScript: the certificates make-certs.sh makes with openssl
+// serve tenants.conf: every user connects with its own over TLS. It runs
+// where openssl is installed.
+func TestMakeCertsScript(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "certs")
+	out, err := exec.Command("./make-certs.sh", dir, "nats.example.com", "10.1.2.3").CombinedOutput()
+	if err != nil {
+		t.Fatalf("make-certs.sh: %v\n%s", err, out)
+	}
+	certs := map[string]tlsFiles{}
+	for _, user := range users {
+		certs[user] = tlsFiles{filepath.Join(dir, user+".pem"), filepath.Join(dir, user+"-key.pem")}
+	}
+	tls := &serverTLS{filepath.Join(dir, "ca.pem"), tlsFiles{filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem")}}
+	srv := startServer(t, "tenants.conf", tls, certs)
+	for _, user := range users {
+		nc, err := natsconn.Connect(srv.settings(user), zerolog.Nop())
+		if err != nil {
+			t.Fatalf("connect as %s: %v", user, err)
+		}
+		nc.Close()
+	}
+	if info, err := os.Stat(filepath.Join(dir, "ca-key.pem")); err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("ca-key.pem: %v, mode %v; want 0600", err, info.Mode().Perm())
+	}
 }
 
 // countStored counts the messages of stream under filter.
@@ -243,4 +389,32 @@ func countStored(t *testing.T, ctx context.Context, js jetstream.JetStream, stre
 		t.Fatalf("stream %s info: %v", stream, err)
 	}
 	return n
+}
+
+// TestComposeAccounts: docker-compose.yml's nats-servers load
+// accounts.conf alone (their listen address and cluster from flags, no
+// TLS inside the compose network). The workers' user provisions the
+// outbox; a tenant's user writes its own tenant and nothing else.
+func TestComposeAccounts(t *testing.T) {
+	srv := startServer(t, "accounts.conf", nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tokA, tokB := token(t, tenantA), token(t, tenantB)
+	_, workerJS, _ := srv.connect(t, "jetbox-worker", "")
+	cfg := streams.DefaultConfig()
+	cfg.Storage, cfg.Partitions = jetstream.MemoryStorage, 4
+	if _, err := streams.Provision(ctx, workerJS, cfg); err != nil {
+		t.Fatalf("workers' user provisions the streams: %v", err)
+	}
+	_, jsA, violA := srv.connect(t, "tenant-sandbox-tenant", "_INBOX."+tokA)
+	if _, err := jsA.Publish(ctx, "memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`)); err != nil {
+		t.Fatalf("A writes its own tenant: %v", err)
+	}
+	subject := "memory." + tokB + ".sync.store"
+	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancelShort()
+	if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+		t.Fatal("A's write into B acknowledged")
+	}
+	violA.waitFor(t, subject)
 }

@@ -66,6 +66,7 @@ type Config struct {
 	NATSListen     string `env:"SOMABRAIN_OUTBOX_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"listen address of the embedded nats-server"`
 	NATSSync       string `env:"SOMABRAIN_OUTBOX_NATS_SYNC" envDefault:"1s" help:"embedded nats-server: how often it flushes its files to disk (a duration), or always (before every acknowledgement); a crash of the machine can lose the writes acknowledged since the last flush, a crash of jetbox none"`
 	MemAPIListen   string `env:"SOMABRAIN_OUTBOX_MEMAPI_LISTEN" envDefault:"127.0.0.1:9595" help:"listen address of the development memory API"`
+	AllowInsecure  bool   `env:"SOMABRAIN_OUTBOX_ALLOW_INSECURE" envDefault:"false" help:"true lets the embedded nats-server and the development memory API start beyond loopback without authentication, with a warning (anyone who reaches them can read and write every tenant's memories); false refuses"`
 	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; off disables (an empty value means the default)"`
 	Stream         string `env:"SOMABRAIN_OUTBOX_STREAM" envDefault:"MEMORY" help:"outbox stream name"`
 	DLQStream      string `env:"SOMABRAIN_OUTBOX_DLQ_STREAM" envDefault:"MEMORY_DLQ" help:"dead-letter stream name"`
@@ -316,7 +317,7 @@ func (c Config) Vars() []Var {
 		}
 		secret := f.Tag.Get("secret") == "true"
 		if secret && value != "" {
-			value = "[redacted]"
+			value = Redacted
 		}
 		if f.Name == "MemoryEndpoint" || f.Name == "NATSURL" {
 			value = RedactURL(value)
@@ -324,19 +325,4 @@ func (c Config) Vars() []Var {
 		out = append(out, Var{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Value: value, Secret: secret})
 	}
 	return out
-}
-
-// RedactURL hides passwords in URLs such as nats://user:pass@host.
-func RedactURL(s string) string {
-	parts := strings.Split(s, ",")
-	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
-			parts[i] = u.Redacted()
-			if _, hasPass := u.User.Password(); !hasPass {
-				u.User = url.User("[redacted]")
-				parts[i] = u.String()
-			}
-		}
-	}
-	return strings.Join(parts, ",")
 }

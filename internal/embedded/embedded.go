@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/config"
 )
 
 // Options configure an embedded server.
@@ -25,6 +28,17 @@ type Options struct {
 	// write, before it is acknowledged.
 	SyncInterval time.Duration
 	SyncAlways   bool
+
+	// Clients must authenticate with User and Password, or with Token,
+	// when one is set (jetbox run passes NATS_USER, NATS_PASSWORD and
+	// NATS_TOKEN).
+	User, Password, Token string
+
+	// AllowInsecure lets the server listen beyond loopback with no
+	// authentication (SOMABRAIN_OUTBOX_ALLOW_INSECURE); without it Start
+	// refuses. Log receives the warning it starts with.
+	AllowInsecure bool
+	Log           zerolog.Logger
 
 	// Configure, when set, adjusts the server options last, before the
 	// server starts: how tests add authentication and TLS.
@@ -57,11 +71,17 @@ func Start(opts Options) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      !opts.Logging,
 		// 0 leaves the server its default interval.
-		SyncInterval: opts.SyncInterval,
-		SyncAlways:   opts.SyncAlways,
+		SyncInterval:  opts.SyncInterval,
+		SyncAlways:    opts.SyncAlways,
+		Username:      opts.User,
+		Password:      opts.Password,
+		Authorization: opts.Token,
 	}
 	if opts.Configure != nil {
 		opts.Configure(sopts)
+	}
+	if err := checkExposure(opts, sopts); err != nil {
+		return nil, err
 	}
 	s, err := server.NewServer(sopts)
 	if err != nil {
@@ -76,4 +96,26 @@ func Start(opts Options) (*server.Server, error) {
 		return nil, ErrNotReady
 	}
 	return s, nil
+}
+
+// checkExposure refuses a server that would let in anyone who can reach
+// it, unless that is allowed (then it warns).
+func checkExposure(opts Options, sopts *server.Options) error {
+	return config.Exposure{
+		Server: "embedded nats-server", Addr: opts.Listen, ListenVar: "SOMABRAIN_OUTBOX_NATS_LISTEN",
+		AuthVars:      "NATS_USER and NATS_PASSWORD, or NATS_TOKEN",
+		Authenticated: authenticates(sopts), AllowInsecure: opts.AllowInsecure,
+	}.Check(opts.Log)
+}
+
+// authenticates reports whether every client must present credentials, as
+// nats-server itself decides it (users, NKeys, a token, an operator, a
+// custom authenticator, or client certificates), with no user for those
+// without.
+func authenticates(o *server.Options) bool {
+	if o.NoAuthUser != "" {
+		return false
+	}
+	return o.Username != "" || o.Authorization != "" || o.Users != nil || o.Nkeys != nil ||
+		len(o.TrustedKeys) > 0 || len(o.TrustedOperators) > 0 || o.CustomClientAuthentication != nil || o.TLSVerify
 }

@@ -25,6 +25,7 @@ import (
 type Options struct {
 	Path           string        // bbolt file path (created with parent dirs)
 	Token          string        // bearer token; empty = no auth
+	AllowInsecure  bool          // Listen may go beyond loopback without a Token (SOMABRAIN_OUTBOX_ALLOW_INSECURE)
 	Delay          time.Duration // artificial latency added to every data request (for scale tests); 0 = none
 	IdempotencyTTL time.Duration // how long idempotency records are kept; 0 = 24h
 	// Fail, when set, makes every data request of a tenant for which it

@@ -6,12 +6,15 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/config"
 )
 
 // Settings are the connection settings of the nats CLI.
@@ -89,7 +92,8 @@ func (s Settings) Options() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// Connect dials NATS and logs connection changes without their secrets.
+// Connect dials NATS and logs connection changes without their secrets;
+// its errors name the URL redacted (config.RedactURL).
 func Connect(s Settings, log zerolog.Logger) (*nats.Conn, error) {
 	opts, err := s.Options()
 	if err != nil {
@@ -101,13 +105,30 @@ func Connect(s Settings, log zerolog.Logger) (*nats.Conn, error) {
 				log.Warn().Err(err).Msg("disconnected from NATS")
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("server", config.RedactURL(nc.ConnectedUrl())).Msg("reconnected to NATS")
+		}),
 	)
 	nc, err := nats.Connect(s.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", config.RedactURL(s.URL), withoutURL(err))
 	}
 	return nc, nil
+}
+
+// withoutURL keeps a URL that does not parse out of an error: net/url
+// quotes it whole, password included, and its reason may quote the part
+// of the password it tripped on, so that reason is kept only for a URL
+// with nothing to hide.
+func withoutURL(err error) error {
+	var uerr *url.Error
+	if !errors.As(err, &uerr) {
+		return err
+	}
+	if config.RedactURL(uerr.URL) != uerr.URL {
+		return fmt.Errorf("%w: NATS_URL does not parse", ErrSettings)
+	}
+	return fmt.Errorf("%w: NATS_URL does not parse: %v", ErrSettings, uerr.Err)
 }
 
 // WithJetStream adds a JetStream context to a connection just opened, as

@@ -98,11 +98,11 @@ func authCases(t *testing.T) []authCase {
 
 	// TLS: a server certificate signed by a test CA; a client certificate
 	// for mutual TLS; and a second CA nobody trusts.
-	ca := newTestCA(t, "jetbox-test")
-	serverCert, serverKey := ca.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	clientCert, clientKey := ca.issue(t, "client", x509.ExtKeyUsageClientAuth)
-	otherCA := newTestCA(t, "other")
-	otherCert, otherKey := otherCA.issue(t, "other-client", x509.ExtKeyUsageClientAuth)
+	ca := natstest.NewCA(t, "jetbox-test")
+	serverCert, serverKey := ca.Issue(t, "server", x509.ExtKeyUsageServerAuth)
+	clientCert, clientKey := ca.Issue(t, "client", x509.ExtKeyUsageClientAuth)
+	otherCA := natstest.NewCA(t, "other")
+	otherCert, otherKey := otherCA.Issue(t, "other-client", x509.ExtKeyUsageClientAuth)
 
 	return []authCase{
 		{

@@ -1,4 +1,4 @@
-package natsconn_test
+package natstest
 
 import (
 	"crypto/ecdsa"
@@ -15,16 +15,18 @@ import (
 	"time"
 )
 
-// testCA is a certificate authority made for one test; its files live in
-// the test's temporary directory.
-type testCA struct {
+// CA is a certificate authority made for one test; its files live in the
+// test's temporary directory.
+type CA struct {
 	cert   *x509.Certificate
 	key    *ecdsa.PrivateKey
 	dir    string
 	CAFile string
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+// NewCA makes a certificate authority and writes its certificate to
+// CAFile.
+func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -45,14 +47,15 @@ func newTestCA(t *testing.T, name string) *testCA {
 		t.Fatalf("parse CA certificate: %v", err)
 	}
 	dir := t.TempDir()
-	ca := &testCA{cert: cert, key: key, dir: dir, CAFile: filepath.Join(dir, name+"-ca.pem")}
+	ca := &CA{cert: cert, key: key, dir: dir, CAFile: filepath.Join(dir, name+"-ca.pem")}
 	writePEM(t, ca.CAFile, "CERTIFICATE", der)
 	return ca
 }
 
-// issue signs a certificate for 127.0.0.1 (a server) or a client, and
-// returns the paths of the certificate and its key.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+// Issue signs a certificate for a server on localhost, 127.0.0.1 and ::1
+// (usage x509.ExtKeyUsageServerAuth) or for a client, and returns the
+// paths of the certificate and its key.
+func (ca *CA) Issue(t testing.TB, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -64,7 +67,7 @@ func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (cert
 		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
 	}
 	if usage == x509.ExtKeyUsageServerAuth {
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 		tmpl.DNSNames = []string{"localhost"}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
@@ -81,7 +84,7 @@ func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (cert
 	return certFile, keyFile
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -90,7 +93,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 	return key
 }
 
-func serial(t *testing.T) *big.Int {
+func serial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	if err != nil {
@@ -99,7 +102,7 @@ func serial(t *testing.T) *big.Int {
 	return n
 }
 
-func writePEM(t *testing.T, path, kind string, der []byte) {
+func writePEM(t testing.TB, path, kind string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
 		t.Fatalf("write %s: %v", path, err)
