@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -76,7 +77,7 @@ func (h *harness) startWorker() {
 	w, err := consumer.New(nc, consumer.Config{
 		Endpoint: api.URL, Token: testToken, Streams: h.streams, Concurrency: 32,
 		RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-		FailureThreshold: 3, ResetInterval: time.Second, ShutdownTimeout: 10 * time.Second,
+		FailureThreshold: 3, ResetInterval: time.Second, ShutdownTimeout: 2 * time.Second,
 		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
@@ -225,4 +226,10 @@ func coordList(i int) []float64 {
 
 func coordText(i int) string {
 	return fmt.Sprint(coordList(i)) // only used as a map key
+}
+
+func TestMain(m *testing.M) {
+	maxBackoff = time.Second // a test's outage is seconds long
+	lagInterval = 200 * time.Millisecond
+	os.Exit(m.Run())
 }

@@ -456,8 +456,13 @@ func (r *Relay) countPending(ctx context.Context) (int64, error) {
 	return n, redactErr(err, r.pool.Config().ConnConfig)
 }
 
+// maxBackoff bounds the wait after failed passes.
+var maxBackoff = 30 * time.Second
+
+// backoff is the wait after the failures-th failed pass in a row: 1s
+// doubling up to maxBackoff, with jitter.
 func backoff(failures int) time.Duration {
-	d := min(time.Second<<min(failures-1, 5), 30*time.Second)
+	d := min(time.Second<<min(failures-1, 5), maxBackoff)
 	return d/2 + rand.N(d/2)
 }
 
