@@ -57,3 +57,11 @@ BENCHONLY ?=
 .PHONY: bench
 bench:
 	$(GO) run ./cmd/bench -scale $(BENCHSCALE) $(if $(BENCHONLY),-only $(BENCHONLY))
+
+# jetbox relay under SIGKILL: 10,000 rows of SomaBrain's outbox over 50
+# tenants, the relay process killed twice during the backfill; every row
+# ends sent or failed and the memory API sees each write once. Needs
+# PostgreSQL (initdb, pg_ctl).
+.PHONY: relay-soak
+relay-soak:
+	JETBOX_RELAY_SOAK=1 $(GO) test -count=1 -v -timeout 15m -run TestRelaySurvivesSIGKILL ./cmd/jetbox/

@@ -79,3 +79,17 @@ func decimalExponent(sci []byte) int {
 	}
 	return exp
 }
+
+// FormatCoord writes a coordinate as SomaBrain does ("x,y,z", each number
+// as Python's str(float)), for callers that hold the numbers rather than
+// the text, such as rows of SomaBrain's database outbox.
+func FormatCoord(xyz [3]float64) string {
+	out := make([]byte, 0, 64)
+	for i, f := range xyz {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendPyFloat(out, f)
+	}
+	return string(out)
+}

@@ -28,7 +28,9 @@ Usage:
   jetbox publish [flags]     write a memory from the shell in any mode
   jetbox dlq list [flags]    list dead letters
   jetbox dlq replay [flags]  replay dead letters to their original subjects
-  jetbox status              consumer groups and tenant breakers
+  jetbox relay [--install-trigger]
+                             move SomaBrain's outbox_events rows (SOMABRAIN_POSTGRES_DSN) into the outbox
+  jetbox status              consumer groups, tenant breakers and relay lag
   jetbox config [--table]    effective configuration, secrets redacted
   jetbox memapi              run only the development memory API
 
@@ -61,6 +63,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = publish(ctx, cfg, rest, stdout)
 	case "dlq":
 		err = deadLetters(ctx, cfg, rest, stdout)
+	case "relay":
+		err = runRelay(ctx, cfg, rest, stdout, stderr, log)
 	case "status":
 		err = status(ctx, cfg, rest, stdout)
 	case "config":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jetbox-dev/jetbox/consumer"
 	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/relay"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -60,6 +61,8 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 		tw.Flush()
 	}
 
+	printRelayLag(ctx, js, stdout)
+
 	workers, err := gatherStatus(nc, *wait)
 	if err != nil {
 		return err
@@ -75,6 +78,35 @@ func status(ctx context.Context, cfg config.Config, args []string, stdout io.Wri
 		}
 	}
 	return tw.Flush()
+}
+
+// printRelayLag prints what each 'jetbox relay' last recorded about
+// SomaBrain's outbox_events table.
+func printRelayLag(ctx context.Context, js jetstream.JetStream, stdout io.Writer) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lags, err := relay.ReadLag(ctx, js, relay.DefaultStatusBucket)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stdout, "\nrelay: %v\n", err)
+		return
+	case len(lags) == 0:
+		fmt.Fprintln(stdout, "\nrelay: none has reported")
+		return
+	}
+	fmt.Fprintf(stdout, "\nrelay: %d reporting\n", len(lags))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELAY\tPENDING\tOLDEST PENDING\tLEFT PENDING\tLAST SUCCESS\tUPDATED")
+	for _, l := range lags {
+		last := "-"
+		if !l.LastSuccess.IsZero() {
+			last = time.Since(l.LastSuccess).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s ago\n", l.Relay, l.Pending,
+			(time.Duration(l.OldestAge * float64(time.Second))).Round(time.Second), l.LeftPending, last,
+			time.Since(l.Updated).Round(time.Second))
+	}
+	tw.Flush()
 }
 
 // groupCounts sums the consumers of one mode's partitions.

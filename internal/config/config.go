@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -99,12 +100,24 @@ type Config struct {
 	BufferSize     int           `env:"SOMABRAIN_OUTBOX_BUFFER_SIZE" envDefault:"10000" help:"background writes buffered in a producer process"`
 	Universe       string        `env:"SOMABRAIN_OUTBOX_UNIVERSE" envDefault:"real" help:"universe used to derive a coord from a key"`
 
+	PostgresDSN       string        `env:"SOMABRAIN_POSTGRES_DSN" secret:"true" help:"jetbox relay: SomaBrain's PostgreSQL, whose outbox_events table it moves into the outbox (its password is never shown)"`
+	RelayMode         string        `env:"SOMABRAIN_RELAY_MODE" envDefault:"fast_ack" help:"jetbox relay: write mode of relayed writes: fast_ack, background, or sync (without a reply subject: the relay never waits for the memory API)"`
+	RelayFailUnknown  bool          `env:"SOMABRAIN_RELAY_FAIL_UNKNOWN" envDefault:"false" help:"jetbox relay: mark rows of topics jetbox does not carry (wm.*, graph.delete_link, ...) failed instead of leaving them pending"`
+	RelayPollInterval time.Duration `env:"SOMABRAIN_RELAY_POLL_INTERVAL" envDefault:"5s" help:"jetbox relay: how often it looks for new rows when no notification came"`
+	RelayBatchSize    int           `env:"SOMABRAIN_RELAY_BATCH_SIZE" envDefault:"200" help:"jetbox relay: rows per transaction"`
+	RelayConcurrency  int           `env:"SOMABRAIN_RELAY_CONCURRENCY" envDefault:"4" help:"jetbox relay: tenants relayed at once (each tenant by one relay at a time, in order)"`
+	RelayHTTPListen   string        `env:"SOMABRAIN_RELAY_HTTP_LISTEN" envDefault:"127.0.0.1:9465" help:"jetbox relay: listen address of its /metrics, /healthz and /readyz; off disables"`
+
 	LogLevel       string `env:"SOMABRAIN_OUTBOX_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
 	LogFormat      string `env:"SOMABRAIN_OUTBOX_LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal)"`
 	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include write bodies and memory API answers in failure logs (they are the users' data: off by default)"`
 	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener, the mutex profile included"`
 	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
 }
+
+// MaxRelayBatchSize bounds SOMABRAIN_RELAY_BATCH_SIZE: a batch's rows are
+// held in memory, payloads included, until its transaction ends.
+const MaxRelayBatchSize = 10000
 
 // HTTPListenOff turns the ops HTTP server off. (An empty variable cannot:
 // like every variable with a default, empty means the default.)
@@ -188,10 +201,16 @@ func (c Config) Validate() error {
 			return bad(name, addr, "host:port")
 		}
 	}
-	if c.HTTPListen != HTTPListenOff {
-		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
-			return bad("SOMABRAIN_OUTBOX_HTTP_LISTEN", c.HTTPListen, "host:port, or off")
+	for name, addr := range map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": c.HTTPListen, "SOMABRAIN_RELAY_HTTP_LISTEN": c.RelayHTTPListen} {
+		if addr == HTTPListenOff {
+			continue
 		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return bad(name, addr, "host:port, or off")
+		}
+	}
+	if _, err := streams.ParseMode(c.RelayMode); err != nil {
+		return bad("SOMABRAIN_RELAY_MODE", c.RelayMode, "fast_ack, background, sync")
 	}
 	if _, _, err := c.EmbeddedSync(); err != nil {
 		return bad("SOMABRAIN_OUTBOX_NATS_SYNC", c.NATSSync, "a duration above 0 such as 1s or 2m, or always")
@@ -224,6 +243,9 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_PUBLISH_TIMEOUT", c.PublishTimeout > 0, c.PublishTimeout.String()},
 		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.BufferSize >= 1, fmt.Sprint(c.BufferSize)},
 		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.MetricsTenants >= 0, fmt.Sprint(c.MetricsTenants)},
+		{"SOMABRAIN_RELAY_POLL_INTERVAL", c.RelayPollInterval > 0, c.RelayPollInterval.String()},
+		{"SOMABRAIN_RELAY_BATCH_SIZE", c.RelayBatchSize >= 1 && c.RelayBatchSize <= MaxRelayBatchSize, fmt.Sprint(c.RelayBatchSize)},
+		{"SOMABRAIN_RELAY_CONCURRENCY", c.RelayConcurrency >= 1, fmt.Sprint(c.RelayConcurrency)},
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -233,6 +255,8 @@ func (c Config) Validate() error {
 				allowed = "at least 1s"
 			case "SOMABRAIN_OUTBOX_PARTITIONS":
 				allowed = fmt.Sprintf("1 to %d", streams.MaxPartitions)
+			case "SOMABRAIN_RELAY_BATCH_SIZE":
+				allowed = fmt.Sprintf("1 to %d", MaxRelayBatchSize)
 			case "SOMABRAIN_OUTBOX_BACKOFF_MAX":
 				allowed = "at least SOMABRAIN_OUTBOX_BACKOFF_BASE"
 			}
@@ -322,7 +346,33 @@ func (c Config) Vars() []Var {
 		if f.Name == "MemoryEndpoint" || f.Name == "NATSURL" {
 			value = RedactURL(value)
 		}
+		if f.Name == "PostgresDSN" {
+			value = RedactDSN(c.PostgresDSN)
+		}
 		out = append(out, Var{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Value: value, Secret: secret})
 	}
 	return out
 }
+
+// RedactDSN hides the password of a PostgreSQL connection string, in URL
+// form (postgres://user:secret@host/db?password=...) or key=value form
+// (password=secret), and keeps the rest, so a log or an error still says
+// which database.
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			}
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
+	}
+	return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
+}
+
+// kvPassword matches password=... in a key=value DSN, quoted or not.
+var kvPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/relay"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// runRelay is 'jetbox relay': SomaBrain's outbox_events rows into the
+// outbox, the backfill first (with progress on stderr), then new rows
+// until SIGINT or SIGTERM. --install-trigger installs the notification
+// trigger and exits.
+func runRelay(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log zerolog.Logger) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	install := fs.Bool("install-trigger", false, "install the trigger that notifies the relay of new rows ("+relay.NotifyChannel+"), then exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.PostgresDSN == "" {
+		return fmt.Errorf("%w: SOMABRAIN_POSTGRES_DSN is empty: set it to SomaBrain's database, e.g. postgres://user:password@host:5432/somabrain", config.ErrInvalid)
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.PostgresDSN)
+	if err != nil {
+		// pgx's parse errors quote the string with its password removed.
+		return fmt.Errorf("%w: SOMABRAIN_POSTGRES_DSN: %v", config.ErrInvalid, err)
+	}
+	pcfg.MaxConns = int32(cfg.RelayConcurrency + 2) // the workers, the lag report, the count
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
+	}
+	defer pool.Close()
+	if *install {
+		if err := relay.InstallTrigger(ctx, pool); err != nil {
+			return fmt.Errorf("install trigger on %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
+		}
+		fmt.Fprintf(stdout, "trigger installed: inserts into outbox_events notify %s\n", relay.NotifyChannel)
+		return nil
+	}
+
+	nc, err := connect(cfg, "jetbox relay")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	mode, _ := streams.ParseMode(cfg.RelayMode) // validated by config
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	host, _ := os.Hostname()
+	r, err := relay.New(pool, nc, relay.Config{
+		Mode: mode, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe, FailUnknown: cfg.RelayFailUnknown,
+		PollInterval: cfg.RelayPollInterval, BatchSize: cfg.RelayBatchSize, Concurrency: cfg.RelayConcurrency,
+		PublishTimeout: cfg.PublishTimeout, ID: relayID(host, os.Getpid()),
+		Progress: stderr, ProgressTerminal: isTerminal(stderr), Log: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.RelayHTTPListen != config.HTTPListenOff {
+		srv, err := serveOps(cfg.RelayHTTPListen, reg, cfg.Pprof, func() error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to NATS")
+			}
+			return nil
+		}, func(ctx context.Context) error { return pool.Ping(ctx) }, log)
+		if err != nil {
+			return fmt.Errorf("SOMABRAIN_RELAY_HTTP_LISTEN: %w", err)
+		}
+		defer srv.Close()
+	}
+	log.Info().Str("postgres", config.RedactDSN(cfg.PostgresDSN)).Str("mode", string(mode)).
+		Msg("jetbox relay: moving outbox_events into the outbox; SIGTERM or Ctrl-C stops")
+	start := time.Now()
+	err = r.Run(ctx)
+	log.Info().Dur("ran", time.Since(start)).Msg("jetbox relay stopped")
+	return err
+}
+
+// relayID is the relay's key in the status bucket: host and pid, in the
+// characters a KV key may hold.
+func relayID(host string, pid int) string {
+	b := []byte(host)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		b = []byte("relay")
+	}
+	return fmt.Sprintf("%s-%d", b, pid)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}

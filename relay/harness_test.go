@@ -1,0 +1,235 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/consumer"
+	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/relay/pgtest"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+const testToken = "relay-test-token"
+
+// harness is SomaBrain's table in a real PostgreSQL, an embedded
+// nats-server with the outbox, a worker and the development memory API.
+type harness struct {
+	t       *testing.T
+	pg      *pgtest.Server
+	pool    *pgxpool.Pool
+	ns      *natstest.Server
+	streams streams.Config
+	store   *memapi.Store
+}
+
+func newHarness(t *testing.T, natsOpts ...natstest.Option) *harness {
+	t.Helper()
+	h := &harness{t: t, pg: pgtest.Start(t)}
+	h.pg.CreateOutboxTable(t)
+	pool, err := pgxpool.New(context.Background(), h.pg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	h.pool = pool
+	h.ns = natstest.Start(t, natsOpts...)
+	h.streams = streams.DefaultConfig()
+	h.streams.Partitions = 4
+	h.streams.MemberTTL = 2 * time.Second
+	h.provision()
+	store, err := memapi.Open(memapi.Options{Path: t.TempDir() + "/memapi.db", Token: testToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h.store = store
+	return h
+}
+
+func (h *harness) provision() {
+	h.t.Helper()
+	_, js := h.ns.Connect(h.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, h.streams); err != nil {
+		h.t.Fatalf("provision: %v", err)
+	}
+}
+
+// startWorker runs a worker against the development memory API.
+func (h *harness) startWorker() {
+	h.t.Helper()
+	api := httptest.NewServer(h.store.Handler())
+	h.t.Cleanup(api.Close)
+	nc, _ := h.ns.Connect(h.t)
+	w, err := consumer.New(nc, consumer.Config{
+		Endpoint: api.URL, Token: testToken, Streams: h.streams, Concurrency: 32,
+		RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
+		FailureThreshold: 3, ResetInterval: time.Second, ShutdownTimeout: 2 * time.Second,
+		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	h.t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitFor(h.t, 15*time.Second, "worker ready", func() bool { return w.Ready() == nil })
+}
+
+// relayConfig is a relay tuned for tests.
+func (h *harness) relayConfig() Config {
+	return Config{
+		PollInterval: 200 * time.Millisecond, BatchSize: 100, PublishTimeout: 2 * time.Second,
+		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
+	}
+}
+
+func (h *harness) newRelay(cfg Config) *Relay {
+	h.t.Helper()
+	nc, _ := h.ns.Connect(h.t, nats.MaxReconnects(-1))
+	r, err := New(h.pool, nc, cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// runRelay runs r until the test ends, or until stop is called.
+func (h *harness) runRelay(r *Relay) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			err = <-done
+		}
+		return err
+	}
+	h.t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+// testRow is a row as SomaBrain inserts it.
+type testRow struct {
+	topic     string
+	payload   any // encoded as JSON
+	dedupeKey string
+	tenant    *string
+	createdAt time.Time
+}
+
+// insert copies rows into outbox_events with every column SomaBrain's
+// ORM fills (the table has no defaults).
+func (h *harness) insert(rows []testRow) {
+	h.t.Helper()
+	src := make([][]any, len(rows))
+	for i, r := range rows {
+		payload, err := json.Marshal(r.payload)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		created := r.createdAt
+		if created.IsZero() {
+			created = time.Now()
+		}
+		src[i] = []any{created, r.topic, string(payload), "pending", 0, r.dedupeKey, r.tenant}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := h.pool.CopyFrom(ctx, pgx.Identifier{"outbox_events"},
+		[]string{"created_at", "topic", "payload", "status", "retries", "dedupe_key", "tenant_id"}, pgx.CopyFromRows(src))
+	if err != nil {
+		h.t.Fatalf("insert rows: %v", err)
+	}
+}
+
+// statusCounts counts rows by status.
+func (h *harness) statusCounts() map[string]int {
+	h.t.Helper()
+	rows, err := h.pool.Query(context.Background(), "SELECT status, count(*) FROM outbox_events GROUP BY status")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			h.t.Fatal(err)
+		}
+		out[s] = n
+	}
+	return out
+}
+
+// rowState is a row's status and last_error by dedupe key.
+func (h *harness) rowState(dedupeKey string) (status, lastError string) {
+	h.t.Helper()
+	var le *string
+	err := h.pool.QueryRow(context.Background(), "SELECT status, last_error FROM outbox_events WHERE dedupe_key = $1", dedupeKey).Scan(&status, &le)
+	if err != nil {
+		h.t.Fatalf("row %s: %v", dedupeKey, err)
+	}
+	if le != nil {
+		lastError = *le
+	}
+	return status, lastError
+}
+
+// applied sums the memory API's applied writes over all tenants.
+func (h *harness) applied() (applied, suppressed uint64) {
+	for _, s := range h.store.Stats().Tenants {
+		applied += s.Applied
+		suppressed += s.Suppressed
+	}
+	return applied, suppressed
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+// coordList is a coordinate as SomaBrain's rows hold it: list(coord).
+func coordList(i int) []float64 {
+	return []float64{float64(i) / 10, -float64(i) / 7, 0.5}
+}
+
+func coordText(i int) string {
+	return fmt.Sprint(coordList(i)) // only used as a map key
+}
+
+func TestMain(m *testing.M) {
+	maxBackoff = time.Second // a test's outage is seconds long
+	lagInterval = 200 * time.Millisecond
+	os.Exit(m.Run())
+}
