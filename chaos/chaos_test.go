@@ -126,6 +126,29 @@ func TestChaos(t *testing.T) {
 		}
 	}()
 
+	// A hostile tenant publishes, as a raw client, what used to stop or
+	// stall workers: writes nats.go would take for server statuses, forged
+	// pin ids, reply subjects past the server's control line, ids and
+	// namespaces of other tenants. Each must end dead-lettered as bad input
+	// (forged pin ids on valid writes are applied) and hurt nobody.
+	var hostileSent, hostileTried atomic.Int64
+	writers.Add(1)
+	go func() {
+		defer writers.Done()
+		for i := 0; time.Now().Before(stopWriting); i++ {
+			m := hostileMessage(i)
+			if m.Header.Get("Nats-Pin-Id") == "" {
+				hostileTried.Add(1)
+			}
+			pubCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if _, err := js.PublishMsg(pubCtx, m); err == nil && m.Header.Get("Nats-Pin-Id") == "" {
+				hostileSent.Add(1)
+			}
+			cancel()
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+
 	// The faults.
 	var kills, leaderStops, producerRestarts int
 	chaosDone := make(chan struct{})
@@ -259,6 +282,7 @@ func TestChaos(t *testing.T) {
 	for kind, n := range faults.counts() {
 		row("memory API fault: "+kind, n)
 	}
+	row("hostile messages published (to be dead-lettered)", hostileSent.Load())
 	row("breaker openings", breakers)
 	row("tenants parked", parked)
 	row("workers SIGKILLed", kills)
@@ -270,6 +294,38 @@ func TestChaos(t *testing.T) {
 	if lost != 0 || twice != 0 || outOfOrder != 0 {
 		t.Fatalf("invariants broken: %d lost, %d applied twice, %d out of order", lost, twice, outOfOrder)
 	}
+	// A publish that timed out may still have been stored.
+	if n := int64(byClass[string(streams.ClassBadInput)]); n < hostileSent.Load() || n > hostileTried.Load() {
+		t.Errorf("%d writes dead-lettered as bad input, want the %d hostile ones acknowledged (at most the %d published)", n, hostileSent.Load(), hostileTried.Load())
+	}
+}
+
+// hostileMessage is the i-th message of the hostile tenant's mix.
+func hostileMessage(i int) *nats.Msg {
+	modes := []string{"sync", "fast_ack", "background"}
+	m := nats.NewMsg("memory.mallory." + modes[i%3] + ".store")
+	m.Header.Set("Soma-Idempotency-Key", fmt.Sprintf("hostile-%d", i))
+	body := fmt.Sprintf(`{"coord":"%d,9,9","payload":{}}`, i)
+	switch i % 6 {
+	case 0: // ended the partition's pull loop
+		m.Header.Set("Status", "409")
+		m.Header.Set("Description", "Consumer Deleted")
+		body = ""
+	case 1: // swallowed and redelivered forever
+		m.Header.Set("Status", "408")
+		body = ""
+	case 2: // stalled the partition's owner; valid, so applied
+		m.Header.Set("Nats-Pin-Id", "forged")
+	case 3: // closed the worker's connection
+		m.Subject = "memory.mallory.sync.store"
+		m.Header.Set("Soma-Reply-To", "_INBOX."+strings.Repeat("r", 5000))
+	case 4: // would make tenant-00's write with this id vanish
+		m.Header.Set("Nats-Msg-Id", fmt.Sprintf("tenant-00:hostile-%d", i))
+	case 5: // would write under another tenant's namespace
+		m.Header.Set("Soma-Namespace", "memory:tenant-00")
+	}
+	m.Data = []byte(body)
+	return m
 }
 
 // reportLost says which acknowledged writes are missing and where the

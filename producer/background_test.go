@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -230,7 +231,7 @@ func TestBackgroundFailuresReported(t *testing.T) {
 		t.Fatalf("%d failures, want %d", len(f), n)
 	}
 	for _, bf := range f {
-		if !errors.Is(bf.Err, ErrPublishTimeout) || !keys[bf.IdempotencyKey] || bf.MsgID != "public:"+bf.IdempotencyKey {
+		if !errors.Is(bf.Err, ErrPublishTimeout) || !keys[bf.IdempotencyKey] || !strings.HasPrefix(bf.MsgID, "public:") || len(bf.MsgID) != len("public:")+32 {
 			t.Fatalf("failure %+v", bf)
 		}
 		delete(keys, bf.IdempotencyKey)

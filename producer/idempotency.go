@@ -11,8 +11,8 @@ import (
 // the recipe can never collide with ids made by this one.
 const idempotencyVersion = "jetbox-idem-v1"
 
-// DeriveIdempotencyKey is the key of one write: the first 32 hex digits of
-// the SHA-256 of
+// DeriveIdempotencyKey is the key of one write (and, after the tenant token
+// and a colon, its Nats-Msg-Id): the first 32 hex digits of the SHA-256 of
 //
 //	jetbox-idem-v1 NUL <op> NUL <raw tenant> NUL <base> NUL <body>
 //

@@ -26,12 +26,13 @@ func WithRequestID(id string) WriteOption {
 	return func(o *writeOptions) { o.requestID = id }
 }
 
-// WithIdempotencyKey sets the base of the write's idempotency key, which
-// wins over the request id. The key the memory API sees and the outbox
-// dedupe id (Nats-Msg-Id) are derived from it and the write's op, tenant
-// and body (DeriveIdempotencyKey), so calls with the same key and the same
-// write inside the outbox's duplicate window are stored once, and a
-// different write with the same key is never taken for a repeat.
+// WithIdempotencyKey sets the key the memory API dedupes on
+// (X-Idempotency-Key), as given: the caller states that writes with this
+// key are one write. It also wins over the request id as the base of the
+// outbox dedupe id (Nats-Msg-Id), which is derived from it and the write's
+// op, tenant and body (DeriveIdempotencyKey): a retry of the same write is
+// stored once, a different write with the same key is stored too, and
+// nobody can compute the id in advance to claim it first.
 func WithIdempotencyKey(key string) WriteOption {
 	return func(o *writeOptions) { o.idempotencyKey = key }
 }

@@ -313,8 +313,15 @@ func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOpti
 			return err
 		}
 	}
-	w.key = DeriveIdempotencyKey(op, tenant, base, w.body)
-	w.msgID = addr.Token + ":" + w.key
+	// The outbox id is always derived from the whole write, so nobody can
+	// compute it in advance; the key the memory API sees is the caller's
+	// own when it gave one.
+	derived := DeriveIdempotencyKey(op, tenant, base, w.body)
+	w.key = o.idempotencyKey
+	if w.key == "" {
+		w.key = derived
+	}
+	w.msgID = addr.Token + ":" + derived
 	if o.mode == streams.ModeSync {
 		if w.reply, err = p.replies.newSubject(); err != nil {
 			return err
