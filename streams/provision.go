@@ -273,6 +273,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// A connection learns its account's max payload (accounts { X {
+	// limits { max_payload } } }) only after its first round trip; before
+	// it, MaxPayload is the server-wide one, and writes the workers could
+	// not dead-letter would be let in.
+	if err := js.Conn().FlushWithContext(ctx); err != nil {
+		return nil, fmt.Errorf("provision: reach the NATS server: %w", err)
+	}
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
 		cfg.MaxMsgSize = int32(max - DLQHeadroom)
 	}
