@@ -277,7 +277,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	// limits { max_payload } } }) only after its first round trip; before
 	// it, MaxPayload is the server-wide one, and writes the workers could
 	// not dead-letter would be let in.
-	if err := js.Conn().FlushWithContext(ctx); err != nil {
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second) // FlushWithContext wants a deadline
+	err := js.Conn().FlushWithContext(flushCtx)
+	cancel()
+	if err != nil {
 		return nil, fmt.Errorf("provision: reach the NATS server: %w", err)
 	}
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
