@@ -337,9 +337,9 @@ func (b *background) sortFailed(retries *retryQueue) {
 // outbox refused it for good or its publish timeout has passed.
 func (b *background) retryOrFail(w *outgoing, err error, retries *retryQueue) {
 	w.err = err
-	cause := refused(err, w.size())
-	if cause != nil && !errors.Is(cause, ErrOutboxFull) {
-		b.fail(w, cause) // a full outbox may drain: retried like a timeout
+	cause := refused(err, w.size(), w.addr)
+	if cause != nil && !errors.Is(cause, ErrOutboxFull) && !errors.Is(cause, ErrTenantBacklogFull) {
+		b.fail(w, cause) // a full outbox or tenant backlog may drain: retried like a timeout
 		return
 	}
 	if cause == nil {
@@ -357,7 +357,7 @@ func (b *background) retryOrFail(w *outgoing, err error, retries *retryQueue) {
 
 // fail reports a write that is finally given up.
 func (b *background) fail(w *outgoing, err error) {
-	b.metrics.backgroundFailed()
+	b.metrics.backgroundFailed(err)
 	if cb := b.cfg.OnBackgroundError; cb != nil {
 		cb(BackgroundFailure{Subject: w.msg.Subject, MsgID: w.msgID, IdempotencyKey: w.key, Err: err})
 	}

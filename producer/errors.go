@@ -37,6 +37,12 @@ var (
 	// its message or byte limit (or the account's or server's JetStream
 	// limits). It is not retried: workers must drain the outbox first.
 	ErrOutboxFull = errors.New("outbox full")
+	// ErrTenantBacklogFull: the outbox refused the write because its tenant
+	// already has its quota of writes of this mode and op waiting (the
+	// outbox's per-subject limit). Other tenants' writes are still stored.
+	// Like ErrOutboxFull it is not retried by fast_ack and sync writes:
+	// workers must apply some of the tenant's writes first.
+	ErrTenantBacklogFull = errors.New("tenant backlog full")
 )
 
 // InvalidRequestError says which part of a request is unusable. It never
@@ -76,6 +82,25 @@ func (e *PayloadTooLargeError) Is(target error) bool { return target == ErrPaylo
 
 // Unwrap returns the server's refusal, if any.
 func (e *PayloadTooLargeError) Unwrap() error { return e.Err }
+
+// TenantBacklogFullError names the tenant, mode and op whose backlog is
+// full.
+type TenantBacklogFullError struct {
+	Tenant string // raw tenant id
+	Mode   streams.Mode
+	Op     streams.Op
+	Err    error // the server's refusal
+}
+
+func (e *TenantBacklogFullError) Error() string {
+	return fmt.Sprintf("tenant backlog full: tenant %q has as many %s %s writes waiting in the outbox as its quota allows", e.Tenant, e.Mode, e.Op)
+}
+
+// Is makes errors.Is(err, ErrTenantBacklogFull) true.
+func (e *TenantBacklogFullError) Is(target error) bool { return target == ErrTenantBacklogFull }
+
+// Unwrap returns the server's refusal.
+func (e *TenantBacklogFullError) Unwrap() error { return e.Err }
 
 // RejectedError is a sync write that the workers dead-lettered: the memory
 // API refused it (Outcome rejected, Status its 4xx) or it could not be

@@ -11,19 +11,29 @@ import (
 
 // Values of the result label of jetbox_producer_writes_total.
 const (
-	resultStored    = "stored"
-	resultDuplicate = "duplicate"
-	resultError     = "error"
+	resultStored      = "stored"
+	resultDuplicate   = "duplicate"
+	resultError       = "error"
+	resultBacklogFull = "tenant_backlog_full"
 )
 
-var results = [...]string{resultStored, resultDuplicate, resultError}
+var results = [...]string{resultStored, resultDuplicate, resultError, resultBacklogFull}
+
+// errorResult is the result label of a write that failed with err: a full
+// tenant backlog is counted apart, since it is the quota doing its job.
+func errorResult(err error) string {
+	if errors.Is(err, ErrTenantBacklogFull) {
+		return resultBacklogFull
+	}
+	return resultError
+}
 
 // metrics are the producer's Prometheus series. A nil *metrics records
 // nothing, so the write path never checks whether metrics are on. The
 // children are resolved once: no label lookups per write.
 type metrics struct {
-	writes   [3][3]prometheus.Counter // [mode][result], indexed by modeIndex and resultIndex
-	publish  [3]prometheus.Observer   // [mode]
+	writes   [3][len(results)]prometheus.Counter // [mode][result], indexed by modeIndex and the result's place in results
+	publish  [3]prometheus.Observer              // [mode]
 	buffered prometheus.Gauge
 	failures prometheus.Counter
 }
@@ -34,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	writes, err := register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jetbox_producer_writes_total",
-		Help: "Writes by mode and result: stored (acknowledged by the outbox), duplicate (already in the outbox), error.",
+		Help: "Writes by mode and result: stored (acknowledged by the outbox), duplicate (already in the outbox), tenant_backlog_full (refused: the tenant's quota of waiting writes is reached), error (any other failure).",
 	}, []string{"mode", "result"}))
 	if err != nil {
 		return nil, err
@@ -101,14 +111,12 @@ func (m *metrics) write(mode streams.Mode, result string) {
 	if m == nil {
 		return
 	}
-	j := 2
-	switch result {
-	case resultStored:
-		j = 0
-	case resultDuplicate:
-		j = 1
+	for j, r := range results {
+		if r == result {
+			m.writes[modeIndex(mode)][j].Inc()
+			return
+		}
 	}
-	m.writes[modeIndex(mode)][j].Inc()
 }
 
 // published records how long a write took from its first publish attempt to
@@ -125,9 +133,9 @@ func (m *metrics) bufferedAdd(n int) {
 	}
 }
 
-func (m *metrics) backgroundFailed() {
+func (m *metrics) backgroundFailed(err error) {
 	if m != nil {
 		m.failures.Inc()
-		m.write(streams.ModeBackground, resultError)
+		m.write(streams.ModeBackground, errorResult(err))
 	}
 }

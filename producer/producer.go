@@ -64,7 +64,7 @@ type BackgroundFailure struct {
 	Subject        string
 	MsgID          string
 	IdempotencyKey string
-	Err            error // wraps ErrPublishTimeout, ErrClosed, ErrOutboxFull, ErrPayloadTooLarge, ...
+	Err            error // wraps ErrPublishTimeout, ErrClosed, ErrOutboxFull, ErrTenantBacklogFull, ErrPayloadTooLarge, ...
 }
 
 // Result describes a write.
@@ -273,7 +273,7 @@ func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace s
 			p.metrics.write(mode, resultStored)
 		}
 	default:
-		p.metrics.write(mode, resultError)
+		p.metrics.write(mode, errorResult(err))
 	}
 	return res, err
 }
@@ -337,6 +337,7 @@ func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOpti
 	w.setHeader(streams.HeaderTraceparent, o.traceparent)
 	w.setHeader(streams.HeaderTracestate, o.tracestate)
 	w.setHeader(streams.HeaderReplyTo, w.reply)
+	w.addr = addr
 	res.Subject, res.MsgID, res.IdempotencyKey = w.msg.Subject, w.msgID, w.key
 	if limit := p.nc.MaxPayload(); w.size() > limit {
 		return &PayloadTooLargeError{Size: w.size(), Max: limit}

@@ -29,10 +29,11 @@ type outgoing struct {
 	hdrBytes int64
 	body     []byte
 	coord    string
-	key      string       // idempotency key
-	msgID    string       // Nats-Msg-Id
-	reply    string       // sync: where the outcome will come
-	opts     writeOptions // the write's options, pooled with it
+	key      string          // idempotency key
+	msgID    string          // Nats-Msg-Id
+	reply    string          // sync: where the outcome will come
+	addr     streams.Address // tenant, mode and op
+	opts     writeOptions    // the write's options, pooled with it
 	// resent says the publish that was acked was not the first attempt:
 	// an earlier one may have stored the write, so a duplicate ack may be
 	// this write's own (fast_ack, sync).
@@ -115,8 +116,11 @@ const (
 var storeFullReasons = []string{
 	"maximum messages exceeded",
 	"maximum bytes exceeded",
-	"maximum messages per subject exceeded",
 }
+
+// storeSubjectFullReason is server/store.go's ErrMaxMsgsPerSubject: the
+// outbox's per-subject limit, the tenant quota, is reached.
+const storeSubjectFullReason = "maximum messages per subject exceeded"
 
 // storeTooLargeReason is server/store.go's ErrMsgTooLarge.
 const storeTooLargeReason = "message too large"
@@ -166,7 +170,7 @@ func (p *Producer) publishDurable(ctx context.Context, w *outgoing) (*jetstream.
 			w.resent = attempt > 0
 			return ack, nil
 		}
-		if refusal := refused(err, w.size()); refusal != nil {
+		if refusal := refused(err, w.size(), w.addr); refusal != nil {
 			return nil, refusal
 		}
 		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
@@ -240,13 +244,16 @@ func publishGaveUp(callerErr error, attempts int, lastErr error) error {
 	return fmt.Errorf("%w: no ack from the outbox after %d attempts: %w", ErrPublishTimeout, attempts, lastErr)
 }
 
-// refused returns the error to report when err means the write can never
-// be stored by retrying it right away, or nil when err is transient.
-func refused(err error, size int64) error {
+// refused returns the error to report when err means the write of size
+// bytes to addr can never be stored by retrying it right away, or nil when
+// err is transient.
+func refused(err error, size int64, addr streams.Address) error {
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr):
 		switch {
+		case apiErr.ErrorCode == errCodeStoreFailed && apiErr.Description == storeSubjectFullReason:
+			return &TenantBacklogFullError{Tenant: addr.Tenant, Mode: addr.Mode, Op: addr.Op, Err: apiErr}
 		case outboxFull(apiErr):
 			return fmt.Errorf("%w: %w", ErrOutboxFull, apiErr)
 		case apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum,

@@ -17,6 +17,10 @@ import (
 )
 
 func TestRefused(t *testing.T) {
+	addr, err := streams.NewAddress("acme.eu", streams.ModeFastAck, streams.OpLink)
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := func(code int, errCode jetstream.ErrorCode, desc string) error {
 		return fmt.Errorf("nats: %w", &jetstream.APIError{Code: code, ErrorCode: errCode, Description: desc})
 	}
@@ -26,7 +30,7 @@ func TestRefused(t *testing.T) {
 	}{
 		"max msgs":           {api(503, 10077, "maximum messages exceeded"), ErrOutboxFull},
 		"max bytes":          {api(503, 10077, "maximum bytes exceeded"), ErrOutboxFull},
-		"max per subject":    {api(503, 10077, "maximum messages per subject exceeded"), ErrOutboxFull},
+		"max per subject":    {api(503, 10077, "maximum messages per subject exceeded"), ErrTenantBacklogFull},
 		"account limits":     {api(400, 10002, "resource limits exceeded for account"), ErrOutboxFull},
 		"server limits":      {api(503, 10023, "insufficient resources"), ErrOutboxFull},
 		"stream max size":    {api(400, 10054, "message size exceeds maximum allowed"), ErrPayloadTooLarge},
@@ -43,17 +47,23 @@ func TestRefused(t *testing.T) {
 		"stalled":            {jetstream.ErrTooManyStalledMsgs, nil},
 		"publisher closed":   {jetstream.ErrJetStreamPublisherClosed, ErrClosed},
 	} {
-		got := refused(c.err, 100)
+		got := refused(c.err, 100, addr)
 		if (got == nil) != (c.want == nil) || c.want != nil && !errors.Is(got, c.want) {
 			t.Errorf("%s: refused = %v, want %v", name, got, c.want)
 		}
+	}
+	// A full tenant backlog is not a full outbox, and names the tenant.
+	got := refused(api(503, 10077, "maximum messages per subject exceeded"), 100, addr)
+	var full *TenantBacklogFullError
+	if errors.Is(got, ErrOutboxFull) || !errors.As(got, &full) || full.Tenant != "acme.eu" || full.Mode != streams.ModeFastAck || full.Op != streams.OpLink {
+		t.Errorf("per-subject refusal = %#v, want a *TenantBacklogFullError for acme.eu fast_ack link only", got)
 	}
 	for name, err := range map[string]error{
 		"sealed":            api(400, 10109, "invalid operation on sealed stream"),
 		"wrong last seq":    api(400, 10071, "wrong last sequence: 3"),
 		"connection closed": nats.ErrConnectionClosed,
 	} {
-		got := refused(err, 100)
+		got := refused(err, 100, addr)
 		if got == nil || errors.Is(got, ErrOutboxFull) || !errors.Is(got, err) {
 			t.Errorf("%s: refused = %v, want a permanent error wrapping the cause", name, got)
 		}

@@ -31,6 +31,11 @@ type Config struct {
 	MaxAckPending   int           // writes in flight per partition consumer (not per mode: a mode holds Partitions times as many)
 	Partitions      int           // partitions per mode, 1 to MaxPartitions; each is one consumer owned by one worker
 	MemberTTL       time.Duration // a worker that has not heartbeated for this long is gone, and its partitions move
+
+	// TenantMaxPending is the tenant quota: how many writes one tenant may
+	// have waiting in the outbox per mode and op (one stored subject).
+	// The server refuses the next one. -1 unlimited.
+	TenantMaxPending int64
 }
 
 // DefaultConfig is what an embedded single-node jetbox uses.
@@ -53,8 +58,14 @@ func DefaultConfig() Config {
 		MaxAckPending:   64,
 		Partitions:      24,
 		MemberTTL:       10 * time.Second,
+
+		TenantMaxPending: DefaultTenantMaxPending,
 	}
 }
+
+// DefaultTenantMaxPending is the default tenant quota, the backlog
+// SomaBrain's own database outbox allowed a tenant.
+const DefaultTenantMaxPending = 10000
 
 // ErrInvalidConfig says Provision was given a layout it cannot make.
 var ErrInvalidConfig = errors.New("invalid outbox config")
@@ -62,6 +73,9 @@ var ErrInvalidConfig = errors.New("invalid outbox config")
 func (c Config) validate() error {
 	if c.Partitions < 1 || c.Partitions > MaxPartitions {
 		return fmt.Errorf("%w: Partitions = %d, allowed 1 to %d", ErrInvalidConfig, c.Partitions, MaxPartitions)
+	}
+	if c.TenantMaxPending == 0 || c.TenantMaxPending < -1 {
+		return fmt.Errorf("%w: TenantMaxPending = %d, allowed at least 1, or -1 for unlimited", ErrInvalidConfig, c.TenantMaxPending)
 	}
 	if c.MemberTTL <= 0 {
 		return fmt.Errorf("%w: MemberTTL = %v, must be above 0 or a dead worker would keep its partitions", ErrInvalidConfig, c.MemberTTL)
@@ -98,6 +112,11 @@ const DLQHeadroom = 4096
 // writes all land in one partition. The stream takes four-token subjects
 // only, so a producer cannot publish to a partition of its choosing, and
 // only the contract's ops, so a subject ending in a wildcard is refused.
+//
+// The per-subject limit, with discard-new per subject, is the tenant
+// quota: a stored subject holds one tenant's writes of one mode and op, so
+// once TenantMaxPending of them wait, the server refuses that tenant's
+// next one there while everybody else's are stored as before.
 func (c Config) OutboxConfig() jetstream.StreamConfig {
 	subjects := make([]string, 0, len(Modes)*len(Ops))
 	for _, m := range Modes {
@@ -113,14 +132,16 @@ func (c Config) OutboxConfig() jetstream.StreamConfig {
 			Source:      SubjectPrefix + ".*.*.*",
 			Destination: storedLayout(c.Partitions),
 		},
-		Retention:  jetstream.WorkQueuePolicy,
-		Discard:    jetstream.DiscardNew,
-		Storage:    c.Storage,
-		Replicas:   c.Replicas,
-		Duplicates: c.DuplicateWindow,
-		MaxBytes:   c.MaxBytes,
-		MaxMsgs:    c.MaxMsgs,
-		MaxMsgSize: c.MaxMsgSize,
+		Retention:            jetstream.WorkQueuePolicy,
+		Discard:              jetstream.DiscardNew,
+		Storage:              c.Storage,
+		Replicas:             c.Replicas,
+		Duplicates:           c.DuplicateWindow,
+		MaxBytes:             c.MaxBytes,
+		MaxMsgs:              c.MaxMsgs,
+		MaxMsgSize:           c.MaxMsgSize,
+		MaxMsgsPerSubject:    c.TenantMaxPending,
+		DiscardNewPerSubject: c.TenantMaxPending > 0,
 		// The server allows 1000 consumers per stream unless told
 		// otherwise; the partitions may need up to 3000, and the stray
 		// consumer is one more. No other consumer can share a work-queue
@@ -236,6 +257,10 @@ type Topology struct {
 // Provision creates or updates the streams, the buckets and a consumer per
 // mode and partition. Running it again with the same config changes nothing.
 //
+// An existing outbox's tenant quota is changed in place. Setting or
+// lowering it is refused with ErrNotDrained while a tenant has more writes
+// waiting than it leaves room for (checkQuotaKeepsWrites).
+//
 // It also retires the consumers the layout no longer has: those of the
 // unpartitioned layout (named after the modes) and, when Partitions
 // shrinks, those of the partitions beyond it. It refuses with ErrNotDrained,
@@ -248,11 +273,24 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// A connection learns its account's max payload (accounts { X {
+	// limits { max_payload } } }) only after its first round trip; before
+	// it, MaxPayload is the server-wide one, and writes the workers could
+	// not dead-letter would be let in.
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second) // FlushWithContext wants a deadline
+	err := js.Conn().FlushWithContext(flushCtx)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("provision: reach the NATS server: %w", err)
+	}
 	if max := js.Conn().MaxPayload(); cfg.MaxMsgSize < 0 && max > 2*DLQHeadroom {
 		cfg.MaxMsgSize = int32(max - DLQHeadroom)
 	}
 	if existing, err := lookUpStream(ctx, js, cfg.Stream); err == nil {
 		if _, err := retiredConsumers(ctx, existing, cfg); err != nil {
+			return nil, err
+		}
+		if err := checkQuotaKeepsWrites(ctx, existing, cfg); err != nil {
 			return nil, err
 		}
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -325,7 +363,7 @@ func CountStored(ctx context.Context, s jetstream.Stream, filter string) (uint64
 }
 
 // ErrNotDrained says the outbox still holds writes that a change of layout
-// would leave without a consumer.
+// would leave without a consumer, or that the server would delete.
 var ErrNotDrained = errors.New("outbox not drained")
 
 // legacyConsumer reports whether name is a consumer of the unpartitioned
@@ -411,6 +449,38 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 	return append(legacy, surplus...), nil
 }
 
+// checkQuotaKeepsWrites fails with ErrNotDrained when setting cfg's tenant
+// quota on the existing outbox could delete writes. A per-subject limit
+// set on a stream, or lowered, makes the server delete at once the oldest
+// messages of every subject above it, discard-new and work queue
+// notwithstanding (nats-server 2.15.2, the stores' UpdateConfig). So the
+// quota goes in only while every stored subject holds at most half of it:
+// the other half is room for the writes that arrive between this count
+// and the server applying the change, when no quota or a higher one still
+// holds. Raising or removing the quota deletes nothing and is not checked.
+func checkQuotaKeepsWrites(ctx context.Context, outbox jetstream.Stream, cfg Config) error {
+	have, want := limit(outbox.CachedInfo().Config.MaxMsgsPerSubject), limit(cfg.TenantMaxPending)
+	if want < 0 || (have > 0 && want >= have) {
+		return nil
+	}
+	info, err := outbox.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+".>"))
+	if err != nil {
+		return fmt.Errorf("count writes per subject in %s: %w", cfg.Stream, err)
+	}
+	var fullest string
+	var most uint64
+	for subject, n := range info.State.Subjects {
+		if n > most {
+			fullest, most = subject, n
+		}
+	}
+	if 2*most > uint64(want) {
+		return fmt.Errorf("%w: stream %s holds %d writes on %s; the server makes room for a new per-subject limit by deleting the oldest writes above it, so a tenant quota of %d goes in only while every subject holds at most half of it; start with a quota of at least %d (or unlimited), let the workers apply the backlog, then lower it",
+			ErrNotDrained, cfg.Stream, most, fullest, want, 2*most)
+	}
+	return nil
+}
+
 // createOrUpdateStream creates first and updates only a stream that exists
 // with another configuration. jetstream's CreateOrUpdateStream does it the
 // other way round, and on a 3-replica cluster an update racing another
@@ -466,7 +536,8 @@ func sameStream(want, have jetstream.StreamConfig) bool {
 		want.MaxAge == have.MaxAge && want.AllowDirect == have.AllowDirect &&
 		limit(int64(want.MaxConsumers)) == limit(int64(have.MaxConsumers)) &&
 		limit(want.MaxBytes) == limit(have.MaxBytes) && limit(want.MaxMsgs) == limit(have.MaxMsgs) &&
-		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize)) && want.Compression == have.Compression
+		limit(int64(want.MaxMsgSize)) == limit(int64(have.MaxMsgSize)) && want.Compression == have.Compression &&
+		limit(want.MaxMsgsPerSubject) == limit(have.MaxMsgsPerSubject) && want.DiscardNewPerSubject == have.DiscardNewPerSubject
 }
 
 // limit folds the two ways of saying "no limit" (0 and -1) into one.

@@ -43,9 +43,18 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 		return err
 	}
 	defer nc.Close()
+	// A background write's failure comes after the call, by the time
+	// Close has returned.
+	bgFailure := make(chan error, 1)
 	p, err := producer.New(nc, producer.Config{
 		Mode: m, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
 		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
+		OnBackgroundError: func(f producer.BackgroundFailure) {
+			select {
+			case bgFailure <- f.Err:
+			default:
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -71,6 +80,14 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	}
 	if closeErr := p.Close(ctx); err == nil {
 		err = closeErr
+	}
+	select {
+	case failure := <-bgFailure:
+		err = errors.Join(err, failure)
+	default:
+	}
+	if errors.Is(err, producer.ErrTenantBacklogFull) {
+		err = fmt.Errorf("%w (the tenant quota, SOMABRAIN_OUTBOX_TENANT_MAX_PENDING of the workers: retry once they have applied some)", err)
 	}
 	out := map[string]any{
 		"mode": res.Mode, "subject": res.Subject, "seq": res.Sequence, "duplicate": res.Duplicate,

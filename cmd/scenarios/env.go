@@ -72,6 +72,9 @@ func (r *runner) newEnv(ctx context.Context, apiDelay time.Duration) (*env, erro
 func (r *runner) newEnvWith(ctx context.Context, o envOptions) (*env, error) {
 	r.seq++
 	e := &env{r: r, dir: filepath.Join(r.work, fmt.Sprintf("env%d", r.seq)), streams: streams.DefaultConfig()}
+	// No tenant quota (here and in startWorker): the isolation scenario
+	// preloads one tenant's 100,000 writes before any worker runs.
+	e.streams.TenantMaxPending = -1
 	if o.streams != nil {
 		o.streams(&e.streams)
 	}
@@ -144,6 +147,7 @@ func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"NATS_URL=" + e.nats.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL,
 		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=info",
+		"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING=-1",
 	}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {

@@ -6,8 +6,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
+	"os"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -84,6 +86,9 @@ type Config struct {
 	Partitions      int           `env:"SOMABRAIN_OUTBOX_PARTITIONS" envDefault:"24" help:"partitions per write mode; each is one durable consumer owned by one worker; changing it needs a drained outbox"`
 	MemberTTL       time.Duration `env:"SOMABRAIN_OUTBOX_MEMBER_TTL" envDefault:"10s" help:"a worker that has not heartbeated for this long is considered gone and its partitions move"`
 
+	// The default is streams.DefaultTenantMaxPending (codeDefaults).
+	TenantMaxPending int64 `env:"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING" help:"tenant quota: writes one tenant may have waiting in the outbox per write mode and op, -1 unlimited; past it that tenant's next write of the mode and op is refused (tenant backlog full), other tenants' are stored"`
+
 	Modes           string        `env:"SOMABRAIN_OUTBOX_MODES" envDefault:"sync,fast_ack,background" help:"consumer groups this worker runs"`
 	Concurrency     int           `env:"SOMABRAIN_OUTBOX_CONCURRENCY" envDefault:"64" help:"memory API calls in flight per worker; sync is served first, then fast_ack, then background"`
 	RequestTimeout  time.Duration `env:"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT" envDefault:"10s" help:"one memory API call"`
@@ -126,14 +131,26 @@ const HTTPListenOff = "off"
 // ErrInvalid is wrapped by every configuration error.
 var ErrInvalid = errors.New("invalid configuration")
 
+// codeDefaults are the defaults declared by the package a setting belongs
+// to, by variable; their envDefault tags are empty. Like envDefault, they
+// apply to a variable that is unset or empty.
+var codeDefaults = map[string]string{
+	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
+}
+
 // Load reads the environment. environ nil means the process environment.
 func Load(environ map[string]string) (Config, error) {
-	var c Config
-	opts := env.Options{}
-	if environ != nil {
-		opts.Environment = environ
+	if environ == nil {
+		environ = env.ToMap(os.Environ())
 	}
-	if err := env.ParseWithOptions(&c, opts); err != nil {
+	environ = maps.Clone(environ)
+	for name, def := range codeDefaults {
+		if environ[name] == "" {
+			environ[name] = def
+		}
+	}
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		return c, explain(err)
 	}
 	return c, c.Validate()
@@ -217,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if c.Replicas != 1 && c.Replicas != 3 && c.Replicas != 5 {
 		return bad("SOMABRAIN_OUTBOX_REPLICAS", fmt.Sprint(c.Replicas), "1, 3 or 5")
+	}
+	if c.TenantMaxPending == 0 || c.TenantMaxPending < -1 {
+		return bad("SOMABRAIN_OUTBOX_TENANT_MAX_PENDING", fmt.Sprint(c.TenantMaxPending), "a whole number of at least 1, or -1 for unlimited")
 	}
 	if c.Storage != "file" && c.Storage != "memory" {
 		return bad("SOMABRAIN_OUTBOX_STORAGE", c.Storage, "file, memory")
@@ -316,6 +336,7 @@ func (c Config) Streams() streams.Config {
 		s.Storage = jetstream.MemoryStorage
 	}
 	s.DuplicateWindow, s.MaxBytes, s.MaxMsgs = c.DuplicateWindow, c.MaxBytes, c.MaxMsgs
+	s.TenantMaxPending = c.TenantMaxPending
 	s.DLQMaxAge, s.AckWait, s.MaxAckPending = c.DLQMaxAge, c.AckWait, c.MaxAckPending
 	s.Partitions, s.MemberTTL = c.Partitions, c.MemberTTL
 	return s
@@ -349,7 +370,11 @@ func (c Config) Vars() []Var {
 		if f.Name == "PostgresDSN" {
 			value = RedactDSN(c.PostgresDSN)
 		}
-		out = append(out, Var{Name: f.Tag.Get("env"), Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"), Value: value, Secret: secret})
+		name, def := f.Tag.Get("env"), f.Tag.Get("envDefault")
+		if def == "" {
+			def = codeDefaults[name]
+		}
+		out = append(out, Var{Name: name, Default: def, Help: f.Tag.Get("help"), Value: value, Secret: secret})
 	}
 	return out
 }

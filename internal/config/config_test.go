@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 func TestDefaultsAreValid(t *testing.T) {
@@ -55,21 +57,22 @@ func TestResetIntervalIsSeconds(t *testing.T) {
 // what it may be.
 func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 	cases := map[string][2]string{
-		"SOMABRAIN_MEMORY_WRITE_MODE":        {"eventually", "sync, fast_ack, background"},
-		"SOMABRAIN_MEMORY_FAILURE_THRESHOLD": {"many", "consecutive transient failures"},
-		"SOMABRAIN_MEMORY_RESET_INTERVAL":    {"soon", "seconds"},
-		"SOMABRAIN_MEMORY_HTTP_ENDPOINT":     {"ftp://x", "http:// or https://"},
-		"SOMABRAIN_DEFAULT_TENANT":           {"a\x01b", "control character"},
-		"SOMABRAIN_OUTBOX_REPLICAS":          {"2", "1, 3 or 5"},
-		"SOMABRAIN_OUTBOX_STORAGE":           {"tape", "file, memory"},
-		"SOMABRAIN_OUTBOX_MODES":             {"sync,later", "sync, fast_ack, background"},
-		"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT":   {"45s", "shorter than SOMABRAIN_OUTBOX_ACK_WAIT"},
-		"SOMABRAIN_OUTBOX_CONCURRENCY":       {"0", "above 0"},
-		"SOMABRAIN_OUTBOX_LOG_LEVEL":         {"loud", "debug, info, warn, error"},
-		"SOMABRAIN_OUTBOX_ACK_WAIT":          {"forever", "ACK_WAIT"},
-		"SOMABRAIN_OUTBOX_PARTITIONS":        {"1001", "1 to 1000"},
-		"SOMABRAIN_OUTBOX_MEMBER_TTL":        {"500ms", "at least 1s"},
-		"SOMABRAIN_OUTBOX_NATS_SYNC":         {"often", "or always"},
+		"SOMABRAIN_MEMORY_WRITE_MODE":         {"eventually", "sync, fast_ack, background"},
+		"SOMABRAIN_MEMORY_FAILURE_THRESHOLD":  {"many", "consecutive transient failures"},
+		"SOMABRAIN_MEMORY_RESET_INTERVAL":     {"soon", "seconds"},
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT":      {"ftp://x", "http:// or https://"},
+		"SOMABRAIN_DEFAULT_TENANT":            {"a\x01b", "control character"},
+		"SOMABRAIN_OUTBOX_REPLICAS":           {"2", "1, 3 or 5"},
+		"SOMABRAIN_OUTBOX_STORAGE":            {"tape", "file, memory"},
+		"SOMABRAIN_OUTBOX_MODES":              {"sync,later", "sync, fast_ack, background"},
+		"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT":    {"45s", "shorter than SOMABRAIN_OUTBOX_ACK_WAIT"},
+		"SOMABRAIN_OUTBOX_CONCURRENCY":        {"0", "above 0"},
+		"SOMABRAIN_OUTBOX_LOG_LEVEL":          {"loud", "debug, info, warn, error"},
+		"SOMABRAIN_OUTBOX_ACK_WAIT":           {"forever", "ACK_WAIT"},
+		"SOMABRAIN_OUTBOX_PARTITIONS":         {"1001", "1 to 1000"},
+		"SOMABRAIN_OUTBOX_MEMBER_TTL":         {"500ms", "at least 1s"},
+		"SOMABRAIN_OUTBOX_NATS_SYNC":          {"often", "or always"},
+		"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": {"0", "at least 1, or -1 for unlimited"},
 	}
 	for name, c := range cases {
 		_, err := Load(map[string]string{name: c[0]})
@@ -103,6 +106,35 @@ func TestVarsRedactSecrets(t *testing.T) {
 	for _, v := range c.Vars() {
 		if strings.Contains(v.Value, "s3cret") {
 			t.Errorf("%s shows a secret: %q", v.Name, v.Value)
+		}
+	}
+}
+
+// The tenant quota's default is the one the streams package declares; an
+// empty value means it too, -1 means unlimited, and 0 is refused.
+func TestTenantMaxPending(t *testing.T) {
+	for in, want := range map[string]int64{"": streams.DefaultTenantMaxPending, "-1": -1, "5": 5} {
+		environ := map[string]string{}
+		if in != "" {
+			environ["SOMABRAIN_OUTBOX_TENANT_MAX_PENDING"] = in
+		}
+		for _, env := range []map[string]string{environ, {"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": in}} {
+			c, err := Load(env)
+			if err != nil || c.TenantMaxPending != want || c.Streams().TenantMaxPending != want {
+				t.Errorf("%v: %d (streams %d), %v; want %d", env, c.TenantMaxPending, c.Streams().TenantMaxPending, err, want)
+			}
+		}
+	}
+	for _, bad := range []string{"0", "-2", "many"} {
+		_, err := Load(map[string]string{"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": bad})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "SOMABRAIN_OUTBOX_TENANT_MAX_PENDING") {
+			t.Errorf("%q: %v, want ErrInvalid naming the variable", bad, err)
+		}
+	}
+	c, _ := Load(map[string]string{})
+	for _, v := range c.Vars() {
+		if v.Name == "SOMABRAIN_OUTBOX_TENANT_MAX_PENDING" && v.Default != "10000" {
+			t.Errorf("documented default %q, want 10000", v.Default)
 		}
 	}
 }
