@@ -39,6 +39,10 @@ type Config struct {
 	// It is raised to the server's max payload, so any write fits.
 	PullMaxBytes int
 
+	// MisconfiguredProbe is how often one write is let through while the
+	// memory API refuses the worker itself; 0 = DefaultMisconfiguredProbe.
+	MisconfiguredProbe time.Duration
+
 	LogPayloads    bool // include write bodies and memory API answers in failure logs
 	MetricsTenants int  // distinct tenant label values before the rest share "_other"
 
@@ -92,6 +96,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.PullMaxBytes == 0 {
 		c.PullMaxBytes = DefaultPullMaxBytes
+	}
+	if c.MisconfiguredProbe == 0 {
+		c.MisconfiguredProbe = DefaultMisconfiguredProbe
 	}
 }
 

@@ -75,9 +75,11 @@ func referenceDecodeBody(op streams.Op, data []byte) (method, path, coord string
 
 func referenceCheckCoord(field string, coord *string) error {
 	if coord == nil {
-		return checkCoord(field, "", false)
+		_, err := checkCoord(field, "", false)
+		return err
 	}
-	return checkCoord(field, *coord, true)
+	_, err := checkCoord(field, *coord, true)
+	return err
 }
 
 func referenceCheckKeys(data []byte) error {

@@ -41,15 +41,19 @@ type metrics struct {
 	deferred      *prometheus.CounterVec
 	deadLettered  *prometheus.CounterVec
 	foreignMsgIDs *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
-	breakerState  *prometheus.GaugeVec
-	breakers      *prometheus.GaugeVec
-	inFlight      prometheus.Gauge
-	waiting       *prometheus.GaugeVec
-	parked        *prometheus.CounterVec
-	replayed      *prometheus.CounterVec
-	parkedTenants *prometheus.GaugeVec
-	partitions    *prometheus.GaugeVec
+	// misconfigured is 1 while the memory API refuses the worker itself
+	// (401, 403, 404 to a write), misconfigRefusals counts its refusals.
+	misconfigured     prometheus.Gauge
+	misconfigRefusals prometheus.Counter
+	latency           *prometheus.HistogramVec
+	breakerState      *prometheus.GaugeVec
+	breakers          *prometheus.GaugeVec
+	inFlight          prometheus.Gauge
+	waiting           *prometheus.GaugeVec
+	parked            *prometheus.CounterVec
+	replayed          *prometheus.CounterVec
+	parkedTenants     *prometheus.GaugeVec
+	partitions        *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
@@ -73,6 +77,12 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		foreignMsgIDs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_foreign_msg_ids_total", Help: "Writes dead-lettered because their Nats-Msg-Id claims another tenant, by the tenant that published them.",
 		}, []string{"group", "tenant"}),
+		misconfigured: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jetbox_worker_memory_api_misconfigured", Help: "1 while the memory API refuses this worker itself (401, 403, or 404 to a write route): every write is held, none dead-lettered.",
+		}),
+		misconfigRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jetbox_worker_memory_api_refusals_total", Help: "Memory API answers that refuse the worker itself (401, 403, or 404 to a write route).",
+		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetbox_worker_delivery_seconds",
 			Help:    "From the stream storing a write to the memory API applying it.",
@@ -104,7 +114,7 @@ func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
 		}, []string{"group"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.foreignMsgIDs, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
+		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.foreignMsgIDs, m.misconfigured, m.misconfigRefusals, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
 	}
 	return m
 }

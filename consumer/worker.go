@@ -35,19 +35,21 @@ import (
 
 // Worker runs the consumer groups of one jetbox process.
 type Worker struct {
-	cfg      Config
-	id       string // member id in the members bucket
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	api      *memoryAPI
-	slots    *priority.Semaphore
-	metrics  *metrics
-	log      zerolog.Logger
-	groups   []*group
-	attempts jetstream.KeyValue
-	parked   jetstream.KeyValue // parking bucket: parked tenants per group
-	stray    jetstream.Consumer // writes stored without a partition
-	members  *membership
+	cfg Config
+	id  string // member id in the members bucket
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	api *memoryAPI
+	// misconfig holds every write while the memory API refuses the worker.
+	misconfig *misconfigured
+	slots     *priority.Semaphore
+	metrics   *metrics
+	log       zerolog.Logger
+	groups    []*group
+	attempts  jetstream.KeyValue
+	parked    jetstream.KeyValue // parking bucket: parked tenants per group
+	stray     jetstream.Consumer // writes stored without a partition
+	members   *membership
 	// parkingSeen is how far the parking watcher has read.
 	parkingSeen *revisionWaiter
 	bound       atomic.Bool
@@ -95,6 +97,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 
 		parkingSeen: newRevisionWaiter(),
 	}
+	w.misconfig = newMisconfigured(cfg, w.metrics)
 	for level, mode := range streams.Modes {
 		if !slices.Contains(cfg.Modes, mode) {
 			continue
@@ -316,7 +319,7 @@ func (w *Worker) Ready() error {
 	if !w.bound.Load() {
 		return errors.New("consumer groups not bound")
 	}
-	return nil
+	return w.misconfig.err()
 }
 
 // delivery is a pulled write, decoded.
@@ -338,7 +341,7 @@ func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery
 	w, err := decodeWrite(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
 	d := delivery{msg: msg, meta: meta, w: w, err: err}
 	if err == nil {
-		d.turn = g.lanes.expect(laneKey{w.addr.Tenant, w.coord}, meta.Sequence.Stream)
+		d.turn = g.lanes.expect(laneKey{w.addr.Tenant, w.memory}, meta.Sequence.Stream)
 	}
 	return d
 }
@@ -411,7 +414,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 			}
 			continue
 		}
-		if g.fair.acquire(ctx, w.addr.Tenant) != nil {
+		if !g.misconfig.wait(ctx) || g.fair.acquire(ctx, w.addr.Tenant) != nil {
 			pt.handBack(d)
 			return
 		}
@@ -471,6 +474,12 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		// Not an attempt, no budget used.
 		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
 		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
+	}
+	g.misconfig.observe(a)
+	if isMisconfiguration(a.status) {
+		// The worker's fault, not the write's: held, no budget used, tried
+		// again when the memory API accepts the worker (misconfigured).
+		return again, 0
 	}
 	switch a.class {
 	case classApplied:

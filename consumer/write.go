@@ -47,7 +47,8 @@ type write struct {
 	method         string
 	path           string
 	body           []byte // sent as is; nil for DELETE
-	coord          string // the coord the write touches (for logs and order)
+	coord          string // the coord the write touches, as given (for logs)
+	memory         string // the memory it touches: its coord's values, canonical (for order)
 	attempts       int    // failed attempts counted so far, 0 if none here
 }
 
@@ -225,9 +226,11 @@ func (w *write) decodeBody(data []byte) error {
 		if !b.object || !ok1 || !ok2 {
 			return typeError("store", data, &storeBody{})
 		}
-		if err := checkCoord("coord", coord, hasCoord); err != nil {
+		xyz, err := checkCoord("coord", coord, hasCoord)
+		if err != nil {
 			return err
 		}
+		w.memory = memoryKey(xyz)
 		if payload := b.fields[fieldPayload]; len(payload) == 0 || payload[0] != '{' {
 			return badInput("store body: payload must be a JSON object")
 		}
@@ -242,9 +245,11 @@ func (w *write) decodeBody(data []byte) error {
 		if !b.object || !ok {
 			return typeError("delete", data, &deleteBody{})
 		}
-		if err := checkCoord("coord", coord, hasCoord); err != nil {
+		xyz, err := checkCoord("coord", coord, hasCoord)
+		if err != nil {
 			return err
 		}
+		w.memory = memoryKey(xyz)
 		w.method, w.path, w.coord = "DELETE", pathMemories+"/"+escapePath(coord), coord
 	case streams.OpLink:
 		from, hasFrom, ok1 := b.str(fieldFromCoord)
@@ -257,12 +262,14 @@ func (w *write) decodeBody(data []byte) error {
 		if !b.object || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 			return typeError("link", data, &linkBody{})
 		}
-		if err := checkCoord("from_coord", from, hasFrom); err != nil {
+		xyz, err := checkCoord("from_coord", from, hasFrom)
+		if err != nil {
 			return err
 		}
-		if err := checkCoord("to_coord", to, hasTo); err != nil {
+		if _, err := checkCoord("to_coord", to, hasTo); err != nil {
 			return err
 		}
+		w.memory = memoryKey(xyz)
 		w.method, w.path, w.body, w.coord = "POST", pathLink, b.forward(data, linkFields), from
 	}
 	return nil
@@ -473,14 +480,31 @@ func (b *scannedBody) scan(data []byte) bool {
 	return m.Valid()
 }
 
-func checkCoord(field, coord string, present bool) error {
+func checkCoord(field, coord string, present bool) ([3]float64, error) {
 	if !present {
-		return badInput("%s is required", field)
+		return [3]float64{}, badInput("%s is required", field)
 	}
-	if _, err := streams.ParseCoord(coord); err != nil {
-		return badInput("%s: %v", field, err)
+	xyz, err := streams.ParseCoord(coord)
+	if err != nil {
+		return xyz, badInput("%s: %v", field, err)
 	}
-	return nil
+	return xyz, nil
+}
+
+// memoryKey names a memory by its coord's values, as the memory API keys
+// memories: "1,2,3" and "1.0, 2.0, 3e0" are one memory, and so one lane.
+func memoryKey(xyz [3]float64) string {
+	b := make([]byte, 0, 64)
+	for i, v := range xyz {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if v == 0 {
+			v = 0 // -0 is 0
+		}
+		b = strconv.AppendFloat(b, v, 'g', -1, 64)
+	}
+	return string(b)
 }
 
 // escapePath escapes a coord for a URL path segment; commas and signs stay.

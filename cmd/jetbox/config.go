@@ -4,8 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/caarlos0/env/v11"
 
 	"github.com/jetbox-dev/jetbox/internal/config"
 )
@@ -35,5 +38,11 @@ func showConfig(cfg config.Config, args []string, stdout io.Writer) error {
 	for _, v := range cfg.Vars() {
 		fmt.Fprintf(tw, "%s\t%s\n", v.Name, v.Value)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, note := range config.AliasNotes(env.ToMap(os.Environ())) {
+		fmt.Fprintf(stdout, "# %s\n", note)
+	}
+	return nil
 }

@@ -144,6 +144,9 @@ func Load(environ map[string]string) (Config, error) {
 		environ = env.ToMap(os.Environ())
 	}
 	environ = maps.Clone(environ)
+	if _, err := applyAliases(environ); err != nil {
+		return Config{}, err
+	}
 	for name, def := range codeDefaults {
 		if environ[name] == "" {
 			environ[name] = def

@@ -138,3 +138,33 @@ func TestTenantMaxPending(t *testing.T) {
 		}
 	}
 }
+
+// SomaBrain's SOMABRAIN_MEMORY_FAST_ACK is read as the write mode when
+// jetbox's own name is unset, and said so; jetbox's name wins.
+func TestSomaBrainFastAckAlias(t *testing.T) {
+	for _, c := range []struct {
+		env      map[string]string
+		mode     string
+		note     string
+		badInput bool
+	}{
+		{map[string]string{"SOMABRAIN_MEMORY_FAST_ACK": "true"}, "fast_ack", "read as SOMABRAIN_MEMORY_WRITE_MODE=fast_ack", false},
+		{map[string]string{"SOMABRAIN_MEMORY_FAST_ACK": "false"}, "sync", "keeps its default", false},
+		{map[string]string{"SOMABRAIN_MEMORY_FAST_ACK": "1", "SOMABRAIN_MEMORY_WRITE_MODE": "background"}, "background", "is ignored", false},
+		{map[string]string{"SOMABRAIN_MEMORY_FAST_ACK": "sometimes"}, "", "", true},
+	} {
+		cfg, err := Load(c.env)
+		if c.badInput {
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "SOMABRAIN_MEMORY_FAST_ACK") {
+				t.Errorf("%v: err %v, want one naming the variable", c.env, err)
+			}
+			continue
+		}
+		if err != nil || cfg.WriteMode != c.mode {
+			t.Errorf("%v: mode %q, err %v; want %q", c.env, cfg.WriteMode, err, c.mode)
+		}
+		if notes := AliasNotes(c.env); len(notes) != 1 || !strings.Contains(notes[0], c.note) {
+			t.Errorf("%v: notes %q, want one saying %q", c.env, notes, c.note)
+		}
+	}
+}

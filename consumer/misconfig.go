@@ -1,0 +1,130 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/config"
+)
+
+// isMisconfiguration says whether a memory API status means the worker, not
+// the write, is wrong: 401 and 403 (the token), 404 on a write route (the
+// base URL: the memory API never answers 404 to a well-formed write).
+// Dead-lettering would turn every write into a dead letter for a mistake
+// in one setting.
+func isMisconfiguration(status int) bool {
+	return status == 401 || status == 403 || status == 404
+}
+
+// DefaultMisconfiguredProbe is how often a worker that the memory API
+// refuses as misconfigured lets one write through to see whether it is
+// accepted again.
+const DefaultMisconfiguredProbe = 5 * time.Second
+
+// misconfigured holds every write of the worker back while the memory API
+// refuses the worker itself (isMisconfiguration), letting one write through
+// per probe interval, and lets them all go once one is accepted. Nothing
+// is dead-lettered and no retry budget is used meanwhile.
+type misconfigured struct {
+	endpoint string
+	probe    time.Duration
+	log      zerolog.Logger
+	gauge    prometheus.Gauge
+	refusals prometheus.Counter
+
+	mu      sync.Mutex
+	status  int           // the refusal's status; 0 when the memory API accepts the worker
+	next    time.Time     // when the next probe may go: one per probe interval
+	cleared chan struct{} // closed when the memory API accepts again
+}
+
+func newMisconfigured(cfg Config, m *metrics) *misconfigured {
+	return &misconfigured{
+		endpoint: config.RedactURL(cfg.Endpoint), probe: cfg.MisconfiguredProbe, log: cfg.Log,
+		gauge: m.misconfigured, refusals: m.misconfigRefusals, cleared: make(chan struct{}),
+	}
+}
+
+// wait returns once a write may go to the memory API: at once while it
+// accepts the worker, else when this write is the next probe or the
+// memory API accepts again. It returns false when ctx ends first.
+func (mc *misconfigured) wait(ctx context.Context) bool {
+	for {
+		mc.mu.Lock()
+		if mc.status == 0 {
+			mc.mu.Unlock()
+			return true
+		}
+		now := time.Now()
+		if !now.Before(mc.next) {
+			mc.next = now.Add(mc.probe)
+			mc.mu.Unlock()
+			return true
+		}
+		wait, cleared := mc.next.Sub(now), mc.cleared
+		mc.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-cleared:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// observe records what the memory API answered a write that wait let
+// through.
+func (mc *misconfigured) observe(a answer) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if a.status != 0 && isMisconfiguration(a.status) {
+		mc.refusals.Inc()
+		if mc.status == 0 {
+			mc.gauge.Set(1)
+			mc.log.Error().Str("endpoint", mc.endpoint).Int("status", a.status).Str("check", mc.advice(a.status)).
+				Msg("the memory API refuses this worker: every write is held in the outbox, none is dead-lettered, until it accepts again")
+		}
+		mc.status, mc.next = a.status, time.Now().Add(mc.probe)
+		return
+	}
+	if a.status == 0 {
+		// No answer: says nothing about the configuration.
+		return
+	}
+	if mc.status != 0 {
+		mc.log.Info().Str("endpoint", mc.endpoint).Msg("the memory API accepts this worker again; delivery resumes")
+		mc.status = 0
+		mc.gauge.Set(0)
+		close(mc.cleared)
+		mc.cleared = make(chan struct{})
+	}
+}
+
+func (mc *misconfigured) advice(status int) string {
+	if status == 404 {
+		return "SOMABRAIN_MEMORY_HTTP_ENDPOINT: the memory API's base URL, without a path of its own (it answered 404 to a write route)"
+	}
+	return "SOMABRAIN_MEMORY_HTTP_TOKEN: the bearer token the memory API expects, and its permissions"
+}
+
+// ErrMemoryAPIMisconfigured says the memory API refuses the worker itself.
+var ErrMemoryAPIMisconfigured = errors.New("the memory API refuses this worker")
+
+// err is nil while the memory API accepts the worker.
+func (mc *misconfigured) err() error {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if mc.status == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s answered %d; check %s", ErrMemoryAPIMisconfigured, mc.endpoint, mc.status, mc.advice(mc.status))
+}
