@@ -36,7 +36,7 @@ const body = `{"coord":"1,2,3","payload":{"text":"hello"},"memory_type":"episodi
 func newEnv(t testing.TB, gateways int) *env {
 	t.Helper()
 	e := &env{srv: natstest.Start(t), cfg: streams.DefaultConfig(), reg: prometheus.NewRegistry()}
-	e.cfg.Storage, e.cfg.Partitions = jetstream.MemoryStorage, 4
+	e.cfg.Partitions = 4
 	_, e.js = e.srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
