@@ -125,3 +125,16 @@ func TestWritesAfterTheirPubAckKeepTheirOrder(t *testing.T) {
 		last = res.Sequence
 	}
 }
+
+// TestProducerRefusesASubjectPrefixThatIsNoPrefix: the prefix is put
+// before memory.…, so it must end with a dot and hold no wildcard.
+func TestProducerRefusesASubjectPrefixThatIsNoPrefix(t *testing.T) {
+	e := newEnv(t, 0)
+	nc, _ := e.client(t)
+	for _, prefix := range []string{"ingest", ".ingest.", "in..gest.", "ingest.*.", "in gest."} {
+		if p, err := producer.New(nc, producer.Config{SubjectPrefix: prefix}); err == nil {
+			p.Close(context.Background())
+			t.Errorf("SubjectPrefix %q accepted", prefix)
+		}
+	}
+}
