@@ -23,6 +23,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +58,14 @@ type Config struct {
 	// or Close or make background writes.
 	OnBackgroundError func(BackgroundFailure)
 	Registerer        prometheus.Registerer // nil = no metrics
+	// SubjectPrefix is put before every subject the producer publishes
+	// to. "" publishes straight into the outbox (memory.<tenant>.<mode>.<op>);
+	// "ingest." (ingest.SubjectPrefix) publishes through the workers' ingest
+	// gateway, as a tenant confined to ingest.memory.<its token>.> must.
+	// Through the gateway, background writes to one memory may be stored
+	// out of order (docs/CONTRACT.md, "Publishing through the ingest
+	// gateway"); sync and fast_ack calls made one after another keep theirs.
+	SubjectPrefix string
 }
 
 // BackgroundFailure is a background write that was finally given up.
@@ -70,7 +79,7 @@ type BackgroundFailure struct {
 // Result describes a write.
 type Result struct {
 	Mode           streams.Mode
-	Subject        string
+	Subject        string // the subject published to: Config.SubjectPrefix and the outbox subject
 	Sequence       uint64 // outbox stream sequence; 0 for background writes
 	Duplicate      bool   // the outbox already held a write with this Nats-Msg-Id
 	MsgID          string // Nats-Msg-Id: "<tenant token>:<idempotency key>"
@@ -161,6 +170,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Universe == "" {
 		cfg.Universe = DefaultUniverse
+	}
+	if p := cfg.SubjectPrefix; p != "" && (!strings.HasSuffix(p, ".") || strings.HasPrefix(p, ".") || strings.Contains(p, "..") || strings.ContainsAny(p, " \t\r\n*>")) {
+		return cfg, fmt.Errorf("producer: SubjectPrefix %q: want literal subject tokens ending with \".\", such as \"ingest.\"", p)
 	}
 	if err := defaultTo(&cfg.SyncTimeout, 10*time.Second, "SyncTimeout"); err != nil {
 		return cfg, err
@@ -327,7 +339,7 @@ func (p *Producer) prepare(op streams.Op, tenant, namespace string, o *writeOpti
 			return err
 		}
 	}
-	w.msg.Subject = addr.Subject()
+	w.msg.Subject = p.cfg.SubjectPrefix + addr.Subject()
 	w.msg.Data = w.body
 	w.setHeader(streams.HeaderMsgID, w.msgID)
 	w.setHeader(streams.HeaderIdempotencyKey, w.key)

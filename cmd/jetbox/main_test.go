@@ -183,13 +183,19 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 		})
 	}
 
+	// The same through the ingest gateway the worker runs.
+	out, err := jetbox(t, env, "publish", "--via-gateway", "--mode", "sync", "--namespace", "memory:walk-tenant", "--key", "hello-gateway", "--payload", `{"text":"hello"}`)
+	if err != nil || !strings.Contains(out, `"outcome": "applied"`) || !strings.Contains(out, `"subject": "ingest.memory.walk-tenant.sync.store"`) {
+		t.Fatalf("publish --via-gateway: %v\n%s", err, out)
+	}
+
 	resp0, err := http.Get("http://" + httpAddr + "/healthz")
 	if err != nil || resp0.StatusCode != 200 {
 		t.Fatalf("/healthz: %v %v", resp0, err)
 	}
 	resp0.Body.Close()
 
-	out, err := jetbox(t, env, "status")
+	out, err = jetbox(t, env, "status")
 	if err != nil || !strings.Contains(out, "1 workers answered") || !strings.Contains(out, "walk-tenant") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
@@ -200,8 +206,9 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 	body := new(bytes.Buffer)
 	body.ReadFrom(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(body.String(), `jetbox_worker_applied_total{group="sync",tenant="walk-tenant"} 1`) ||
-		!strings.Contains(body.String(), `jetbox_worker_received_total{group="background",tenant="walk-tenant"} 1`) {
+	if !strings.Contains(body.String(), `jetbox_worker_applied_total{group="sync",tenant="walk-tenant"} 2`) ||
+		!strings.Contains(body.String(), `jetbox_worker_received_total{group="background",tenant="walk-tenant"} 1`) ||
+		!strings.Contains(body.String(), "jetbox_ingest_forwarded_total 1") {
 		t.Fatalf("metrics lack the applied sync write:\n%s", grep(body.String(), "jetbox_worker_applied"))
 	}
 	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/jetbox-dev/jetbox/ingest"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -31,6 +32,7 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	payload := fs.String("payload", "{}", "store: JSON object")
 	memoryType := fs.String("memory-type", "episodic", "store: episodic or semantic")
 	requestID := fs.String("request-id", "", "X-Request-ID; with the write itself, it makes the idempotency key")
+	viaGateway := fs.Bool("via-gateway", false, "publish through the workers' ingest gateway (ingest.memory.…), as a tenant's NATS user must")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	// A background write's failure comes after the call, by the time
 	// Close has returned.
 	bgFailure := make(chan error, 1)
-	p, err := producer.New(nc, producer.Config{
+	pcfg := producer.Config{
 		Mode: m, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
 		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
 		OnBackgroundError: func(f producer.BackgroundFailure) {
@@ -55,7 +57,11 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 			default:
 			}
 		},
-	})
+	}
+	if *viaGateway {
+		pcfg.SubjectPrefix = ingest.SubjectPrefix
+	}
+	p, err := producer.New(nc, pcfg)
 	if err != nil {
 		return err
 	}

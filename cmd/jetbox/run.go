@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/consumer"
+	"github.com/jetbox-dev/jetbox/ingest"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
@@ -112,6 +113,19 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	})
 	if err != nil {
 		return err
+	}
+	if cfg.NATSGateway {
+		gw, err := ingest.Start(nc, ingest.Config{ReplyPrefixes: cfg.ReplyPrefixList(), Registerer: reg, Log: log})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := gw.Stop(stopCtx); err != nil {
+				log.Warn().Err(err).Msg("ingest gateway stop")
+			}
+		}()
 	}
 	if cfg.HTTPListen != config.HTTPListenOff {
 		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {

@@ -21,8 +21,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/jetbox-dev/jetbox/ingest"
 	"github.com/jetbox-dev/jetbox/internal/natsconn"
 	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -166,23 +168,25 @@ func token(t *testing.T, tenant string) string {
 }
 
 // TestTenantIsolation loads tenants.conf and shows that a tenant's user
-// can write its own tenant's memories and nothing else: not into another
-// tenant's subjects, not another tenant's dead letters, not the JetStream
-// API; while the workers' user provisions and reads everything.
+// can write its own tenant's memories through the ingest gateway and
+// nothing else: not straight into the outbox, not into another tenant's
+// subjects, not another tenant's dead letters, not the JetStream API;
+// while the workers' user provisions and reads everything.
 func TestTenantIsolation(t *testing.T) {
 	srv := startTenantsServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tokA, tokB := token(t, tenantA), token(t, tenantB)
 
-	// The workers' user provisions the outbox and writes a dead letter of
-	// tenant B.
-	_, workerJS, _ := srv.connect(t, "jetbox-worker", "")
+	// The workers' user provisions the outbox, runs the gateway and writes
+	// a dead letter of tenant B.
+	workerNC, workerJS, violWorker := srv.connect(t, "jetbox-worker", "")
 	cfg := streams.DefaultConfig()
 	cfg.Storage, cfg.Partitions = jetstream.MemoryStorage, 4
 	if _, err := streams.Provision(ctx, workerJS, cfg); err != nil {
 		t.Fatalf("workers' user provisions the streams: %v", err)
 	}
+	startGateway(t, workerNC)
 	secret := nats.NewMsg(streams.DLQSubjectPrefix + "." + tokB + ".fast_ack.store")
 	secret.Data = []byte(`{"coord":"1,2,3","payload":{"text":"B's secret"}}`)
 	if _, err := workerJS.PublishMsg(ctx, secret); err != nil {
@@ -191,27 +195,51 @@ func TestTenantIsolation(t *testing.T) {
 
 	ncA, jsA, violA := srv.connect(t, "tenant-sandbox-tenant", "_INBOX."+tokA)
 
-	t.Run("A writes its own tenant", func(t *testing.T) {
-		ack, err := jsA.Publish(ctx, "memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`), jetstream.WithMsgID(tokA+":k1"))
+	t.Run("A writes its own tenant through the gateway", func(t *testing.T) {
+		ack, err := jsA.Publish(ctx, ingest.SubjectPrefix+"memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`), jetstream.WithMsgID(tokA+":k1"))
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if ack.Stream != cfg.Stream {
-			t.Fatalf("stored in %q; want %q", ack.Stream, cfg.Stream)
+		if ack.Stream != cfg.Stream || ack.Duplicate {
+			t.Fatalf("PubAck %+v; want a new write in %q", ack, cfg.Stream)
 		}
-		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 1 {
-			t.Fatalf("outbox holds %d writes of A; want 1", n)
+		// The Go producer, as a tenant's service runs it.
+		p, err := producer.New(ncA, producer.Config{SubjectPrefix: ingest.SubjectPrefix, Mode: streams.ModeFastAck, DefaultTenant: tenantA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close(ctx)
+		res, err := p.Store(ctx, producer.StoreRequest{Coord: "1,2,3", Payload: map[string]any{"text": "via the producer"}})
+		if err != nil || res.Sequence <= ack.Sequence {
+			t.Fatalf("producer through the gateway: %+v, %v", res, err)
+		}
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 2 {
+			t.Fatalf("outbox holds %d writes of A; want 2", n)
 		}
 	})
 
-	t.Run("A cannot write into B", func(t *testing.T) {
-		subject := "memory." + tokB + ".sync.store"
+	t.Run("A cannot write straight into the outbox", func(t *testing.T) {
+		subject := "memory." + tokA + ".sync.store"
 		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 		defer cancel()
 		if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
 			t.Fatal("publish acknowledged")
 		}
 		violA.waitFor(t, subject)
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 2 {
+			t.Fatalf("outbox holds %d writes of A; want 2", n)
+		}
+	})
+
+	t.Run("A cannot write into B", func(t *testing.T) {
+		for _, subject := range []string{ingest.SubjectPrefix + "memory." + tokB + ".sync.store", "memory." + tokB + ".sync.store"} {
+			short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+				t.Fatalf("publish to %s acknowledged", subject)
+			}
+			cancel()
+			violA.waitFor(t, subject)
+		}
 		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokB)); n != 0 {
 			t.Fatalf("outbox holds %d writes of B; want 0", n)
 		}
@@ -220,7 +248,7 @@ func TestTenantIsolation(t *testing.T) {
 	// A wildcard in the tenant token would name every tenant. The server
 	// stores such a subject as is, without its partition; a tenant's
 	// permissions refuse it before it gets that far.
-	for _, subject := range []string{"memory.*.sync.store", "memory.>.sync.store"} {
+	for _, subject := range []string{"memory.*.sync.store", "memory.>.sync.store", ingest.SubjectPrefix + "memory.*.sync.store", ingest.SubjectPrefix + "memory.>.sync.store"} {
 		t.Run("A cannot publish to "+subject, func(t *testing.T) {
 			short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
@@ -260,8 +288,8 @@ func TestTenantIsolation(t *testing.T) {
 			}
 			violA.waitFor(t, api)
 		}
-		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 1 {
-			t.Fatalf("outbox holds %d writes of A after the attempts; want 1", n)
+		if n := countStored(t, ctx, workerJS, cfg.Stream, streams.StoredTenantFilter(tokA)); n != 2 {
+			t.Fatalf("outbox holds %d writes of A after the attempts; want 2", n)
 		}
 		if n := countStored(t, ctx, workerJS, cfg.DLQStream, streams.DLQSubjectPrefix+".>"); n != 1 {
 			t.Fatalf("dead-letter stream holds %d; want 1", n)
@@ -278,6 +306,22 @@ func TestTenantIsolation(t *testing.T) {
 			t.Fatalf("subscribe: %v", err)
 		}
 		violA.waitFor(t, "memory.>")
+	})
+
+	t.Run("A cannot take other tenants' writes from the gateway", func(t *testing.T) {
+		for _, subject := range []string{"ingest.memory.>", ingest.Subject} {
+			if _, err := ncA.QueueSubscribeSync(subject, ingest.Queue); err != nil {
+				t.Fatalf("subscribe: %v", err)
+			}
+			violA.waitFor(t, subject)
+		}
+	})
+
+	t.Run("the workers' user reads ingest subjects only in the gateway's queue group", func(t *testing.T) {
+		if _, err := workerNC.SubscribeSync(ingest.Subject); err != nil {
+			t.Fatalf("subscribe: %v", err)
+		}
+		violWorker.waitFor(t, ingest.Subject)
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
@@ -394,27 +438,46 @@ func countStored(t *testing.T, ctx context.Context, js jetstream.JetStream, stre
 // TestComposeAccounts: docker-compose.yml's nats-servers load
 // accounts.conf alone (their listen address and cluster from flags, no
 // TLS inside the compose network). The workers' user provisions the
-// outbox; a tenant's user writes its own tenant and nothing else.
+// outbox and runs the gateway; a tenant's user writes its own tenant
+// through it and nothing else.
 func TestComposeAccounts(t *testing.T) {
 	srv := startServer(t, "accounts.conf", nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tokA, tokB := token(t, tenantA), token(t, tenantB)
-	_, workerJS, _ := srv.connect(t, "jetbox-worker", "")
+	workerNC, workerJS, _ := srv.connect(t, "jetbox-worker", "")
 	cfg := streams.DefaultConfig()
 	cfg.Storage, cfg.Partitions = jetstream.MemoryStorage, 4
 	if _, err := streams.Provision(ctx, workerJS, cfg); err != nil {
 		t.Fatalf("workers' user provisions the streams: %v", err)
 	}
+	startGateway(t, workerNC)
 	_, jsA, violA := srv.connect(t, "tenant-sandbox-tenant", "_INBOX."+tokA)
-	if _, err := jsA.Publish(ctx, "memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`)); err != nil {
+	if _, err := jsA.Publish(ctx, ingest.SubjectPrefix+"memory."+tokA+".sync.store", []byte(`{"coord":"1,2,3","payload":{}}`)); err != nil {
 		t.Fatalf("A writes its own tenant: %v", err)
 	}
-	subject := "memory." + tokB + ".sync.store"
-	short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancelShort()
-	if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
-		t.Fatal("A's write into B acknowledged")
+	for _, subject := range []string{ingest.SubjectPrefix + "memory." + tokB + ".sync.store", "memory." + tokA + ".sync.store"} {
+		short, cancelShort := context.WithTimeout(ctx, 500*time.Millisecond)
+		if _, err := jsA.Publish(short, subject, []byte(`{"coord":"1,2,3","payload":{}}`)); err == nil {
+			t.Fatalf("A's write to %s acknowledged", subject)
+		}
+		cancelShort()
+		violA.waitFor(t, subject)
 	}
-	violA.waitFor(t, subject)
+}
+
+// startGateway runs the ingest gateway on the workers' connection, as
+// jetbox run does; its subscription is refused unless the workers' user
+// may subscribe in the gateway's queue group.
+func startGateway(t *testing.T, nc *nats.Conn) {
+	t.Helper()
+	gw, err := ingest.Start(nc, ingest.Config{})
+	if err != nil {
+		t.Fatalf("the workers' user starts the ingest gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gw.Stop(ctx)
+	})
 }

@@ -98,6 +98,7 @@ type Config struct {
 	MaxRetryAfter   time.Duration `env:"SOMABRAIN_OUTBOX_MAX_RETRY_AFTER" envDefault:"15m" help:"largest Retry-After the workers honour"`
 	BreakerIdleTTL  time.Duration `env:"SOMABRAIN_OUTBOX_BREAKER_IDLE_TTL" envDefault:"10m" help:"a tenant's breaker is forgotten after this long unused"`
 	ReplyPrefixes   string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" envDefault:"_INBOX." help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
+	NATSGateway     bool          `env:"SOMABRAIN_OUTBOX_NATS_GATEWAY" envDefault:"true" help:"run the ingest gateway: tenants publish to ingest.memory.<tenant token>.<mode>.<op>, and the worker republishes into the outbox with the contract's headers only; false disables"`
 	ShutdownTimeout time.Duration `env:"SOMABRAIN_OUTBOX_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight writes may take to finish"`
 
 	SyncTimeout    time.Duration `env:"SOMABRAIN_OUTBOX_SYNC_TIMEOUT" envDefault:"10s" help:"how long a sync write waits for the memory API before it returns queued"`
