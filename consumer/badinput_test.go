@@ -125,7 +125,7 @@ func hostileMessages() []hostile {
 		{name: "reply outside the inboxes", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "orders.created"}, body: okStore, reason: "not under an allowed reply prefix"},
 		// Publishing to a subject past the server's 4 KiB control line
 		// would make the server close the worker's connection.
-		{name: "reply past the control line", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX." + strings.Repeat("r", 5000)}, body: okStore, reason: "5007 bytes, at most 256"},
+		{name: "reply past the control line", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX." + strings.Repeat("r", 5000)}, body: okStore, reason: "5007 bytes, at most 1024"},
 		{name: "reply with many tokens", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX" + strings.Repeat(".t", 20)}, body: okStore, reason: "more than 16 tokens"},
 		{name: "reply with a non-ASCII byte", subject: "memory.acme.sync.store", header: map[string]string{streams.HeaderReplyTo: "_INBOX.caf\u00e9"}, body: okStore, reason: "byte 0xC3"},
 

@@ -72,7 +72,7 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 		// Only a checked subject is ever kept: the worker publishes the
 		// outcome there, and a forged $JS.API subject would be obeyed.
 		if replyTo := h.Get(streams.HeaderReplyTo); replyTo != "" {
-			if err := checkReplyTo(replyTo, replyPrefixes); err != nil {
+			if err := streams.CheckReplyTo(replyTo, replyPrefixes); err != nil {
 				return w, badInput("%s: %v", streams.HeaderReplyTo, err)
 			}
 			w.replyTo = replyTo
@@ -135,40 +135,6 @@ func isSyncSubject(subject string) bool {
 	}
 	mode, _, _ := strings.Cut(rest, ".")
 	return ok && mode == string(streams.ModeSync)
-}
-
-// reservedReplyPrefixes are subjects a reply must never reach, whatever
-// prefixes are allowed.
-var reservedReplyPrefixes = []string{"$", streams.SubjectPrefix + ".", streams.DLQSubjectPrefix + ".", streams.ParkedSubjectPrefix + "."}
-
-// checkReplyTo accepts a literal subject under one of the allowed prefixes
-// (by default the inboxes NATS clients make), outside the reserved ones.
-func checkReplyTo(subject string, allowed []string) error {
-	if len(subject) > streams.MaxReplyToLen {
-		return fmt.Errorf("%d bytes, at most %d", len(subject), streams.MaxReplyToLen)
-	}
-	if strings.Count(subject, ".") >= streams.MaxReplyToTokens {
-		return fmt.Errorf("%q has more than %d tokens", text.Clip(subject, 64), streams.MaxReplyToTokens)
-	}
-	for i := 0; i < len(subject); i++ {
-		if c := subject[i]; c <= ' ' || c >= 0x7F {
-			return fmt.Errorf("%q is not a literal subject: byte 0x%02X at %d", text.Clip(subject, 64), c, i)
-		}
-	}
-	if strings.ContainsAny(subject, "*>") || strings.HasPrefix(subject, ".") || strings.HasSuffix(subject, ".") || strings.Contains(subject, "..") {
-		return fmt.Errorf("%q is not a literal subject", text.Clip(subject, 64))
-	}
-	for _, p := range reservedReplyPrefixes {
-		if strings.HasPrefix(subject, p) {
-			return fmt.Errorf("%q is in the reserved %q namespace", text.Clip(subject, 64), p)
-		}
-	}
-	for _, p := range allowed {
-		if strings.HasPrefix(subject, p) {
-			return nil
-		}
-	}
-	return fmt.Errorf("%q is not under an allowed reply prefix (%s)", text.Clip(subject, 64), strings.Join(allowed, ", "))
 }
 
 // storeBody, deleteBody and linkBody are the bodies as encoding/json sees

@@ -41,7 +41,7 @@ const (
 	// SubjectPrefix is put before an outbox subject to publish the write
 	// through the gateway: ingest.memory.<tenant token>.<mode>.<op>. It is
 	// the value of producer.Config.SubjectPrefix for tenants.
-	SubjectPrefix = "ingest."
+	SubjectPrefix = streams.IngestSubjectPrefix + "."
 	// Subject is what the gateway subscribes to.
 	Subject = SubjectPrefix + streams.SubjectPrefix + ".*.*.*"
 	// Queue is the gateway's queue group: every worker's gateway shares
@@ -218,39 +218,11 @@ func (g *Gateway) handle(req *nats.Msg) {
 	g.metrics.forwarded.Inc()
 }
 
-// replyAllowed accepts a literal subject under one of the reply prefixes
-// and outside jetbox's and the server's own subjects. Its length needs no
-// bound: it came in the publisher's control line with a longer subject,
-// and goes out in the gateway's with a shorter one.
+// replyAllowed accepts what a worker would accept as a Soma-Reply-To: a
+// literal subject under one of the reply prefixes, outside jetbox's and
+// the server's own subjects.
 func (g *Gateway) replyAllowed(reply string) bool {
-	for i := 0; i < len(reply); i++ {
-		if c := reply[i]; c <= ' ' || c >= 0x7F || c == '*' || c == '>' {
-			return false
-		}
-	}
-	if strings.HasSuffix(reply, ".") || strings.Contains(reply, "..") {
-		return false
-	}
-	for _, p := range reservedReplyPrefixes {
-		if strings.HasPrefix(reply, p) {
-			return false
-		}
-	}
-	for _, p := range g.replyPrefixes {
-		if strings.HasPrefix(reply, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// reservedReplyPrefixes are subjects a PubAck must never be sent to,
-// whatever reply prefixes are allowed: the server's ($JS.API…), the
-// outbox's and jetbox's other streams', and the gateway's own.
-var reservedReplyPrefixes = []string{
-	"$", ".",
-	streams.SubjectPrefix + ".", streams.DLQSubjectPrefix + ".", streams.ParkedSubjectPrefix + ".",
-	SubjectPrefix,
+	return streams.CheckReplyTo(reply, g.replyPrefixes) == nil
 }
 
 // apiErrorReply is the body of a JetStream API error, which nats.go's

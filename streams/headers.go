@@ -62,12 +62,14 @@ const (
 	ClassExhausted DLQClass = "exhausted" // transient failures used up the retry budget
 )
 
-// Bounds on Soma-Reply-To. The worker publishes a sync outcome to it with
-// its own connection, and the nats-server closes a connection whose
-// control line (subject, reply and sizes) passes 4 KiB: an unbounded reply
-// subject would let one write cut the worker off from NATS.
+// Bounds on reply subjects (Soma-Reply-To, and a PubAck's through the
+// ingest gateway). The worker publishes a sync outcome to one with its own
+// connection, and the nats-server closes a connection whose control line
+// (subject, reply and sizes) passes 4 KiB: an unbounded reply subject
+// would let one write cut the worker off from NATS. 1 KiB leaves room for
+// an inbox under the longest tenant token (_INBOX.<384 bytes>.<id>).
 const (
-	MaxReplyToLen    = 256
+	MaxReplyToLen    = 1024
 	MaxReplyToTokens = 16
 )
 
