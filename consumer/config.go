@@ -35,7 +35,7 @@ type Config struct {
 	ReplyPrefixes []string // subjects a sync outcome may be published under; nil = "_INBOX."
 
 	// PullMaxBytes bounds the bytes of the writes a worker holds per
-	// partition it owns (pulled and not yet settled); 0 = DefaultPullMaxBytes.
+	// partition it owns (pulled and not yet settled); 0 = streams.DefaultPullMaxBytes.
 	// It is raised to the server's max payload, so any write fits.
 	PullMaxBytes int
 
@@ -95,18 +95,13 @@ func (c *Config) setDefaults() {
 		c.MetricsTenants = 100
 	}
 	if c.PullMaxBytes == 0 {
-		c.PullMaxBytes = DefaultPullMaxBytes
+		c.PullMaxBytes = streams.DefaultPullMaxBytes
 	}
 	if c.MisconfiguredProbe == 0 {
 		c.MisconfiguredProbe = DefaultMisconfiguredProbe
 	}
 }
 
-// DefaultPullMaxBytes is the default byte bound per owned partition: four
-// of the largest messages a default nats-server takes. A worker owning all
-// 72 default partitions holds at most 288 MiB of writes, whatever their
-// count.
-const DefaultPullMaxBytes = 4 << 20
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid worker configuration")

@@ -63,6 +63,12 @@ func DefaultConfig() Config {
 	}
 }
 
+// DefaultPullMaxBytes is the default bound on the bytes of the writes a
+// worker holds per partition it owns: four of the largest messages a
+// default nats-server takes. A worker owning all 72 default partitions
+// holds at most 288 MiB of writes, whatever their count.
+const DefaultPullMaxBytes = 4 << 20
+
 // DefaultTenantMaxPending is the default tenant quota, the backlog
 // SomaBrain's own database outbox allowed a tenant.
 const DefaultTenantMaxPending = 10000

@@ -109,7 +109,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax, MaxRetryAfter: cfg.MaxRetryAfter,
 		FailureThreshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval.Duration(),
 		BreakerIdleTTL: cfg.BreakerIdleTTL, ShutdownTimeout: cfg.ShutdownTimeout, ReplyPrefixes: cfg.ReplyPrefixList(),
-		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, Log: log, Registerer: reg,
+		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, PullMaxBytes: cfg.PullMaxBytes, Log: log, Registerer: reg,
 	})
 	if err != nil {
 		return err

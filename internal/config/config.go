@@ -119,6 +119,8 @@ type Config struct {
 	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include write bodies and memory API answers in failure logs (they are the users' data: off by default)"`
 	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener, the mutex profile included"`
 	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
+	// The default is streams.DefaultPullMaxBytes (codeDefaults).
+	PullMaxBytes int `env:"SOMABRAIN_OUTBOX_PULL_MAX_BYTES" help:"bytes of pulled, unsettled writes a worker holds per partition it owns (at least the server's max payload)"`
 }
 
 // MaxRelayBatchSize bounds SOMABRAIN_RELAY_BATCH_SIZE: a batch's rows are
@@ -137,6 +139,7 @@ var ErrInvalid = errors.New("invalid configuration")
 // apply to a variable that is unset or empty.
 var codeDefaults = map[string]string{
 	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
+	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":     strconv.Itoa(streams.DefaultPullMaxBytes),
 }
 
 // Load reads the environment. environ nil means the process environment.
@@ -267,6 +270,7 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_PUBLISH_TIMEOUT", c.PublishTimeout > 0, c.PublishTimeout.String()},
 		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.BufferSize >= 1, fmt.Sprint(c.BufferSize)},
 		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.MetricsTenants >= 0, fmt.Sprint(c.MetricsTenants)},
+		{"SOMABRAIN_OUTBOX_PULL_MAX_BYTES", c.PullMaxBytes >= 1, fmt.Sprint(c.PullMaxBytes)},
 		{"SOMABRAIN_RELAY_POLL_INTERVAL", c.RelayPollInterval > 0, c.RelayPollInterval.String()},
 		{"SOMABRAIN_RELAY_BATCH_SIZE", c.RelayBatchSize >= 1 && c.RelayBatchSize <= MaxRelayBatchSize, fmt.Sprint(c.RelayBatchSize)},
 		{"SOMABRAIN_RELAY_CONCURRENCY", c.RelayConcurrency >= 1, fmt.Sprint(c.RelayConcurrency)},
