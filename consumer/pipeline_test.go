@@ -22,7 +22,9 @@ import (
 func TestEveryModeAppliesEachWriteOnceWithContractHeaders(t *testing.T) {
 	h := newHarness(t)
 	h.startWorker(h.workerConfig())
-	p := h.producer(producer.Config{SyncTimeout: 20 * time.Second})
+	// 3,000 calls at once: on a loaded machine the outbox's acks can take
+	// longer than the default publish timeout.
+	p := h.producer(producer.Config{SyncTimeout: 20 * time.Second, PublishTimeout: 20 * time.Second})
 	ctx := context.Background()
 
 	const tenants, perMode = 50, 1000

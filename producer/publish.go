@@ -109,6 +109,7 @@ const (
 	errCodeAccountResources      jetstream.ErrorCode = 10002 // JSAccountResourcesExceededErr
 	errCodeInsufficientResources jetstream.ErrorCode = 10023 // JSInsufficientResourcesErr: the server's JetStream limits
 	errCodeStoreFailed           jetstream.ErrorCode = 10077 // JSStreamStoreFailedF: description is the store error
+	errCodeMsgIDInProcess        jetstream.ErrorCode = 10158 // JSStreamDuplicateMessageConflict: "duplicate message id is in process"
 )
 
 // Store errors a stream with discard-new reports under errCodeStoreFailed
@@ -261,6 +262,11 @@ func refused(err error, size int64, addr streams.Address) error {
 			return &PayloadTooLargeError{Size: size, Err: apiErr}
 		case apiErr.Code == 503:
 			return nil // JetStream temporarily unavailable, store failure during a leader change, ...
+		case apiErr.ErrorCode == errCodeMsgIDInProcess:
+			// An earlier attempt with this id is still being stored (a new
+			// stream leader replicating it): the next attempt is answered
+			// as its duplicate, or stores it if it was lost.
+			return nil
 		}
 		return fmt.Errorf("outbox refused the write: %w", apiErr)
 	case errors.Is(err, jetstream.ErrJetStreamPublisherClosed):

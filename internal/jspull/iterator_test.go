@@ -201,6 +201,18 @@ func TestDrainAndStopEnd(t *testing.T) {
 
 	drained := e.messages(t, "C", Expiry(2*time.Second), MaxMessages(10))
 	mustNext(t, drained, 5*time.Second)
+	// All three are on their way to this client before the drain: a
+	// write the server sends after it is redelivered, not drained.
+	c := e.consumer(t, "C")
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		info, err := c.Info(context.Background())
+		if err == nil && info.NumAckPending == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the three writes were not all delivered: %+v, %v", info, err)
+		}
+	}
 	drained.Drain()
 	for i := 1; i < 3; i++ {
 		if m := mustNext(t, drained, 5*time.Second); string(m.Data()) != fmt.Sprintf("w%d", i) {

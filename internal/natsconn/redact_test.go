@@ -27,7 +27,9 @@ func TestConnectErrorsHideSecrets(t *testing.T) {
 	}{
 		{"wrong password", "nats://jetbox:S3CR@" + addr, nats.ErrAuthorization, "nats://jetbox:[redacted]@" + addr},
 		{"wrong token", "nats://S3CR@" + addr, nats.ErrAuthorization, "nats://[redacted]@" + addr},
-		{"list", "nats://jetbox:S3CR@127.0.0.1:1,nats://jetbox:S3CR@" + addr, nats.ErrAuthorization, "nats://jetbox:[redacted]@127.0.0.1:1,nats://jetbox:[redacted]@" + addr},
+		// nats.go tries a list in random order: the error is the refusal
+		// or, when the closed port came last, no servers available.
+		{"list", "nats://jetbox:S3CR@127.0.0.1:1,nats://jetbox:S3CR@" + addr, nil, "nats://jetbox:[redacted]@127.0.0.1:1,nats://jetbox:[redacted]@" + addr},
 		{"bad escape", "nats://jetbox:p%zzS3CR@" + addr, natsconn.ErrSettings, "NATS_URL does not parse"},
 		{"password with /", "nats://jetbox:12/S3CR@" + addr, nil, "nats://[redacted]@" + addr},
 		{"password with a space", "nats://jetbox:S3CR pw@" + addr, natsconn.ErrSettings, "nats://[redacted]@" + addr},
