@@ -1,7 +1,7 @@
 # The two commands a new user needs: 'make run' and 'make test'.
 GO ?= go
 
-.PHONY: run test lint fuzz build scenarios chaos
+.PHONY: run test lint fuzz build scenarios chaos conformance
 
 run:
 	$(GO) run ./cmd/jetbox run
@@ -10,6 +10,14 @@ run:
 # runs the long one.
 test:
 	JETBOX_CHAOS=60s $(GO) test -race -count=1 -timeout 12m ./...
+
+# The SFM conformance suite (docs/CONFORMANCE.md) against a real
+# SomaFractalMemory: make conformance SFM_URL=http://host:9595 SFM_TOKEN=…
+# (SFM_TOKEN_TENANT= when its token names no tenant; SFM_VECTOR_SEARCH=1
+# when it has Milvus). make test runs it against the development memory API.
+conformance:
+	@test -n "$(SFM_URL)" || { echo "set SFM_URL (and SFM_TOKEN) to the SomaFractalMemory to test"; exit 2; }
+	SFM_URL='$(SFM_URL)' SFM_TOKEN='$(SFM_TOKEN)' $(GO) test -count=1 -v -run '^TestSFM$$' ./internal/sfmconformance/
 
 build:
 	$(GO) build -o bin/jetbox ./cmd/jetbox

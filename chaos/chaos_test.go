@@ -3,8 +3,10 @@
 // fault-injecting proxy, driven with writes from many tenants while workers
 // are killed, the stream leader is stopped, the memory API misbehaves and a
 // producer process is restarted, once stopped and once killed. At the end it checks that nothing
-// acknowledged was lost, nothing was applied twice and no memory saw its
-// writes out of order, and prints one table.
+// acknowledged was lost and no memory saw its writes out of order (a
+// redelivery applied again after a later write counts), and prints one
+// table with the writes the memory API applied twice: like SFM, it reads
+// no idempotency key.
 //
 // It runs only when JETBOX_CHAOS says for how long: make chaos.
 package chaos
@@ -273,7 +275,7 @@ func TestChaos(t *testing.T) {
 		total += ts.Applied
 	}
 	row("applied (all writes, counted by the memory API)", total)
-	row("applied more than once", twice)
+	row("applied more than once (a redelivery; the memory API reads no idempotency key)", twice)
 	row("lost", lost)
 	row("order violations", outOfOrder)
 	for class, n := range byClass {
@@ -291,8 +293,10 @@ func TestChaos(t *testing.T) {
 	row("producer calls cut by the SIGKILL (outcome unknown)", led.cut.Load())
 	tw.Flush()
 	t.Logf("chaos campaign:\n%s", b.String())
-	if lost != 0 || twice != 0 || outOfOrder != 0 {
-		t.Fatalf("invariants broken: %d lost, %d applied twice, %d out of order", lost, twice, outOfOrder)
+	// A write applied twice is harmless only when nothing came between:
+	// a repeat after a later write is counted as out of order.
+	if lost != 0 || outOfOrder != 0 {
+		t.Fatalf("invariants broken: %d lost, %d out of order", lost, outOfOrder)
 	}
 	// A publish that timed out may still have been stored.
 	if n := int64(byClass[string(streams.ClassBadInput)]); n < hostileSent.Load() || n > hostileTried.Load() {

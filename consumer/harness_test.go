@@ -143,8 +143,7 @@ func (h *harness) totals() memapi.TenantStats {
 	var sum memapi.TenantStats
 	for _, s := range h.store.Stats().Tenants {
 		sum.Applied += s.Applied
-		sum.Suppressed += s.Suppressed
-		sum.Conflicts += s.Conflicts
+		sum.Repeated += s.Repeated
 	}
 	return sum
 }

@@ -83,7 +83,7 @@ func TestFailingTenantIsParkedOutOfItsNeighboursWayThenReplayedInOrder(t *testin
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "A's new write applied", func() bool { return h.store.TenantStats("A").Applied == coords*rounds+1 })
-	if got := h.totals(); got.Suppressed != 0 || len(h.deadLetters()) != 0 {
+	if got := h.totals(); got.Repeated != 0 || len(h.deadLetters()) != 0 {
 		t.Fatalf("after recovery: %+v, %d dead letters", got, len(h.deadLetters()))
 	}
 }

@@ -197,13 +197,14 @@ func (h *harness) rowState(dedupeKey string) (status, lastError string) {
 	return status, lastError
 }
 
-// applied sums the memory API's applied writes over all tenants.
-func (h *harness) applied() (applied, suppressed uint64) {
+// applied sums the memory API's applied writes over all tenants, and
+// those that were a write it had applied already.
+func (h *harness) applied() (applied, repeated uint64) {
 	for _, s := range h.store.Stats().Tenants {
 		applied += s.Applied
-		suppressed += s.Suppressed
+		repeated += s.Repeated
 	}
-	return applied, suppressed
+	return applied, repeated
 }
 
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {

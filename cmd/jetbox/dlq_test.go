@@ -88,7 +88,7 @@ func TestDLQListAndReplayFromTheShell(t *testing.T) {
 		t.Fatalf("second replay: %s", out)
 	}
 	time.Sleep(200 * time.Millisecond)
-	if s := store.TenantStats("unlucky"); s.Applied != 3 || s.Suppressed != 0 {
+	if s := store.TenantStats("unlucky"); s.Applied != 3 || s.Repeated != 0 {
 		t.Fatalf("unlucky: %+v, want 3 applied once each", s)
 	}
 	if err := worker.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {

