@@ -55,10 +55,10 @@ var (
 // validationError is one entry of Ninja's 422 answer,
 // {"detail": [{"type", "loc", "msg"[, "ctx"]}, ...]}.
 type validationError struct {
-	typ      string
-	loc      []string // after "body", "req"
-	msg      string
-	expected string // ctx.expected of a literal_error
+	typ string
+	loc []string // after "body", "req"
+	msg string
+	ctx [2]string // the one entry of its ctx, if any: key, value
 }
 
 // refusal is an answer the front door gives instead of writing.
@@ -86,9 +86,9 @@ func unprocessable(errs []validationError) *refusal {
 		loc = append(loc, ']')
 		var o pyObject
 		o.str("type", e.typ).raw("loc", loc).str("msg", e.msg)
-		if e.expected != "" {
+		if e.ctx[0] != "" {
 			var ctx pyObject
-			o.raw("ctx", ctx.str("expected", e.expected).bytes())
+			o.raw("ctx", ctx.str(e.ctx[0], e.ctx[1]).bytes())
 		}
 		list = append(list, o.bytes()...)
 	}
@@ -111,7 +111,7 @@ func decodeBody(body []byte, s schema) (map[string]json.RawMessage, *refusal) {
 	trimmed := bytes.TrimSpace(body)
 	if trimmed[0] != '{' {
 		return nil, unprocessable([]validationError{{typ: "model_type",
-			msg: "Input should be a valid dictionary or instance of " + s.class}})
+			msg: "Input should be a valid dictionary or instance of " + s.class, ctx: [2]string{"class_name", s.class}}})
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(trimmed, &fields); err != nil {
@@ -161,7 +161,7 @@ func checkField(f field, raw json.RawMessage) (validationError, bool) {
 		var s string
 		if first != '"' || json.Unmarshal(raw, &s) != nil || (s != streams.MemoryEpisodic && s != streams.MemorySemantic) {
 			const expected = "'episodic' or 'semantic'"
-			return validationError{typ: "literal_error", loc: loc, msg: "Input should be " + expected, expected: expected}, false
+			return validationError{typ: "literal_error", loc: loc, msg: "Input should be " + expected, ctx: [2]string{"expected", expected}}, false
 		}
 	case kindFloat:
 		if _, err := parseFloatField(raw); err != nil {
