@@ -18,7 +18,7 @@ export NATS_URL="nats://127.0.0.1:$nats_port"
 token=hostile-demo-token
 
 SOMABRAIN_OUTBOX_DATA_DIR="$dir/data" SOMABRAIN_OUTBOX_NATS_LISTEN="127.0.0.1:$nats_port" \
-SOMABRAIN_OUTBOX_MEMAPI_LISTEN="127.0.0.1:$api_port" SOMABRAIN_OUTBOX_HTTP_LISTEN="127.0.0.1:$ops_port" \
+SOMABRAIN_OUTBOX_MEMAPI_LISTEN="127.0.0.1:$api_port" SOMABRAIN_OUTBOX_HTTP_LISTEN="127.0.0.1:$ops_port" SOMABRAIN_OUTBOX_INGEST_LISTEN=off \
 SOMABRAIN_MEMORY_HTTP_TOKEN=$token NATS_URL= "$dir/jetbox" run >"$dir/jetbox.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT

@@ -254,7 +254,7 @@ func (e *env) startWorker() error {
 		"NATS_URL=" + e.nats.ClientURL(),
 		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
 		"SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
-		"SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions),
+		"SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions), "SOMABRAIN_OUTBOX_INGEST_LISTEN=off",
 	}
 	ops := ""
 	if e.profiles {

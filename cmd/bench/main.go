@@ -11,6 +11,9 @@
 //     durable consumer with explicit acks, all with Nats-Msg-Id;
 //   - http: the request a worker sends, POSTed straight to the memory API;
 //   - fast_ack, background: the producer package, no worker running;
+//   - frontdoor: SomaFractalMemory's HTTP API served by the front door,
+//     called as SomaBrain calls it from 64 callers: fast_ack with no worker
+//     running, then sync with the workers;
 //   - sync: the producer with jetbox workers running ('jetbox run'
 //     processes, so their CPU time and peak memory are their own);
 //   - e2e: each mode from 64 callers, timed from the call to the memory API
@@ -47,7 +50,7 @@ import (
 )
 
 // phases are the parts of a run, in the order they run; -only picks some.
-var phases = []string{"raw", "http", "fast_ack", "background", "sync", "e2e", "drain", "watermill"}
+var phases = []string{"raw", "http", "fast_ack", "background", "frontdoor", "sync", "e2e", "drain", "watermill"}
 
 type options struct {
 	scale          float64
@@ -175,7 +178,7 @@ func run(ctx context.Context, opts options) (*Results, error) {
 		LoadAverage: [2]string{loadAverage(), ""},
 		WorkerCPUus: map[string]float64{}, WorkerPeakMB: map[string]float64{}, WorkerSyscalls: map[string]float64{}, Skipped: map[string]string{},
 	}}
-	if slices.ContainsFunc(phases[:6], b.wants) {
+	if slices.ContainsFunc(phases[:7], b.wants) {
 		if err := b.mainPhases(ctx); err != nil {
 			return nil, err
 		}
@@ -209,6 +212,7 @@ func (b *bench) mainPhases(ctx context.Context) error {
 	b.phase(ctx, "http", func(ctx context.Context) error { return b.httpPhase(ctx, e) })
 	b.phase(ctx, "fast_ack", func(ctx context.Context) error { return b.producerPhase(ctx, e, streams.ModeFastAck) })
 	b.phase(ctx, "background", func(ctx context.Context) error { return b.producerPhase(ctx, e, streams.ModeBackground) })
+	b.phase(ctx, "frontdoor", func(ctx context.Context) error { return b.frontDoorPhase(ctx, e) })
 	b.phase(ctx, "sync", func(ctx context.Context) error {
 		if err := b.ensureWorkers(ctx, e); err != nil {
 			return err

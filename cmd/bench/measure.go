@@ -12,7 +12,7 @@ import (
 // Measurement is one load run: n calls spread over some callers, or one
 // figure a phase measured as a whole (a drain, a consume).
 type Measurement struct {
-	Name        string  `json:"name"` // raw_sync, raw_async, raw_consume, http, sync, fast_ack, background, e2e_<mode>, drain
+	Name        string  `json:"name"` // raw_sync, raw_async, raw_consume, http, sync, fast_ack, background, frontdoor_<mode>, e2e_<mode>, drain
 	Concurrency int     `json:"concurrency"`
 	N           int     `json:"n"`
 	Seconds     float64 `json:"seconds"`

@@ -187,6 +187,20 @@ func (r *Results) rows() []Row {
 		}
 	}
 
+	const fd = "front door (SomaBrain's HTTP calls)"
+	for _, mode := range []string{"fast_ack", "sync"} {
+		m := f.get("frontdoor_"+mode, last)
+		t := target{}
+		if mode == "fast_ack" {
+			t = target{ratioAtLeast, 0.5}
+		}
+		add(fd, fmt.Sprintf("%s c=%d", mode, last), "writes/s", m, perSec, fmt.Sprintf("producer %s c=%d", mode, last), pick(f.get(mode, last), perSec), t)
+		add(fd, fmt.Sprintf("%s c=%d", mode, last), "writes/s", m, perSec, fmt.Sprintf("direct HTTP c=%d", last), pick(f.get("http", last), perSec), target{})
+		for _, p := range pcts {
+			add(fd, fmt.Sprintf("%s c=%d %s", mode, last, p.name), "ms", m, p.get, fmt.Sprintf("producer %s c=%d", mode, last), pick(f.get(mode, last), p.get), target{})
+		}
+	}
+
 	consume := pick(f.get("raw_consume", 1), perSec)
 	capacity := pick(f.get("http", last), perSec)
 	ceiling := lower(consume, capacity)

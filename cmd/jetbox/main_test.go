@@ -70,7 +70,7 @@ func jetbox(t *testing.T, env []string, args ...string) (string, error) {
 }
 
 func baseEnv() []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SOMABRAIN_OUTBOX_LOG_FORMAT=json"}
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_INGEST_LISTEN=off"}
 }
 
 // process is a 'jetbox run' started by a test and stopped by its PID.

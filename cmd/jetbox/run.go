@@ -127,6 +127,13 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 			}
 		}()
 	}
+	if cfg.IngestListen != config.HTTPListenOff {
+		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopFrontDoor()
+	}
 	if cfg.HTTPListen != config.HTTPListenOff {
 		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {
 			if !nc.IsConnected() {

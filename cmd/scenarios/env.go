@@ -146,7 +146,7 @@ func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
 	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"NATS_URL=" + e.nats.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL,
-		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=info",
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_INGEST_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=info",
 		"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING=-1",
 	}, extraEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile

@@ -19,6 +19,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/frontdoor/limits"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -106,6 +107,16 @@ type Config struct {
 	BufferSize     int           `env:"SOMABRAIN_OUTBOX_BUFFER_SIZE" envDefault:"10000" help:"background writes buffered in a producer process"`
 	Universe       string        `env:"SOMABRAIN_OUTBOX_UNIVERSE" envDefault:"real" help:"universe used to derive a coord from a key"`
 
+	// The front door's defaults are frontdoor's (codeDefaults).
+	IngestListen         string        `env:"SOMABRAIN_OUTBOX_INGEST_LISTEN" help:"listen address of the front door, which serves SomaFractalMemory's HTTP API and turns its writes into outbox writes (docs/SOMABRAIN.md); off disables (an empty value means the default)"`
+	IngestToken          string        `env:"SOMABRAIN_OUTBOX_INGEST_TOKEN" secret:"true" help:"front door: bearer token of a trusted service, which may write as any tenant it names (X-Soma-Tenant, X-Soma-Namespace); with neither this nor a tokens file the front door takes every request and stays on loopback"`
+	IngestTokensFile     string        `env:"SOMABRAIN_OUTBOX_INGEST_TOKENS_FILE" help:"front door: file of tokens each bound to one tenant, a token and its tenant per line; a request naming another tenant is 403"`
+	IngestMaxBodyBytes   int64         `env:"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES" help:"front door: largest request body; larger is 413"`
+	IngestMaxHeaderBytes int           `env:"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES" help:"front door: largest request header block; larger is 431"`
+	IngestReadTimeout    time.Duration `env:"SOMABRAIN_OUTBOX_INGEST_READ_TIMEOUT" help:"front door: time to read a request, headers and body"`
+	IngestIdleTimeout    time.Duration `env:"SOMABRAIN_OUTBOX_INGEST_IDLE_TIMEOUT" help:"front door: how long a kept-alive connection may wait for its next request"`
+	IngestMaxConcurrent  int           `env:"SOMABRAIN_OUTBOX_INGEST_MAX_CONCURRENT" help:"front door: requests served at once; more are refused with 503 and Retry-After: 1"`
+
 	PostgresDSN       string        `env:"SOMABRAIN_POSTGRES_DSN" secret:"true" help:"jetbox relay: SomaBrain's PostgreSQL, whose outbox_events table it moves into the outbox (its password is never shown)"`
 	RelayMode         string        `env:"SOMABRAIN_RELAY_MODE" envDefault:"fast_ack" help:"jetbox relay: write mode of relayed writes: fast_ack, background, or sync (without a reply subject: the relay never waits for the memory API)"`
 	RelayFailUnknown  bool          `env:"SOMABRAIN_RELAY_FAIL_UNKNOWN" envDefault:"false" help:"jetbox relay: mark rows of topics jetbox does not carry (wm.*, graph.delete_link, ...) failed instead of leaving them pending"`
@@ -138,8 +149,25 @@ var ErrInvalid = errors.New("invalid configuration")
 // to, by variable; their envDefault tags are empty. Like envDefault, they
 // apply to a variable that is unset or empty.
 var codeDefaults = map[string]string{
-	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
-	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":     strconv.Itoa(streams.DefaultPullMaxBytes),
+	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING":      strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
+	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":          strconv.Itoa(streams.DefaultPullMaxBytes),
+	"SOMABRAIN_OUTBOX_INGEST_LISTEN":           limits.Listen,
+	"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES":   strconv.Itoa(limits.MaxBodyBytes),
+	"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES": strconv.Itoa(limits.MaxHeaderBytes),
+	"SOMABRAIN_OUTBOX_INGEST_READ_TIMEOUT":     durationText(limits.ReadTimeout),
+	"SOMABRAIN_OUTBOX_INGEST_IDLE_TIMEOUT":     durationText(limits.IdleTimeout),
+	"SOMABRAIN_OUTBOX_INGEST_MAX_CONCURRENT":   strconv.Itoa(limits.MaxConcurrent),
+}
+
+// durationText writes d as a setting is written: 2m rather than 2m0s.
+func durationText(d time.Duration) string {
+	s := d.String()
+	for _, zero := range []string{"m0s", "h0m"} {
+		if strings.HasSuffix(s, zero) {
+			s = s[:len(s)-2]
+		}
+	}
+	return s
 }
 
 // Load reads the environment. environ nil means the process environment.
@@ -225,12 +253,17 @@ func (c Config) Validate() error {
 			return bad(name, addr, "host:port")
 		}
 	}
-	for name, addr := range map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": c.HTTPListen, "SOMABRAIN_RELAY_HTTP_LISTEN": c.RelayHTTPListen} {
+	for name, addr := range map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": c.HTTPListen, "SOMABRAIN_RELAY_HTTP_LISTEN": c.RelayHTTPListen, "SOMABRAIN_OUTBOX_INGEST_LISTEN": c.IngestListen} {
 		if addr == HTTPListenOff {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return bad(name, addr, "host:port, or off")
+		}
+	}
+	if c.MemoryEndpoint != "" && c.IngestListen != HTTPListenOff {
+		if u, err := url.Parse(c.MemoryEndpoint); err == nil && u.Host == c.IngestListen {
+			return bad("SOMABRAIN_MEMORY_HTTP_ENDPOINT", RedactURL(c.MemoryEndpoint), "the memory API, not the front door on SOMABRAIN_OUTBOX_INGEST_LISTEN (its writes would come back to it)")
 		}
 	}
 	if _, err := streams.ParseMode(c.RelayMode); err != nil {
@@ -271,6 +304,11 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.BufferSize >= 1, fmt.Sprint(c.BufferSize)},
 		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.MetricsTenants >= 0, fmt.Sprint(c.MetricsTenants)},
 		{"SOMABRAIN_OUTBOX_PULL_MAX_BYTES", c.PullMaxBytes >= 1, fmt.Sprint(c.PullMaxBytes)},
+		{"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES", c.IngestMaxBodyBytes >= 1, fmt.Sprint(c.IngestMaxBodyBytes)},
+		{"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES", c.IngestMaxHeaderBytes >= 1, fmt.Sprint(c.IngestMaxHeaderBytes)},
+		{"SOMABRAIN_OUTBOX_INGEST_READ_TIMEOUT", c.IngestReadTimeout > 0, c.IngestReadTimeout.String()},
+		{"SOMABRAIN_OUTBOX_INGEST_IDLE_TIMEOUT", c.IngestIdleTimeout > 0, c.IngestIdleTimeout.String()},
+		{"SOMABRAIN_OUTBOX_INGEST_MAX_CONCURRENT", c.IngestMaxConcurrent >= 1, fmt.Sprint(c.IngestMaxConcurrent)},
 		{"SOMABRAIN_RELAY_POLL_INTERVAL", c.RelayPollInterval > 0, c.RelayPollInterval.String()},
 		{"SOMABRAIN_RELAY_BATCH_SIZE", c.RelayBatchSize >= 1 && c.RelayBatchSize <= MaxRelayBatchSize, fmt.Sprint(c.RelayBatchSize)},
 		{"SOMABRAIN_RELAY_CONCURRENCY", c.RelayConcurrency >= 1, fmt.Sprint(c.RelayConcurrency)},
