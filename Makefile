@@ -67,7 +67,8 @@ bench:
 	$(GO) run ./cmd/bench -scale $(BENCHSCALE) $(if $(BENCHONLY),-only $(BENCHONLY))
 
 # jetbox relay under SIGKILL: 10,000 rows of SomaBrain's outbox over 50
-# tenants, the relay process killed twice during the backfill; every row
+# tenants, drained by two relay processes at once, one of them killed
+# twice during the backfill (and replaced); every row
 # ends sent or failed and the memory API sees each write once. Needs
 # PostgreSQL (initdb, pg_ctl).
 .PHONY: relay-soak

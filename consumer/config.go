@@ -102,7 +102,6 @@ func (c *Config) setDefaults() {
 	}
 }
 
-
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid worker configuration")
 

@@ -508,6 +508,14 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead))
 	}
 	delay := g.backoff(n, a.retryAfter)
+	if a.status == 0 {
+		// No answer (a time-out, a cut connection): the memory API may
+		// still be applying the attempt. It reads no idempotency key, so
+		// an attempt it applies after this write's next attempt and the
+		// memory's next write would put the memory back. Waiting a request
+		// timeout lets such a late attempt land first.
+		delay = max(delay, g.cfg.RequestTimeout)
+	}
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
 	g.withPayloads(g.log.Debug(), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
 	return again, delay

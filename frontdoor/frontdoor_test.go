@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -93,7 +94,9 @@ func TestReadsAreProxiedWithTheFrontDoorsToken(t *testing.T) {
 	}
 	got := h.somaBrain("GET", "/memories/1,2,3", "")
 	want := h.direct("GET", "/memories/1,2,3", "", somaTenant)
-	if got.status != 200 || got.status != want.status || got.body != want.body {
+	// A read updates the memory's updated_at, as SomaFractalMemory's does:
+	// the two reads differ there and nowhere else.
+	if got.status != 200 || got.status != want.status || withoutUpdatedAt(got.body) != withoutUpdatedAt(want.body) {
 		t.Errorf("GET /memories/1,2,3 through the front door: %d %s; directly: %d %s", got.status, got.body, want.status, want.body)
 	}
 	reads := []struct{ method, path, body string }{
@@ -368,3 +371,7 @@ func TestSyncAnswersEqualTheMemoryAPIs(t *testing.T) {
 		}
 	}
 }
+
+var updatedAt = regexp.MustCompile(`"updated_at":"[^"]*"`)
+
+func withoutUpdatedAt(body string) string { return updatedAt.ReplaceAllString(body, `"updated_at":""`) }

@@ -107,8 +107,12 @@ func TestBackgroundStoresEverything(t *testing.T) {
 	if f := failed.all(); len(f) != 0 {
 		t.Fatalf("%d failures, first %v", len(f), f[0].Err)
 	}
-	if got := metricValue(t, reg, "jetbox_producer_writes_total", "background", "stored"); got != n {
-		t.Errorf("writes_total{background,stored} = %v, want %d", got, n)
+	// A retry after a lost ack is answered as a duplicate of the stored
+	// write: on a loaded machine some are.
+	stored := metricValue(t, reg, "jetbox_producer_writes_total", "background", "stored")
+	dup := metricValue(t, reg, "jetbox_producer_writes_total", "background", "duplicate")
+	if stored+dup != n {
+		t.Errorf("writes_total{background} stored %v + duplicate %v, want %d", stored, dup, n)
 	}
 	if got := metricValue(t, reg, "jetbox_producer_background_buffered"); got != 0 {
 		t.Errorf("background_buffered = %v, want 0", got)

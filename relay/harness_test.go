@@ -220,9 +220,12 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 
 func ptr(s string) *string { return &s }
 
-// coordList is a coordinate as SomaBrain's rows hold it: list(coord).
+// coordList is a coordinate as SomaBrain's rows hold it: list(coord). No
+// part is -0: jsonb stores numbers as numeric, which has no negative zero,
+// so a row's -0 comes back as 0 (and 0.0 and -0.0 are two memories to the
+// memory API).
 func coordList(i int) []float64 {
-	return []float64{float64(i) / 10, -float64(i) / 7, 0.5}
+	return []float64{float64(i) / 10, -float64(i+1) / 7, 0.5}
 }
 
 func coordText(i int) string {

@@ -63,7 +63,7 @@ func TestDedupeWindowMemoryPerID(t *testing.T) {
 				id := fmt.Sprintf("%d-%d-", run, i)
 				m.Header.Set(jetstream.MsgIDHeader, id+strings.Repeat("x", idLen-len(id)))
 			}
-			if _, err := async.PublishMsgAsync(m); err != nil {
+			if _, err := async.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -107,24 +107,36 @@ func TestRelaySurvivesSIGKILL(t *testing.T) {
 		}
 		return cmd
 	}
+	// In the soak, two relays drain the table at once, and each kill takes
+	// one of them down while the other goes on; a new one takes its place.
+	relays := 1
+	if os.Getenv("JETBOX_RELAY_SOAK") != "" {
+		relays = 2
+	}
 	began := time.Now()
+	var running []*exec.Cmd
+	for range relays {
+		running = append(running, start())
+	}
 	for k := 1; k <= kills; k++ {
-		cmd := start()
 		threshold := nrows * k / (kills + 1)
 		waitUntil(t, 120*time.Second, fmt.Sprintf("%d rows sent before kill %d", threshold, k), func() bool { return sent() >= threshold })
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		victim := running[0]
+		if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		_ = cmd.Wait()
-		t.Logf("kill %d at %d rows sent", k, sent())
+		_ = victim.Wait()
+		t.Logf("kill %d at %d rows sent, %d relays running", k, sent(), relays)
+		running = append(running[1:], start())
 	}
-	last := start()
 	t.Cleanup(func() {
-		_ = last.Process.Signal(syscall.SIGTERM)
-		_ = last.Wait()
+		for _, cmd := range running {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}
 	})
 	waitUntil(t, 300*time.Second, "every row sent", func() bool { return sent() == nrows })
-	t.Logf("%d rows relayed in %v with %d SIGKILLs", nrows, time.Since(began).Round(time.Millisecond), kills)
+	t.Logf("%d rows relayed by %d relays at once in %v with %d SIGKILLs", nrows, relays, time.Since(began).Round(time.Millisecond), kills)
 	waitUntil(t, 120*time.Second, "every write applied", func() bool {
 		var applied uint64
 		for _, s := range store.Stats().Tenants {
