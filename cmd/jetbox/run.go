@@ -20,10 +20,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/consumer"
+	"github.com/jetbox-dev/jetbox/internal/buildinfo"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/internal/opsmetrics"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -102,6 +104,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	modes, _ := cfg.GroupModes()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(opsmetrics.New(js, scfg, opsmetrics.DefaultCacheTTL), opsmetrics.BuildInfo(buildinfo.Read()))
 	w, err := consumer.New(nc, consumer.Config{
 		Endpoint: endpoint, Token: cfg.MemoryToken, Streams: scfg, Modes: modes,
 		Concurrency: cfg.Concurrency, RequestTimeout: cfg.RequestTimeout, MaxAttempts: cfg.MaxAttempts,
