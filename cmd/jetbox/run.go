@@ -116,18 +116,20 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	if err != nil {
 		return err
 	}
+	ready := func(ctx context.Context) error {
+		if err := streams.Check(ctx, js, scfg); err != nil {
+			return err
+		}
+		return w.Ready()
+	}
+	reg.MustRegister(opsmetrics.Ready(ready, opsmetrics.DefaultCacheTTL))
 	if cfg.HTTPListen != config.HTTPListenOff {
 		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
 			}
 			return nil
-		}, func(ctx context.Context) error {
-			if err := streams.Check(ctx, js, scfg); err != nil {
-				return err
-			}
-			return w.Ready()
-		}, log)
+		}, ready, log)
 		if err != nil {
 			return err
 		}

@@ -201,3 +201,43 @@ func BuildInfo(info buildinfo.Info) prometheus.Collector {
 	g.Set(1)
 	return g
 }
+
+// Ready is jetbox_worker_ready: 1 while check passes, 0 otherwise, checked
+// when scraped, at most once per cacheTTL (0: DefaultCacheTTL). check is
+// what /readyz answers with, so an alert sees what Kubernetes sees.
+func Ready(check func(context.Context) error, cacheTTL time.Duration) prometheus.Collector {
+	if cacheTTL <= 0 {
+		cacheTTL = DefaultCacheTTL
+	}
+	r := &ready{check: check, cacheTTL: cacheTTL, desc: prometheus.NewDesc("jetbox_worker_ready",
+		"1 while the worker is ready (what /readyz answers: streams, buckets and consumers exist, the worker consumes, the memory API accepts it), else 0.", nil, nil)}
+	return r
+}
+
+type ready struct {
+	check    func(context.Context) error
+	cacheTTL time.Duration
+	desc     *prometheus.Desc
+
+	mu        sync.Mutex
+	checkedAt time.Time
+	value     float64
+}
+
+func (r *ready) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r *ready) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	if r.checkedAt.IsZero() || time.Since(r.checkedAt) >= r.cacheTTL {
+		ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
+		r.value = 0
+		if r.check(ctx) == nil {
+			r.value = 1
+		}
+		cancel()
+		r.checkedAt = time.Now()
+	}
+	v := r.value
+	r.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(r.desc, prometheus.GaugeValue, v)
+}

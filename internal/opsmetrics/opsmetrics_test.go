@@ -2,6 +2,8 @@ package opsmetrics_test
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -182,5 +184,24 @@ func TestBuildInfoIsOneWithTheVersionsAsLabels(t *testing.T) {
 	want := "jetbox_build_info{go_version=go1.26.8,nats_go=v1.55.0,nats_server=v2.15.2,revision=97c29c4,version=v1.4.0}"
 	if got := gauges(t, reg); got[want] != 1 || len(got) != 1 {
 		t.Errorf("gauges %v, want %s = 1", got, want)
+	}
+}
+
+func TestReadyFollowsTheCheck(t *testing.T) {
+	var failing atomic.Bool
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(opsmetrics.Ready(func(context.Context) error {
+		if failing.Load() {
+			return errors.New("not consuming")
+		}
+		return nil
+	}, 20*time.Millisecond))
+	if got := gauges(t, reg)["jetbox_worker_ready"]; got != 1 {
+		t.Errorf("jetbox_worker_ready of a ready worker = %v, want 1", got)
+	}
+	failing.Store(true)
+	time.Sleep(40 * time.Millisecond)
+	if got := gauges(t, reg)["jetbox_worker_ready"]; got != 0 {
+		t.Errorf("jetbox_worker_ready of a worker that is not ready = %v, want 0", got)
 	}
 }
