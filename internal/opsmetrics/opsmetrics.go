@@ -209,9 +209,8 @@ func Ready(check func(context.Context) error, cacheTTL time.Duration) prometheus
 	if cacheTTL <= 0 {
 		cacheTTL = DefaultCacheTTL
 	}
-	r := &ready{check: check, cacheTTL: cacheTTL, desc: prometheus.NewDesc("jetbox_worker_ready",
+	return &ready{check: check, cacheTTL: cacheTTL, desc: prometheus.NewDesc("jetbox_worker_ready",
 		"1 while the worker is ready (what /readyz answers: streams, buckets and consumers exist, the worker consumes, the memory API accepts it), else 0.", nil, nil)}
-	return r
 }
 
 type ready struct {
