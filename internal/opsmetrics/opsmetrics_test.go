@@ -3,6 +3,7 @@ package opsmetrics_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -100,27 +101,41 @@ func TestGaugesShowBacklogDeadLettersAndParkedWrites(t *testing.T) {
 		publish(ctx, t, js, streams.ParkedSubject(a), nil)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(opsmetrics.New(js, cfg, time.Hour))
-	got := gauges(t, reg)
+	// The server updates a consumer's pending count a moment after the
+	// publish is acknowledged, so the reading is polled (no cache) until
+	// it settles.
+	fresh := prometheus.NewRegistry()
+	fresh.MustRegister(opsmetrics.New(js, cfg, time.Nanosecond))
 	want := map[string]float64{
 		"jetbox_outbox_pending_writes{group=sync}": 0, "jetbox_outbox_pending_writes{group=fast_ack}": 5, "jetbox_outbox_pending_writes{group=background}": 1,
 		"jetbox_dead_letters":              3,
 		"jetbox_parked_writes{group=sync}": 1, "jetbox_parked_writes{group=fast_ack}": 3, "jetbox_parked_writes{group=background}": 0,
 	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
+	var got map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got = gauges(t, fresh)
+		if maps.Equal(got, want) || time.Now().After(deadline) {
+			break
 		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("gauges %v, want exactly %v", got, want)
+	if !maps.Equal(got, want) {
+		t.Fatalf("gauges %v, want %v", got, want)
 	}
 
 	// Within the cache's life a scrape costs the server nothing and shows
 	// the same reading.
+	cached := prometheus.NewRegistry()
+	cached.MustRegister(opsmetrics.New(js, cfg, time.Hour))
+	if n := gauges(t, cached)["jetbox_outbox_pending_writes{group=sync}"]; n != 0 {
+		t.Fatalf("sync backlog %v, want 0", n)
+	}
 	publish(ctx, t, js, address(t, "acme", streams.ModeSync, streams.OpStore).Subject(), nil)
-	if n := gauges(t, reg)["jetbox_outbox_pending_writes{group=sync}"]; n != 0 {
+	for deadline := time.Now().Add(5 * time.Second); gauges(t, fresh)["jetbox_outbox_pending_writes{group=sync}"] != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sync write never showed in the backlog")
+		}
+	}
+	if n := gauges(t, cached)["jetbox_outbox_pending_writes{group=sync}"]; n != 0 {
 		t.Errorf("a second scrape within the cache TTL read the streams again: sync backlog %v", n)
 	}
 }
@@ -142,9 +157,10 @@ func TestGaugesFollowTheStreamsAndCountFailedReadings(t *testing.T) {
 		t.Fatalf("sync backlog of an empty outbox: %v", n)
 	}
 	publish(ctx, t, js, address(t, "acme", streams.ModeSync, streams.OpStore).Subject(), nil)
-	time.Sleep(100 * time.Millisecond)
-	if n := gauges(t, reg)["jetbox_outbox_pending_writes{group=sync}"]; n != 1 {
-		t.Errorf("sync backlog after the cache expired: %v, want 1", n)
+	for deadline := time.Now().Add(5 * time.Second); gauges(t, reg)["jetbox_outbox_pending_writes{group=sync}"] != 1; time.Sleep(60 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sync backlog never reached 1 once the cache expired")
+		}
 	}
 
 	if err := js.DeleteStream(ctx, cfg.DLQStream); err != nil {
@@ -172,8 +188,8 @@ func TestGaugesFollowTheStreamsAndCountFailedReadings(t *testing.T) {
 			}
 		}
 	}
-	if failed != 1 {
-		t.Errorf("jetbox_stream_info_errors_total{stream=%s} = %v, want 1", cfg.DLQStream, failed)
+	if failed < 1 {
+		t.Errorf("jetbox_stream_info_errors_total{stream=%s} = %v, want at least 1", cfg.DLQStream, failed)
 	}
 }
 
