@@ -46,6 +46,7 @@ type memoryAPI struct {
 	// URLs of the calls with a body, parsed once; requests share them and
 	// nothing in a round trip changes them.
 	memoriesURL, linkURL *url.URL
+	durations            *apiDurations // nil without a Registerer
 }
 
 func newMemoryAPI(cfg Config) *memoryAPI {
@@ -70,7 +71,7 @@ func newMemoryAPI(cfg Config) *memoryAPI {
 		auth = "Bearer " + cfg.Token
 	}
 	base := strings.TrimRight(cfg.Endpoint, "/")
-	m := &memoryAPI{base: base, auth: auth, send: send, timeout: cfg.RequestTimeout}
+	m := &memoryAPI{base: base, auth: auth, send: send, timeout: cfg.RequestTimeout, durations: newAPIDurations(cfg.Registerer)}
 	// A bad endpoint fails every call with "build request" instead.
 	m.memoriesURL, _ = url.Parse(base + pathMemories)
 	m.linkURL, _ = url.Parse(base + pathLink)
@@ -147,15 +148,19 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	if w.body != nil {
 		set(headerContentType, "application/json")
 	}
+	start := time.Now()
 	resp, err := m.send(req)
 	if err != nil {
+		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds())
 		return answer{class: classTransient, err: transportError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := readAnswer(resp)
 	if err != nil {
+		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds()) // a broken answer is no answer
 		return answer{class: classTransient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
 	}
+	m.durations.observe(w.addr.Op, resp.StatusCode, time.Since(start).Seconds())
 	a := answer{status: resp.StatusCode, body: data, class: classify(resp.StatusCode)}
 	if a.class == classTransient {
 		a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // otherTenants is the label shared by every tenant past the label budget.
@@ -128,4 +130,64 @@ func (m *metrics) breakerChanged(group, tenant string, to gobreaker.State) {
 		return
 	}
 	m.breakerState.WithLabelValues(group, label).Set(float64(to))
+}
+
+// Values of the status_class label of
+// jetbox_memory_api_request_duration_seconds: the answer's status by its
+// hundreds, or error when no usable answer came (connection refused,
+// timeout, a broken answer or a status outside 200-599).
+var statusClasses = [...]string{"2xx", "3xx", "4xx", "5xx", "error"}
+
+// statusClassError is the index of "error" in statusClasses.
+const statusClassError = len(statusClasses) - 1
+
+// statusClassOf is the index in statusClasses of a call that ended with
+// status (0: no answer).
+func statusClassOf(status int) int {
+	if status < 200 || status > 599 {
+		return statusClassError
+	}
+	return status/100 - 2
+}
+
+// apiDurations is jetbox_memory_api_request_duration_seconds with its
+// children resolved once, so a call costs no label lookup. A nil
+// *apiDurations records nothing.
+type apiDurations struct {
+	byOp [][len(statusClasses)]prometheus.Observer // [op's place in streams.Ops][status class]
+}
+
+// newAPIDurations registers the memory API histogram with reg (nil: no
+// histogram).
+func newAPIDurations(reg prometheus.Registerer) *apiDurations {
+	if reg == nil {
+		return nil
+	}
+	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "jetbox_memory_api_request_duration_seconds",
+		Help:    "One memory API call, from sending the request to reading the answer, by op and status class (2xx, 4xx, 5xx, ..., error: no answer).",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"op", "status_class"})
+	reg.MustRegister(vec)
+	d := &apiDurations{byOp: make([][len(statusClasses)]prometheus.Observer, len(streams.Ops))}
+	for i, op := range streams.Ops {
+		for j, class := range statusClasses {
+			d.byOp[i][j] = vec.WithLabelValues(string(op), class)
+		}
+	}
+	return d
+}
+
+// observe records one call of op that ended with status (0: no answer)
+// and took seconds.
+func (d *apiDurations) observe(op streams.Op, status int, seconds float64) {
+	if d == nil {
+		return
+	}
+	for i, o := range streams.Ops {
+		if o == op {
+			d.byOp[i][statusClassOf(status)].Observe(seconds)
+			return
+		}
+	}
 }

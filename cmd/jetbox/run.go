@@ -21,10 +21,12 @@ import (
 
 	"github.com/jetbox-dev/jetbox/consumer"
 	"github.com/jetbox-dev/jetbox/ingest"
+	"github.com/jetbox-dev/jetbox/internal/buildinfo"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/internal/opsmetrics"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -103,6 +105,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	modes, _ := cfg.GroupModes()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(opsmetrics.New(js, scfg, opsmetrics.DefaultCacheTTL), opsmetrics.BuildInfo(buildinfo.Read()))
 	w, err := consumer.New(nc, consumer.Config{
 		Endpoint: endpoint, Token: cfg.MemoryToken, Streams: scfg, Modes: modes,
 		Concurrency: cfg.Concurrency, RequestTimeout: cfg.RequestTimeout, MaxAttempts: cfg.MaxAttempts,
@@ -134,18 +137,20 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		}
 		defer stopFrontDoor()
 	}
+	ready := func(ctx context.Context) error {
+		if err := streams.Check(ctx, js, scfg); err != nil {
+			return err
+		}
+		return w.Ready()
+	}
+	reg.MustRegister(opsmetrics.Ready(ready, opsmetrics.DefaultCacheTTL))
 	if cfg.HTTPListen != config.HTTPListenOff {
 		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
 			}
 			return nil
-		}, func(ctx context.Context) error {
-			if err := streams.Check(ctx, js, scfg); err != nil {
-				return err
-			}
-			return w.Ready()
-		}, log)
+		}, ready, log)
 		if err != nil {
 			return err
 		}
