@@ -32,8 +32,8 @@ func newStatusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Consumer groups, workers and the partitions they own, parked tenants, breakers, relay lag",
 		Long: `Print, from JetStream and from every running worker (they answer on jetbox.status):
-- per write mode, its partition consumers: how many, how many have an owner,
-  writes pending, in flight, redelivered;
+- per write mode, its partition consumers: how many, writes pending, in
+  flight, redelivered;
 - the live workers, and the partitions each owns;
 - parked tenants (their memory API is failing) and the writes waiting for each;
 - every tenant breaker a worker holds: an open one with the consecutive
@@ -83,7 +83,11 @@ type statusReport struct {
 type groupCounts struct {
 	Group        streams.Mode `json:"group"`
 	Partitions   int          `json:"partitions"`
-	Owned        int          `json:"owned"` // partitions a worker holds (its owner group has a pinned client)
+	// Pinned counts the partitions whose consumer has pinned an owner's
+	// pull, which JetStream does at the first write it delivers: an idle
+	// partition can be owned and not pinned. Ownership is what the
+	// workers report (statusReport.Workers).
+	Pinned int `json:"pinned"`
 	Pending      uint64       `json:"pending"`
 	AckPending   int          `json:"ack_pending"`
 	Redelivered  int          `json:"redelivered"`
@@ -164,7 +168,7 @@ func partitionCounts(ctx context.Context, js jetstream.JetStream, stream string)
 		g.WaitingPulls += info.NumWaiting
 		for _, pg := range info.PriorityGroups {
 			if pg.Group == streams.OwnerGroup && pg.PinnedClientID != "" {
-				g.Owned++
+				g.Pinned++
 			}
 		}
 	}
@@ -307,12 +311,12 @@ func gatherStatus(nc *nats.Conn, wait time.Duration) ([]consumer.Status, error) 
 // per group, against which unowned partitions are found.
 func (r statusReport) print(w io.Writer, partitions int, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tPARTITIONS\tOWNED\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS")
+	fmt.Fprintln(tw, "GROUP\tPARTITIONS\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS")
 	if e, ok := r.Errors["groups"]; ok {
 		fmt.Fprintf(tw, "%s\n", e)
 	}
 	for _, g := range r.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", g.Group, g.Partitions, g.Owned, g.Pending, g.AckPending, g.Redelivered, g.WaitingPulls)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", g.Group, g.Partitions, g.Pending, g.AckPending, g.Redelivered, g.WaitingPulls)
 	}
 	tw.Flush()
 
