@@ -81,17 +81,17 @@ type statusReport struct {
 
 // groupCounts sums the consumers of one mode's partitions.
 type groupCounts struct {
-	Group        streams.Mode `json:"group"`
-	Partitions   int          `json:"partitions"`
+	Group      streams.Mode `json:"group"`
+	Partitions int          `json:"partitions"`
 	// Pinned counts the partitions whose consumer has pinned an owner's
 	// pull, which JetStream does at the first write it delivers: an idle
 	// partition can be owned and not pinned. Ownership is what the
 	// workers report (statusReport.Workers).
-	Pinned int `json:"pinned"`
-	Pending      uint64       `json:"pending"`
-	AckPending   int          `json:"ack_pending"`
-	Redelivered  int          `json:"redelivered"`
-	WaitingPulls int          `json:"waiting_pulls"`
+	Pinned       int    `json:"pinned"`
+	Pending      uint64 `json:"pending"`
+	AckPending   int    `json:"ack_pending"`
+	Redelivered  int    `json:"redelivered"`
+	WaitingPulls int    `json:"waiting_pulls"`
 }
 
 // member is one key of the members bucket: a worker's id, and what it
