@@ -323,14 +323,13 @@ redrawn in place on a terminal, else a line every --progress dead letters.`,
 				return usageError{fmt.Errorf("--progress %d: allowed: 1 or more", every)}
 			}
 			return withDLQ(cmd, func(ctx context.Context, js jetstream.JetStream, scfg streams.Config) error {
-				opts := []dlq.ReplayOption{dlq.WithProgress(replayProgress(cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr()), every))}
+				progress := newReplayProgress(cmd.ErrOrStderr(), isTerminal(cmd.ErrOrStderr()), every)
+				opts := []dlq.ReplayOption{dlq.WithProgress(progress.report)}
 				if force {
 					opts = append(opts, dlq.Force())
 				}
 				res, err := dlq.Replay(ctx, js, scfg, f, opts...)
-				if res.Replayed+res.Failed+res.Refused >= every || isTerminal(cmd.ErrOrStderr()) {
-					fmt.Fprintln(cmd.ErrOrStderr())
-				}
+				progress.finish(res)
 				fmt.Fprintf(out, "replayed %d dead letters (%d failed)\n", res.Replayed, res.Failed)
 				if res.Refused > 0 {
 					fmt.Fprintf(out, "%d bad_input dead letters left in place: replayed, they would only be dead-lettered again (fix and publish them anew, 'jetbox dlq drop' them, or --force)\n", res.Refused)
@@ -346,20 +345,38 @@ redrawn in place on a terminal, else a line every --progress dead letters.`,
 	return cmd
 }
 
-// replayProgress reports a replay: on a terminal one line redrawn in
-// place, elsewhere a line every n dead letters.
-func replayProgress(w io.Writer, terminal bool, n int) func(dlq.ReplayResult) {
-	last := time.Time{}
-	return func(r dlq.ReplayResult) {
-		done := r.Replayed + r.Failed + r.Refused
-		switch {
-		case terminal && time.Since(last) >= 100*time.Millisecond:
-			last = time.Now()
-			fmt.Fprintf(w, "\rreplaying: %d replayed, %d failed, %d left in place ", r.Replayed, r.Failed, r.Refused)
-		case !terminal && done%n == 0:
-			fmt.Fprintf(w, "replaying: %d replayed, %d failed, %d left in place\n", r.Replayed, r.Failed, r.Refused)
-		}
+// replayProgress reports a replay on stderr: on a terminal one line
+// redrawn in place, elsewhere a line every n dead letters.
+type replayProgress struct {
+	w        io.Writer
+	terminal bool
+	n        int
+	drawn    time.Time
+}
+
+func newReplayProgress(w io.Writer, terminal bool, n int) *replayProgress {
+	return &replayProgress{w: w, terminal: terminal, n: n}
+}
+
+func (p *replayProgress) report(r dlq.ReplayResult) {
+	switch {
+	case p.terminal && time.Since(p.drawn) >= 100*time.Millisecond:
+		p.drawn = time.Now()
+		p.draw(r, "\r", " ")
+	case !p.terminal && (r.Replayed+r.Failed+r.Refused)%p.n == 0:
+		p.draw(r, "", "\n")
 	}
+}
+
+// finish draws the last state and ends the line on a terminal.
+func (p *replayProgress) finish(r dlq.ReplayResult) {
+	if p.terminal && !p.drawn.IsZero() {
+		p.draw(r, "\r", "\n")
+	}
+}
+
+func (p *replayProgress) draw(r dlq.ReplayResult, start, end string) {
+	fmt.Fprintf(p.w, "%sreplaying: %d replayed, %d failed, %d left in place%s", start, r.Replayed, r.Failed, r.Refused, end)
 }
 
 func newDLQDropCmd() *cobra.Command {

@@ -132,6 +132,9 @@ func gatherReport(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cf
 	if err != nil {
 		r.Errors["relays"] = err.Error()
 	}
+	if r.Relays == nil {
+		r.Relays = []relay.Lag{}
+	}
 	if r.Workers, err = gatherStatus(nc, wait); err != nil {
 		return r, err
 	}
