@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"net"
 	"os/exec"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // every command's path, for the tests that go through all of them.
@@ -149,5 +153,41 @@ func TestCompletionScripts(t *testing.T) {
 	out, err := jetbox(t, nil, "__complete", "dlq", "list", "--class", "")
 	if err != nil || !strings.Contains(out, "bad_input") {
 		t.Errorf("completion of --class: %v\n%s", err, out)
+	}
+}
+
+// --server overrides NATS_URL; an unreachable URL is named, redacted.
+func TestServerFlagOverridesNATSURL(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := srv.Connect(t)
+	if _, err := streams.Provision(context.Background(), js, streams.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	unreachable := []string{"NATS_URL=nats://jetbox:pw-Zr8@127.0.0.1:1"}
+	if out, err := jetbox(t, unreachable, "dlq", "list", "--server", srv.ClientURL()); err != nil || !strings.Contains(out, "0 dead letters") {
+		t.Fatalf("dlq list --server: %v\n%s", err, out)
+	}
+	out, err := jetbox(t, unreachable, "dlq", "list")
+	if err == nil || !strings.Contains(out, "nats://jetbox:[redacted]@127.0.0.1:1") || strings.Contains(out, "pw-Zr8") {
+		t.Fatalf("dlq list with an unreachable NATS_URL: %v\n%s", err, out)
+	}
+	if out, err := jetbox(t, unreachable, "config", "-s", "nats://127.0.0.1:4999"); err != nil || !strings.Contains(grep(out, "NATS_URL "), "nats://127.0.0.1:4999") {
+		t.Fatalf("config -s: %v\n%s", err, out)
+	}
+}
+
+// A body shown by 'dlq show' is the publisher's: its control characters
+// are escaped so it cannot move the cursor, retitle the terminal or
+// reverse text; line breaks of a body stay.
+func TestUntrustedTextCannotDriveTheTerminal(t *testing.T) {
+	hostile := "a\x1b]0;owned\x07b\u202ec\r\nd\te"
+	if got, want := safe(hostile), `a\x1b]0;owned\ab\u202ec\r\nd\te`; got != want {
+		t.Errorf("safe = %q, want %q", got, want)
+	}
+	if got, want := safeBlock(hostile), "a\\x1b]0;owned\\ab\\u202ec\\r\nd\te"; got != want {
+		t.Errorf("safeBlock = %q, want %q", got, want)
+	}
+	if plain := `{"text":"héllo"}`; safe(plain) != plain {
+		t.Errorf("safe changed plain text: %q", safe(plain))
 	}
 }
