@@ -29,6 +29,10 @@ type tenantBreaker struct {
 	cb       *gobreaker.CircuitBreaker[answer]
 	lastUsed atomic.Int64 // unix nanos
 	openedAt atomic.Int64 // unix nanos of the last transition to open
+	// openedBy is the run of consecutive failures that opened the breaker:
+	// gobreaker clears its counts on every change of state, so an open
+	// breaker's own counts read 0.
+	openedBy atomic.Uint32
 }
 
 // errTransient marks an attempt the breaker counts as a failure.
@@ -56,10 +60,19 @@ func (b *breakers) get(tenant string, now time.Time) *tenantBreaker {
 			Name:        tenant,
 			MaxRequests: 1,
 			Timeout:     b.resetInterval,
-			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= threshold },
-			OnStateChange: func(name string, _, to gobreaker.State) {
+			ReadyToTrip: func(c gobreaker.Counts) bool {
+				if c.ConsecutiveFailures < threshold {
+					return false
+				}
+				tb.openedBy.Store(c.ConsecutiveFailures)
+				return true
+			},
+			OnStateChange: func(name string, from, to gobreaker.State) {
 				if to == gobreaker.StateOpen {
 					tb.openedAt.Store(time.Now().UnixNano())
+					if from == gobreaker.StateHalfOpen {
+						tb.openedBy.Add(1) // the probe failed: the run goes on
+					}
 				}
 				if b.onChange != nil {
 					b.onChange(name, to)
@@ -119,9 +132,13 @@ func (b *breakers) evictIdle(now time.Time) (evicted []string) {
 
 // BreakerState is one tenant's breaker as seen by status.
 type BreakerState struct {
-	Tenant              string `json:"tenant"`
-	State               string `json:"state"`
-	ConsecutiveFailures uint32 `json:"consecutive_failures"`
+	Tenant string `json:"tenant"`
+	State  string `json:"state"`
+	// ConsecutiveFailures is, for a closed breaker, the failures since the
+	// last success; for an open or half-open one, the failures that opened
+	// it, its failed probes included.
+	ConsecutiveFailures uint32    `json:"consecutive_failures"`
+	OpenSince           time.Time `json:"open_since,omitzero"` // last opened, unless closed
 }
 
 func (b *breakers) snapshot() []BreakerState {
@@ -129,7 +146,13 @@ func (b *breakers) snapshot() []BreakerState {
 	defer b.mu.Unlock()
 	out := make([]BreakerState, 0, len(b.m))
 	for tenant, tb := range b.m {
-		out = append(out, BreakerState{Tenant: tenant, State: tb.cb.State().String(), ConsecutiveFailures: tb.cb.Counts().ConsecutiveFailures})
+		state := tb.cb.State()
+		s := BreakerState{Tenant: tenant, State: state.String(), ConsecutiveFailures: tb.cb.Counts().ConsecutiveFailures}
+		if state != gobreaker.StateClosed {
+			s.ConsecutiveFailures = tb.openedBy.Load()
+			s.OpenSince = time.Unix(0, tb.openedAt.Load()).UTC()
+		}
+		out = append(out, s)
 	}
 	return out
 }

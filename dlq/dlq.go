@@ -1,5 +1,5 @@
-// Package dlq lists and replays dead letters: writes the workers could not
-// apply, kept in the dead-letter stream with the reason.
+// Package dlq lists, shows, replays and drops dead letters: writes the
+// workers could not apply, kept in the dead-letter stream with the reason.
 package dlq
 
 import (
@@ -17,50 +17,6 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// Filter selects dead letters. Zero fields select everything.
-type Filter struct {
-	Tenant  string    // raw tenant id
-	Subject string    // original outbox subject, wildcards allowed (memory.*.sync.store); a stored subject's partition token is ignored
-	Since   time.Time // dead-lettered at or after
-	Until   time.Time // dead-lettered before
-	Limit   int       // at most this many; 0 = no limit
-}
-
-// ErrBadFilter says a filter cannot select anything meaningful.
-var ErrBadFilter = errors.New("bad dead-letter filter")
-
-func (f Filter) subject() (string, error) {
-	all := streams.DLQSubjectPrefix + ".>"
-	if f.Subject != "" && f.Subject != streams.SubjectPrefix+".>" && !strings.HasPrefix(f.Subject, streams.SubjectPrefix+".") {
-		return "", fmt.Errorf("%w: subject %q is not an outbox subject (memory.<tenant>.<mode>.<op>)", ErrBadFilter, f.Subject)
-	}
-	subject := all
-	if f.Subject != "" {
-		subject = streams.DLQSubjectFor(f.Subject)
-	}
-	if f.Tenant == "" {
-		return subject, nil
-	}
-	tenantFilter, err := streams.TenantDLQFilter(f.Tenant)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadFilter, err)
-	}
-	token := strings.Split(tenantFilter, ".")[1]
-	// The tenant fills the subject's tenant token: a literal must match it,
-	// a wildcard is narrowed to it.
-	parts := strings.Split(subject, ".")
-	switch parts[1] {
-	case token:
-	case "*":
-		parts[1] = token
-	case ">":
-		parts = []string{parts[0], token, ">"}
-	default:
-		return "", fmt.Errorf("%w: subject %q is not tenant %q's", ErrBadFilter, f.Subject, f.Tenant)
-	}
-	return strings.Join(parts, "."), nil
-}
-
 // DeadLetter is one stored dead letter.
 type DeadLetter struct {
 	Seq             uint64      `json:"seq"`              // in the dead-letter stream
@@ -69,7 +25,7 @@ type DeadLetter struct {
 	Group           string      `json:"group"`
 	Class           string      `json:"class"`
 	Error           string      `json:"error"`
-	HTTPStatus      int         `json:"http_status,omitempty"`
+	HTTPStatus      int         `json:"http_status,omitempty"` // 0: the write never reached the memory API
 	Answer          string      `json:"answer,omitempty"`
 	Deliveries      int         `json:"deliveries"`
 	IdempotencyKey  string      `json:"idempotency_key"`
@@ -78,17 +34,19 @@ type DeadLetter struct {
 	Data            []byte      `json:"-"`
 }
 
-func fromMsg(msg jetstream.Msg, meta *jetstream.MsgMetadata) DeadLetter {
-	h := msg.Headers()
+// ErrNotFound says the dead-letter stream holds no message at a sequence.
+var ErrNotFound = errors.New("no such dead letter")
+
+func fromMsg(subject string, h nats.Header, data []byte, seq uint64, stored time.Time) DeadLetter {
 	atoi := func(name string) int { n, _ := strconv.Atoi(h.Get(name)); return n }
 	origSeq, _ := strconv.ParseUint(h.Get(streams.HeaderDLQStreamSeq), 10, 64)
-	subject := h.Get(streams.HeaderDLQSubject)
-	if subject == "" {
-		subject = streams.SubjectPrefix + strings.TrimPrefix(msg.Subject(), streams.DLQSubjectPrefix)
+	original := h.Get(streams.HeaderDLQSubject)
+	if original == "" {
+		original = streams.SubjectPrefix + strings.TrimPrefix(subject, streams.DLQSubjectPrefix)
 	}
 	return DeadLetter{
-		Seq:             meta.Sequence.Stream,
-		OriginalSubject: subject,
+		Seq:             seq,
+		OriginalSubject: original,
 		OriginalSeq:     origSeq,
 		Group:           h.Get(streams.HeaderDLQGroup),
 		Class:           h.Get(streams.HeaderDLQClass),
@@ -97,9 +55,9 @@ func fromMsg(msg jetstream.Msg, meta *jetstream.MsgMetadata) DeadLetter {
 		Answer:          h.Get(streams.HeaderDLQAnswer),
 		Deliveries:      atoi(streams.HeaderDLQDeliveries),
 		IdempotencyKey:  h.Get(streams.HeaderIdempotencyKey),
-		Time:            meta.Timestamp,
+		Time:            stored,
 		Header:          h,
-		Data:            msg.Data(),
+		Data:            data,
 	}
 }
 
@@ -111,6 +69,22 @@ func List(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Fil
 		return nil
 	})
 	return out, err
+}
+
+// Get returns the dead letter at seq, or an error wrapping ErrNotFound.
+func Get(ctx context.Context, js jetstream.JetStream, cfg streams.Config, seq uint64) (DeadLetter, error) {
+	stream, err := js.Stream(ctx, cfg.DLQStream)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead-letter stream %s: %w", cfg.DLQStream, err)
+	}
+	msg, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return DeadLetter{}, fmt.Errorf("%w at sequence %d in %s (replayed, dropped, aged out, or never there)", ErrNotFound, seq, cfg.DLQStream)
+	}
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	return fromMsg(msg.Subject, msg.Header, msg.Data, msg.Sequence, msg.Time), nil
 }
 
 // each walks the selected dead letters with an ordered consumer, which
@@ -125,7 +99,14 @@ func each(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Fil
 		return fmt.Errorf("dead-letter stream %s: %w", cfg.DLQStream, err)
 	}
 	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !f.Since.IsZero() {
+	var lastSeq uint64 // 0: no upper end
+	switch {
+	case len(f.Seqs) > 0:
+		var first uint64
+		first, lastSeq = f.Seqs.bounds()
+		occ.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		occ.OptStartSeq = first
+	case !f.Since.IsZero():
 		occ.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		occ.OptStartTime = &f.Since
 	}
@@ -151,8 +132,11 @@ func each(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Fil
 			if err != nil {
 				return err
 			}
-			if f.Until.IsZero() || meta.Timestamp.Before(f.Until) {
-				if err := fn(fromMsg(msg, meta)); err != nil {
+			if lastSeq != 0 && meta.Sequence.Stream > lastSeq {
+				return nil
+			}
+			if d := fromMsg(msg.Subject(), msg.Headers(), msg.Data(), meta.Sequence.Stream, meta.Timestamp); f.matches(d) {
+				if err := fn(d); err != nil {
 					return err
 				}
 				seen++
@@ -177,24 +161,59 @@ func each(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Fil
 type ReplayResult struct {
 	Replayed int `json:"replayed"`
 	Failed   int `json:"failed"`
+	Refused  int `json:"refused"` // bad_input dead letters left in place
 }
+
+// ReplayOption changes what Replay does.
+type ReplayOption func(*replayOptions)
+
+type replayOptions struct {
+	force    bool
+	progress func(ReplayResult)
+}
+
+// Force replays bad_input dead letters too.
+func Force() ReplayOption { return func(o *replayOptions) { o.force = true } }
+
+// WithProgress has fn called with the counts so far after every dead
+// letter Replay handles.
+func WithProgress(fn func(ReplayResult)) ReplayOption {
+	return func(o *replayOptions) { o.progress = fn }
+}
+
+// Refused says whether Replay leaves d in place unless forced: a write
+// that could not be decoded or validated fails the same way when it comes
+// back, and is only dead-lettered again.
+func (d DeadLetter) Refused() bool { return d.Class == string(streams.ClassBadInput) }
 
 // Replay republishes the selected dead letters to their original publish
 // subjects with a fresh Nats-Msg-Id (the old one may still be inside the
 // duplicate window) and their original Soma-Idempotency-Key, so the memory
 // API applies each at most once however often it is replayed. A dead letter
-// is removed only after the outbox stored its replay.
+// is removed only after the outbox stored its replay. bad_input dead
+// letters are left in place and counted as refused, unless Force.
 //
 // The original subject a worker records is the one the outbox stored the
 // write under, partition token included; the outbox takes only the four
 // tokens a producer publishes, and partitions the replay again itself.
-func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Filter) (ReplayResult, error) {
+func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f Filter, opts ...ReplayOption) (ReplayResult, error) {
+	var o replayOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	var res ReplayResult
 	stream, err := js.Stream(ctx, cfg.DLQStream)
 	if err != nil {
 		return res, fmt.Errorf("dead-letter stream %s: %w", cfg.DLQStream, err)
 	}
 	err = each(ctx, js, cfg, f, func(d DeadLetter) error {
+		if o.progress != nil {
+			defer func() { o.progress(res) }()
+		}
+		if d.Refused() && !o.force {
+			res.Refused++
+			return nil
+		}
 		subject := streams.PublishSubject(d.OriginalSubject)
 		msg := nats.NewMsg(subject)
 		for name, values := range d.Header {
@@ -219,6 +238,34 @@ func Replay(ctx context.Context, js jetstream.JetStream, cfg streams.Config, f F
 		return nil
 	})
 	return res, err
+}
+
+// Drop removes the dead letters at seqs for good and returns how many it
+// removed; one already gone is not counted.
+func Drop(ctx context.Context, js jetstream.JetStream, cfg streams.Config, seqs []uint64) (int, error) {
+	stream, err := js.Stream(ctx, cfg.DLQStream)
+	if err != nil {
+		return 0, fmt.Errorf("dead-letter stream %s: %w", cfg.DLQStream, err)
+	}
+	dropped := 0
+	for _, seq := range seqs {
+		err := stream.DeleteMsg(ctx, seq)
+		if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			// Past the stream's last sequence the server answers with
+			// another error; the message is gone all the same.
+			if _, getErr := stream.GetMsg(ctx, seq); errors.Is(getErr, jetstream.ErrMsgNotFound) {
+				err = getErr
+			}
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+		case err != nil:
+			return dropped, fmt.Errorf("drop dead letter %d: %w", seq, err)
+		default:
+			dropped++
+		}
+	}
+	return dropped, nil
 }
 
 // replayMsgID is a replay's fresh Nats-Msg-Id, "<tenant token>:replay:<UUID

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -9,20 +8,36 @@ import (
 	"text/tabwriter"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/spf13/cobra"
 
 	"github.com/jetbox-dev/jetbox/internal/config"
 )
 
-// showConfig is 'jetbox config': the effective configuration with secrets
-// redacted, or (--table) the Markdown table of every variable for the README.
-func showConfig(cfg config.Config, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("config", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	table := fs.Bool("table", false, "print the Markdown table of all variables and defaults")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newConfigCmd() *cobra.Command {
+	var table bool
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration, secrets redacted",
+		Long: `Print every variable with its effective value, secrets redacted, and notes on
+old variable names in use; --table prints the Markdown table of all variables
+and defaults that the README holds.`,
+		Args: cobra.NoArgs,
+		RunE: command(func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			return showConfig(cfg, table, cmd.OutOrStdout())
+		}),
 	}
-	if *table {
+	cmd.Flags().BoolVar(&table, "table", false, "print the Markdown table of all variables and defaults")
+	return cmd
+}
+
+// showConfig is 'jetbox config': the effective configuration with secrets
+// redacted, or (table) the Markdown table of every variable for the README.
+func showConfig(cfg config.Config, table bool, stdout io.Writer) error {
+	if table {
 		fmt.Fprintln(stdout, "| variable | default | meaning |")
 		fmt.Fprintln(stdout, "|---|---|---|")
 		for _, v := range cfg.Vars() {

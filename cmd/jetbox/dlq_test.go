@@ -75,8 +75,9 @@ func TestDLQListAndReplayFromTheShell(t *testing.T) {
 	}
 
 	failing.Store(false)
-	out, err = jetbox(t, env, "dlq", "replay", "--tenant", "unlucky", "--since", "1h")
-	if err != nil || !strings.Contains(out, "replayed 3 dead letters (0 failed)") {
+	out, err = jetbox(t, env, "dlq", "replay", "--tenant", "unlucky", "--since", "1h", "--progress", "2")
+	if err != nil || !strings.Contains(out, "replayed 3 dead letters (0 failed)") ||
+		!strings.Contains(out, "replaying: 2 replayed, 0 failed, 0 left in place\n") || strings.Contains(out, "replaying: 3") {
 		t.Fatalf("dlq replay: %v\n%s", err, out)
 	}
 	waitUntil(t, 20*time.Second, "replayed writes applied", func() bool { return store.TenantStats("unlucky").Applied == 3 })

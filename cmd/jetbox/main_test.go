@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natstest"
 	"github.com/jetbox-dev/jetbox/producer"
@@ -211,6 +213,38 @@ func TestRunWithEmbeddedDefaultsAppliesAWriteInEachMode(t *testing.T) {
 		!strings.Contains(body.String(), "jetbox_ingest_forwarded_total 1") {
 		t.Fatalf("metrics lack the applied sync write:\n%s", grep(body.String(), "jetbox_worker_applied"))
 	}
+
+	// A dead letter, as the README makes one with the nats CLI: a body no
+	// worker can decode. Then show it, dry-run its replay, and drop it.
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("memory.walk-tenant.fast_ack.store", []byte("not json")); err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	waitUntil(t, 20*time.Second, "the dead letter listed", func() bool {
+		out, _ = jetbox(t, env, "dlq", "list", "--tenant", "walk-tenant")
+		return strings.Contains(out, "1 dead letters")
+	})
+	if fields := strings.Fields(grep(out, "bad_input")); len(fields) < 5 || fields[0] != "1" || fields[4] != "-" {
+		t.Fatalf("dlq list: want dead letter 1, bad_input, status -:\n%s", out)
+	}
+	if out, err := jetbox(t, env, "dlq", "show", "1"); err != nil || !strings.Contains(out, "bad_input") || !strings.Contains(out, "body is not valid JSON") || !strings.Contains(out, "not json") {
+		t.Fatalf("dlq show 1: %v\n%s", err, out)
+	}
+	if out, err := jetbox(t, env, "dlq", "replay", "--tenant", "walk-tenant", "--dry-run"); err != nil || !strings.Contains(out, "would replay 0 dead letters; 1 bad_input left in place") {
+		t.Fatalf("dlq replay --dry-run: %v\n%s", err, out)
+	}
+	if out, err := jetbox(t, env, "dlq", "drop", "--seq", "1", "--yes"); err != nil || !strings.Contains(out, "dropped 1 dead letters") {
+		t.Fatalf("dlq drop: %v\n%s", err, out)
+	}
+	if out, _ := jetbox(t, env, "dlq", "list"); !strings.Contains(out, "0 dead letters") {
+		t.Fatalf("after drop:\n%s", out)
+	}
+
 	if err := p.stop(t, syscall.SIGTERM, 30*time.Second); err != nil {
 		t.Fatalf("jetbox run exited with %v", err)
 	}

@@ -17,7 +17,7 @@ func TestReadmeConfigurationTableIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var table bytes.Buffer
-	if err := showConfig(cfg, []string{"--table"}, &table); err != nil {
+	if err := showConfig(cfg, true, &table); err != nil {
 		t.Fatal(err)
 	}
 	readme, err := os.ReadFile("../../README.md")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,23 +13,40 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/relay"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
+func newRelayCmd() *cobra.Command {
+	var install bool
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Move SomaBrain's outbox_events rows (SOMABRAIN_POSTGRES_DSN) into the outbox",
+		Long: `Move SomaBrain's outbox_events rows (SOMABRAIN_POSTGRES_DSN) into the outbox:
+everything pending first, with progress on stderr, then new rows as they come,
+until SIGINT or SIGTERM. --install-trigger installs the trigger that notifies
+the relay of new rows, then exits.`,
+		Args: cobra.NoArgs,
+		RunE: command(func(cmd *cobra.Command, _ []string) error {
+			cfg, log, err := setup(cmd)
+			if err != nil {
+				return err
+			}
+			return runRelay(cmd.Context(), cfg, install, cmd.OutOrStdout(), cmd.ErrOrStderr(), log)
+		}),
+	}
+	cmd.Flags().BoolVar(&install, "install-trigger", false, "install the trigger that notifies the relay of new rows ("+relay.NotifyChannel+"), then exit")
+	return cmd
+}
+
 // runRelay is 'jetbox relay': SomaBrain's outbox_events rows into the
 // outbox, the backfill first (with progress on stderr), then new rows
-// until SIGINT or SIGTERM. --install-trigger installs the notification
-// trigger and exits.
-func runRelay(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer, log zerolog.Logger) error {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	install := fs.Bool("install-trigger", false, "install the trigger that notifies the relay of new rows ("+relay.NotifyChannel+"), then exit")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+// until SIGINT or SIGTERM. install installs the notification trigger and
+// returns.
+func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stderr io.Writer, log zerolog.Logger) error {
 	if cfg.PostgresDSN == "" {
 		return fmt.Errorf("%w: SOMABRAIN_POSTGRES_DSN is empty: set it to SomaBrain's database, e.g. postgres://user:password@host:5432/somabrain", config.ErrInvalid)
 	}
@@ -45,7 +61,7 @@ func runRelay(ctx context.Context, cfg config.Config, args []string, stdout, std
 		return fmt.Errorf("PostgreSQL %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
 	}
 	defer pool.Close()
-	if *install {
+	if install {
 		if err := relay.InstallTrigger(ctx, pool); err != nil {
 			return fmt.Errorf("install trigger on %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
 		}
@@ -106,7 +122,11 @@ func relayID(host string, pid int) string {
 	return fmt.Sprintf("%s-%d", b, pid)
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+// isTerminal says whether stdin, stdout or stderr (f) is a terminal.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
+	if !ok {
+		return false
+	}
+	return isatty.IsTerminal(file.Fd()) || isatty.IsCygwinTerminal(file.Fd())
 }

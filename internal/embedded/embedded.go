@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,6 +49,31 @@ type Options struct {
 // ErrNotReady says the server did not accept connections in time.
 var ErrNotReady = errors.New("embedded nats-server not ready")
 
+// readyTimeout bounds how long Start waits for a server that reported no
+// failure to accept connections.
+const readyTimeout = 10 * time.Second
+
+// ListenError says the server cannot listen on its address, most often
+// because another process holds the port.
+type ListenError struct {
+	Addr string
+	Err  error
+}
+
+func (e *ListenError) Error() string {
+	return fmt.Sprintf("embedded nats-server cannot listen on SOMABRAIN_OUTBOX_NATS_LISTEN=%s: %v "+
+		"(another jetbox run or nats-server there? stop it, set SOMABRAIN_OUTBOX_NATS_LISTEN to a free address, "+
+		"or set NATS_URL to use the server that is running)", e.Addr, e.Err)
+}
+
+func (e *ListenError) Unwrap() error { return e.Err }
+
+// StartError is a failure nats-server reported while starting (it logs
+// them and stops starting, without returning an error).
+type StartError struct{ Reason string }
+
+func (e *StartError) Error() string { return "embedded nats-server failed to start: " + e.Reason }
+
 // Start starts the server and waits until it accepts connections.
 func Start(opts Options) (*server.Server, error) {
 	host, portText, err := net.SplitHostPort(opts.Listen)
@@ -87,15 +113,89 @@ func Start(opts Options) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats-server: %w", err)
 	}
+	// Tried first, so a busy port is reported at once, with its cause;
+	// the server itself only logs that (below, for a port lost in
+	// between).
+	if port != server.RANDOM_PORT {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, &ListenError{Addr: opts.Listen, Err: err}
+		}
+		ln.Close()
+	}
 	if opts.Logging {
 		s.ConfigureLogger()
 	}
+	fatal := make(chan string, 1)
+	s.SetLoggerV2(&fatalLogger{Logger: s.Logger(), fatal: fatal}, false, false, false)
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, ErrNotReady
+	deadline := time.Now().Add(readyTimeout)
+	for !s.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case reason := <-fatal:
+			s.Shutdown()
+			if strings.HasPrefix(reason, listenFailure) {
+				return nil, &ListenError{Addr: opts.Listen, Err: errors.New(strings.TrimPrefix(reason, listenFailure))}
+			}
+			return nil, &StartError{Reason: reason}
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Shutdown()
+			return nil, ErrNotReady
+		}
 	}
 	return s, nil
+}
+
+// listenFailure starts what nats-server reports when it cannot listen.
+const listenFailure = "Error listening on port: "
+
+// fatalLogger hands the server's first fatal report to Start, and passes
+// every line on to the server's own logger, if it has one.
+type fatalLogger struct {
+	server.Logger // nil: the server logs nothing
+	fatal         chan string
+}
+
+func (l *fatalLogger) Fatalf(format string, v ...any) {
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
+	if l.Logger != nil {
+		l.Logger.Errorf(format, v...) // its own Fatalf would exit the process
+	}
+}
+
+func (l *fatalLogger) Noticef(format string, v ...any) {
+	if l.Logger != nil {
+		l.Logger.Noticef(format, v...)
+	}
+}
+
+func (l *fatalLogger) Warnf(format string, v ...any) {
+	if l.Logger != nil {
+		l.Logger.Warnf(format, v...)
+	}
+}
+
+func (l *fatalLogger) Errorf(format string, v ...any) {
+	if l.Logger != nil {
+		l.Logger.Errorf(format, v...)
+	}
+}
+
+func (l *fatalLogger) Debugf(format string, v ...any) {
+	if l.Logger != nil {
+		l.Logger.Debugf(format, v...)
+	}
+}
+
+func (l *fatalLogger) Tracef(format string, v ...any) {
+	if l.Logger != nil {
+		l.Logger.Tracef(format, v...)
+	}
 }
 
 // checkExposure refuses a server that would let in anyone who can reach
