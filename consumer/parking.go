@@ -159,6 +159,9 @@ func (pk *parking) move(ctx context.Context, d delivery) error {
 	if d.w.attempts > 0 {
 		m.Header.Set(streams.HeaderParkedAttempts, strconv.Itoa(d.w.attempts))
 	}
+	if time.Until(d.w.notBefore) > 0 {
+		m.Header.Set(streams.HeaderParkedNotBefore, d.w.notBefore.UTC().Format(time.RFC3339Nano))
+	}
 	m.Data = d.msg.Data()
 	id := fmt.Sprintf("parked:%s:%d", g.cfg.Streams.Stream, d.meta.Sequence.Stream)
 	if _, err := g.js.PublishMsg(ctx, m, jetstream.WithMsgID(id)); err != nil {
@@ -358,10 +361,22 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		return true
 	}
 	tenant := g.metrics.tenants.label(r.tenant)
-	for {
-		if g.fair.acquire(pt.ctx, r.tenant) != nil {
+	// handBack gives the parked write back, after the time its last
+	// attempt could still be applied late (write.notBefore).
+	handBack := func() bool {
+		if wait := time.Until(d.w.notBefore); wait > 0 {
+			_ = msg.NakWithDelay(wait)
+		} else {
 			_ = msg.Nak()
-			return false
+		}
+		return false
+	}
+	for {
+		if wait := time.Until(d.w.notBefore); wait > 0 && !holdFor(pt.ctx, msg, wait, g.cfg.Streams.AckWait) {
+			return handBack()
+		}
+		if !g.misconfig.wait(pt.ctx) || g.fair.acquire(pt.ctx, r.tenant) != nil {
+			return handBack()
 		}
 		next, after := g.apply(pt.workCtx, d, tenant)
 		g.fair.release()
@@ -370,12 +385,10 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()
 			return true
 		case abandoned:
-			_ = msg.Nak()
-			return false
+			return handBack()
 		}
 		if !holdFor(pt.ctx, msg, after, g.cfg.Streams.AckWait) {
-			_ = msg.Nak()
-			return false
+			return handBack()
 		}
 	}
 }
@@ -439,6 +452,9 @@ func parkedDelivery(msg jetstream.Msg, replyPrefixes []string) delivery {
 	w, err := decodeWrite(pm, seq, replyPrefixes)
 	if n, perr := strconv.Atoi(h.Get(streams.HeaderParkedAttempts)); perr == nil && w != nil {
 		w.attempts = n
+	}
+	if at, perr := time.Parse(time.RFC3339Nano, h.Get(streams.HeaderParkedNotBefore)); perr == nil && w != nil {
+		w.notBefore = at
 	}
 	return delivery{msg: pm, meta: &orig, w: w, err: err}
 }

@@ -282,6 +282,14 @@ func (pt *partition) release(ctx context.Context) {
 	pt.replayers.Wait()
 	slices.SortFunc(pt.handedBack, func(a, b delivery) int { return cmpSeq(msgSeq(a.msg), msgSeq(b.msg)) })
 	for _, d := range pt.handedBack {
+		// A write whose last attempt got no answer comes back to the next
+		// owner only once that attempt can no longer be applied late.
+		if d.w != nil {
+			if wait := time.Until(d.w.notBefore); wait > 0 {
+				_ = d.msg.NakWithDelay(wait)
+				continue
+			}
+		}
 		_ = d.msg.Nak()
 	}
 	if err := g.nc.Flush(); err != nil {

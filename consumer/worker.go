@@ -402,6 +402,10 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 			pt.handBack(d)
 			return
 		}
+		if wait := time.Until(w.notBefore); wait > 0 && !sleep(ctx, wait) {
+			pt.handBack(d)
+			return
+		}
 		moved, err := g.parking.divert(ctx, d)
 		if moved && err == nil {
 			return
@@ -512,8 +516,10 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		// No answer (a time-out, a cut connection): the memory API may
 		// still be applying the attempt. It reads no idempotency key, so
 		// an attempt it applies after this write's next attempt and the
-		// memory's next write would put the memory back. Waiting a request
-		// timeout lets such a late attempt land first.
+		// memory's next write would put the memory back. Nothing of this
+		// write is sent for a request timeout, here, parked or handed
+		// over, so that such a late attempt lands first.
+		w.notBefore = time.Now().Add(g.cfg.RequestTimeout)
 		delay = max(delay, g.cfg.RequestTimeout)
 	}
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,6 +51,9 @@ type write struct {
 	coord          string // the coord the write touches, as given (for logs)
 	memory         string // the memory it touches: its coord's values, canonical (for order)
 	attempts       int    // failed attempts counted so far, 0 if none here
+	// notBefore is when the write may next be sent: an attempt that got
+	// no answer may still be applied by the memory API until then.
+	notBefore time.Time
 }
 
 // decodeWrite checks a message against the contract. Anything it refuses is

@@ -20,6 +20,9 @@ const (
 	HeaderParkedSeq      = "Soma-Parked-Seq"      // the outbox stream sequence
 	HeaderParkedTime     = "Soma-Parked-Time"     // when the outbox stored the write (RFC 3339)
 	HeaderParkedAttempts = "Soma-Parked-Attempts" // failed attempts before it was parked
+	// HeaderParkedNotBefore is when the write may be attempted again, when
+	// its last attempt got no answer (RFC 3339 with nanoseconds, UTC).
+	HeaderParkedNotBefore = "Soma-Parked-Not-Before"
 )
 
 // ParkedSubject is where a parked tenant's write waits.
