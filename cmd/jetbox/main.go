@@ -60,7 +60,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		err = runWorkers(ctx, cfg, log)
 	case "publish":
-		err = publish(ctx, cfg, rest, stdout)
+		err = publish(ctx, cfg, rest, stdout, log)
 	case "dlq":
 		err = deadLetters(ctx, cfg, rest, stdout)
 	case "relay":

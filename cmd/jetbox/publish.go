@@ -8,14 +8,17 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/rs/zerolog"
+
 	"github.com/jetbox-dev/jetbox/ingest"
 	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/internal/tracing"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // publish is 'jetbox publish': one write from the shell, printed as JSON.
-func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log zerolog.Logger) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	mode := fs.String("mode", cfg.WriteMode, "write mode: sync, fast_ack or background")
@@ -40,6 +43,11 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	if err != nil {
 		return usageError{err}
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer flushSpans(ctx, stopTracing, log)
 	nc, err := connect(cfg, "jetbox publish")
 	if err != nil {
 		return err
@@ -51,6 +59,7 @@ func publish(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	pcfg := producer.Config{
 		Mode: m, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
 		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
+		TracerProvider: tp,
 		OnBackgroundError: func(f producer.BackgroundFailure) {
 			select {
 			case bgFailure <- f.Err:
