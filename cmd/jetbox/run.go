@@ -135,7 +135,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		}()
 	}
 	if cfg.IngestListen != config.HTTPListenOff {
-		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, log)
+		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, tp, log)
 		if err != nil {
 			return err
 		}
