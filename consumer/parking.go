@@ -357,14 +357,18 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		}
 		return true
 	}
+	var workCtx context.Context
+	workCtx, d.span = g.startProcess(pt.workCtx, d, pt)
+	defer d.span.end()
 	tenant := g.metrics.tenants.label(r.tenant)
 	for {
 		if g.fair.acquire(pt.ctx, r.tenant) != nil {
 			_ = msg.Nak()
 			return false
 		}
-		next, after := g.apply(pt.workCtx, d, tenant)
+		next, after := g.apply(workCtx, d, tenant)
 		g.fair.release()
+		d.span.stepped(next, d.w.attempts, after)
 		switch next {
 		case settled:
 			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()

@@ -25,7 +25,8 @@ import (
 //   - `process <subject template>`, kind CONSUMER, for one delivery: from
 //     the moment the write is pulled until it is settled (applied,
 //     dead-lettered, parked) or handed back, retries and their back-off
-//     included. Its parent is the context the write carries (traceparent,
+//     included; a parked write's replay is a delivery of its own. Its
+//     parent is the context the write carries (traceparent,
 //     tracestate: the producer's publish span), not a link: every delivery
 //     processes exactly one write, so the write's trace reads from the
 //     publish to the memory API as one tree, and a parent-based sampler

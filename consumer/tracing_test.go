@@ -30,11 +30,14 @@ type tracedHarness struct {
 	p     *producer.Producer
 }
 
-func newTracedHarness(t *testing.T, mode streams.Mode) *tracedHarness {
+func newTracedHarness(t *testing.T, mode streams.Mode, adjust ...func(*Config)) *tracedHarness {
 	h := &tracedHarness{harness: newHarness(t), spans: tracetest.NewInMemoryExporter(), logs: &syncBuffer{}}
 	h.tp = sdktrace.NewTracerProvider(sdktrace.WithSyncer(h.spans))
 	t.Cleanup(func() { h.tp.Shutdown(context.Background()) })
 	cfg := h.workerConfig()
+	for _, a := range adjust {
+		a(&cfg)
+	}
 	cfg.TracerProvider = h.tp
 	cfg.Log = zerolog.New(h.logs).Level(zerolog.DebugLevel)
 	h.startWorker(cfg)
@@ -212,6 +215,56 @@ func wantLogged(t *testing.T, logs *syncBuffer, msg string, sc trace.SpanContext
 		}
 		return false
 	})
+}
+
+// A write parked while its tenant's breaker is open keeps its trace: the
+// delivery that parked it and the replay that applied it are two process
+// spans under the same publish span.
+func TestTracingFollowsAParkedWriteToItsReplay(t *testing.T) {
+	h := newTracedHarness(t, streams.ModeFastAck, func(c *Config) {
+		c.FailureThreshold = 1
+		c.ResetInterval = 500 * time.Millisecond
+	})
+	h.faults.set("P", func(n int) (int, string) {
+		if n == 0 {
+			return http.StatusServiceUnavailable, ""
+		}
+		return 0, ""
+	})
+	res, err := h.p.Store(context.Background(), producer.StoreRequest{Tenant: "P", Key: "k", Payload: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitTenantApplied("P", 1, 20*time.Second)
+	var publish tracetest.SpanStub
+	outcomes := map[string]trace.SpanID{}
+	waitFor(t, 5*time.Second, "the parked and the replayed process spans", func() bool {
+		for _, s := range h.spans.GetSpans() {
+			switch {
+			case s.SpanKind == trace.SpanKindProducer && attr(s, "messaging.message.id") == res.MsgID:
+				publish = s
+			case s.SpanKind == trace.SpanKindConsumer && attr(s, "jetbox.tenant") == "P":
+				outcomes[attr(s, "jetbox.outcome")] = s.SpanContext.SpanID()
+				if s.Parent.SpanID() != publish.SpanContext.SpanID() && publish.Name != "" {
+					t.Fatalf("process span %s is not the publish span's child", attr(s, "jetbox.outcome"))
+				}
+			}
+		}
+		_, parked := outcomes["parked"]
+		_, applied := outcomes["applied"]
+		return publish.Name != "" && parked && applied
+	})
+	reqs := h.faults.forTenant("P")
+	last := reqs[len(reqs)-1].Header.Get("Traceparent")
+	if !strings.HasPrefix(last, "00-"+publish.SpanContext.TraceID().String()+"-") {
+		t.Fatalf("the replayed call's traceparent %q is not in the write's trace %s", last, publish.SpanContext.TraceID())
+	}
+	for _, s := range h.spans.GetSpans() {
+		if s.SpanKind == trace.SpanKindClient && s.Parent.SpanID() == outcomes["applied"] && attr(s, "http.response.status_code") == "200" {
+			return
+		}
+	}
+	t.Fatal("no memory API call answered 200 under the replay's process span")
 }
 
 // A caller's own trace context (WithTraceContext) stays in the write as
