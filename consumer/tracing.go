@@ -86,7 +86,6 @@ func (g *group) startProcess(ctx context.Context, d delivery, pt *partition) (co
 		semconv.MessagingDestinationName(subject),
 		semconv.MessagingDestinationTemplate(template),
 		semconv.MessagingConsumerGroupName(streams.PartitionConsumerName(g.mode, pt.p)),
-		semconv.MessagingMessageID(d.msg.Headers().Get(streams.HeaderMsgID)),
 		semconv.MessagingMessageBodySize(len(d.msg.Data())),
 		spanconv.Tenant.String(w.addr.Tenant),
 		spanconv.Mode.String(string(g.mode)),
@@ -94,6 +93,9 @@ func (g *group) startProcess(ctx context.Context, d delivery, pt *partition) (co
 		spanconv.Sequence.Int64(int64(d.meta.Sequence.Stream)),
 		spanconv.Deliveries.Int64(int64(d.meta.NumDelivered)),
 	))
+	if id := d.msg.Headers().Get(streams.HeaderMsgID); id != "" { // a parked write's replay has none
+		span.SetAttributes(semconv.MessagingMessageID(id))
+	}
 	if d.err != nil {
 		span.SetAttributes(semconv.ErrorTypeKey.String("bad_input"))
 		span.SetStatus(codes.Error, g.loggable(d.err.Error()))
