@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	Log        zerolog.Logger
 	Registerer prometheus.Registerer // nil = no metrics
 	HTTPClient *http.Client          // nil = a keep-alive client sized to Concurrency
+	// TracerProvider makes a span of every delivery and memory API call
+	// (tracing.go); nil makes none.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {

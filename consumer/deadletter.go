@@ -92,7 +92,7 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		tenant = g.metrics.tenants.label(w.addr.Tenant)
 	}
 	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
-	g.withPayloads(g.log.Warn(), msg, f.answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
+	g.withPayloads(g.log.Warn().Ctx(ctx), msg, f.answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
 		Str("class", string(f.class)).Int("status", f.status).Str("reason", g.loggable(f.reason)).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.status, f.answer, f.reason)
 	return 0

@@ -360,6 +360,9 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		}
 		return true
 	}
+	var workCtx context.Context
+	workCtx, d.span = g.startProcess(pt.workCtx, d, pt)
+	defer d.span.end()
 	tenant := g.metrics.tenants.label(r.tenant)
 	// handBack gives the parked write back, after the time its last
 	// attempt could still be applied late (write.notBefore).
@@ -378,8 +381,9 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		if !g.misconfig.wait(pt.ctx) || g.fair.acquire(pt.ctx, r.tenant) != nil {
 			return handBack()
 		}
-		next, after := g.apply(pt.workCtx, d, tenant)
+		next, after := g.apply(workCtx, d, tenant)
 		g.fair.release()
+		d.span.stepped(next, d.w.attempts, after)
 		switch next {
 		case settled:
 			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()

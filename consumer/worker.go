@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/internal/priority"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -53,6 +54,7 @@ type Worker struct {
 	// parkingSeen is how far the parking watcher has read.
 	parkingSeen *revisionWaiter
 	bound       atomic.Bool
+	tracer      trace.Tracer // nil: tracing off
 }
 
 // group is one write mode's consumer group inside this worker.
@@ -97,6 +99,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 
 		parkingSeen: newRevisionWaiter(),
 	}
+	w.enableTracing(cfg.TracerProvider)
 	w.misconfig = newMisconfigured(cfg, w.metrics)
 	for level, mode := range streams.Modes {
 		if !slices.Contains(cfg.Modes, mode) {
@@ -329,6 +332,8 @@ type delivery struct {
 	w    *write
 	err  error // why it cannot be applied
 	turn *turn // its place in its memory's lane, when decoded
+	// span is its process span (tracing.go); nil when tracing is off.
+	span *processSpan
 }
 
 // prepare decodes a write and places it in its lane. meta is the write's
@@ -368,6 +373,8 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		g.log.Error().Err(d.err).Msg("message without JetStream metadata")
 		return
 	}
+	workCtx, d.span = g.startProcess(workCtx, d, pt)
+	defer d.span.end()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
@@ -376,6 +383,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 				return
 			}
 		}
+		d.span.settle(outcomeDeadLettered)
 		return
 	}
 	defer g.lanes.leave(d.turn)
@@ -408,6 +416,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		}
 		moved, err := g.parking.divert(ctx, d)
 		if moved && err == nil {
+			d.span.settle(outcomeParked)
 			return
 		}
 		if err != nil {
@@ -426,6 +435,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		next, after := g.apply(workCtx, d, tenant)
 		g.metrics.inFlight.Dec()
 		g.fair.release()
+		d.span.stepped(next, w.attempts, after)
 		switch next {
 		case settled:
 			return
@@ -438,6 +448,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 			if ctx.Err() == nil {
 				err := g.parking.park(ctx, d, pt, "breaker open")
 				if err == nil {
+					d.span.settle(outcomeParked)
 					return
 				}
 				if errors.Is(err, errUnparked) {
@@ -495,6 +506,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		}
 		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
+		d.span.settle(outcomeApplied)
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
 		return settled, 0
 	case classPermanent:
@@ -523,7 +535,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		delay = max(delay, g.cfg.RequestTimeout)
 	}
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
-	g.withPayloads(g.log.Debug(), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+	g.withPayloads(g.log.Debug().Ctx(ctx), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
 	return again, delay
 }
 

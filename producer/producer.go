@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -66,6 +67,10 @@ type Config struct {
 	// out of order (docs/CONTRACT.md, "Publishing through the ingest
 	// gateway"); sync and fast_ack calls made one after another keep theirs.
 	SubjectPrefix string
+	// TracerProvider makes a span of every write, whose context the write
+	// carries to the workers (traceparent); nil makes none
+	// (internal/tracing.Setup gives jetbox's commands theirs).
+	TracerProvider trace.TracerProvider
 }
 
 // BackgroundFailure is a background write that was finally given up.
@@ -100,6 +105,7 @@ type Producer struct {
 	metrics        *metrics
 	replies        *replyMux
 	bg             *background
+	tracer         trace.Tracer // nil: tracing off
 }
 
 // New makes a Producer on nc. The outbox must already be provisioned
@@ -122,6 +128,7 @@ func New(nc *nats.Conn, cfg Config) (*Producer, error) {
 		attemptTimeout: publishAttempt(cfg.PublishTimeout),
 		metrics:        m,
 		replies:        newReplyMux(nc),
+		tracer:         newTracer(cfg.TracerProvider),
 	}
 	p.bg = newBackground(&p.cfg, m)
 	// The JetStream context is the producer's own: its async ack handlers
@@ -254,11 +261,13 @@ func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace s
 		opt(o)
 	}
 	mode := o.mode
+	span := p.startPublish(ctx, o)
 	res := Result{Mode: mode, Coord: w.coord}
 	err := encodeErr
 	if err == nil {
 		err = p.prepare(op, tenant, namespace, o, w, &res)
 	}
+	describePublish(span, w, p.cfg.SubjectPrefix)
 	if err == nil {
 		switch mode {
 		case streams.ModeFastAck:
@@ -269,6 +278,7 @@ func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace s
 			// The background owns w from here, and counts it when it is
 			// finally stored or failed.
 			if err = p.bg.enqueue(ctx, w); err == nil {
+				endPublish(span, &res, nil)
 				return res, nil
 			}
 			w = nil
@@ -287,6 +297,7 @@ func (p *Producer) write(ctx context.Context, op streams.Op, tenant, namespace s
 	default:
 		p.metrics.write(mode, errorResult(err))
 	}
+	endPublish(span, &res, err)
 	return res, err
 }
 

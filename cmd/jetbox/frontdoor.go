@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/frontdoor"
 	"github.com/jetbox-dev/jetbox/internal/config"
@@ -21,7 +22,7 @@ import (
 // API at endpoint. It stops when ctx ends, or when stop is called: no new
 // requests, those in progress finish (up to the shutdown timeout), then
 // its background writes are flushed.
-func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint string, reg prometheus.Registerer, log zerolog.Logger) (stop func(), err error) {
+func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint string, reg prometheus.Registerer, tp trace.TracerProvider, log zerolog.Logger) (stop func(), err error) {
 	tokens := frontdoor.Tokens{Service: cfg.IngestToken}
 	if cfg.IngestTokensFile != "" {
 		if tokens.Tenant, err = frontdoor.LoadTokensFile(cfg.IngestTokensFile); err != nil {
@@ -47,7 +48,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint st
 	p, err := producer.New(nc, producer.Config{
 		Mode: mode, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
 		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
-		BufferFullError: true, Registerer: reg,
+		BufferFullError: true, Registerer: reg, TracerProvider: tp,
 		OnBackgroundError: func(f producer.BackgroundFailure) {
 			flog.Error().Err(f.Err).Str("subject", f.Subject).Str("idempotency_key", f.IdempotencyKey).Msg("background write not stored")
 		},

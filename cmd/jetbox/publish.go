@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/jetbox-dev/jetbox/ingest"
 	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/internal/logging"
+	"github.com/jetbox-dev/jetbox/internal/tracing"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -73,6 +76,12 @@ func publish(ctx context.Context, cfg config.Config, pf publishFlags, stdout io.
 	if _, err := streams.ParseOp(pf.op); err != nil {
 		return usageError{fmt.Errorf("--op: %w", err)}
 	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer flushSpans(ctx, stopTracing, log)
 	nc, err := connect(cfg, "jetbox publish")
 	if err != nil {
 		return err
@@ -84,6 +93,7 @@ func publish(ctx context.Context, cfg config.Config, pf publishFlags, stdout io.
 	pcfg := producer.Config{
 		Mode: m, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
 		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
+		TracerProvider: tp,
 		OnBackgroundError: func(f producer.BackgroundFailure) {
 			select {
 			case bgFailure <- f.Err:

@@ -27,6 +27,7 @@ import (
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natsconn"
 	"github.com/jetbox-dev/jetbox/internal/opsmetrics"
+	"github.com/jetbox-dev/jetbox/internal/tracing"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -47,6 +48,11 @@ func embeddedOptions(cfg config.Config) embedded.Options {
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	setGCPercent()
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer flushSpans(ctx, stopTracing, log)
 	url := cfg.NATSURL
 	if url == "" {
 		opts := embeddedOptions(cfg)
@@ -113,6 +119,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		FailureThreshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval.Duration(),
 		BreakerIdleTTL: cfg.BreakerIdleTTL, ShutdownTimeout: cfg.ShutdownTimeout, ReplyPrefixes: cfg.ReplyPrefixList(),
 		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, PullMaxBytes: cfg.PullMaxBytes, Log: log, Registerer: reg,
+		TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -131,7 +138,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		}()
 	}
 	if cfg.IngestListen != config.HTTPListenOff {
-		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, log)
+		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, tp, log)
 		if err != nil {
 			return err
 		}
@@ -158,6 +165,16 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	}
 	log.Info().Str("endpoint", config.RedactURL(endpoint)).Msg("jetbox running; SIGTERM or Ctrl-C drains and stops")
 	return w.Run(ctx)
+}
+
+// flushSpans exports the spans not yet sent, for a few seconds at most: a
+// collector that is down must not hold the process up.
+func flushSpans(ctx context.Context, shutdown func(context.Context) error, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("tracing: spans not exported on shutdown")
+	}
 }
 
 // workerGCPercent is the garbage collector's target unless GOGC says

@@ -129,6 +129,7 @@ type Config struct {
 	LogFormat      string `env:"SOMABRAIN_OUTBOX_LOG_FORMAT" envDefault:"auto" help:"json, console, or auto (console on a terminal)"`
 	LogPayloads    bool   `env:"SOMABRAIN_OUTBOX_LOG_PAYLOADS" envDefault:"false" help:"include write bodies and memory API answers in failure logs (they are the users' data: off by default)"`
 	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener, the mutex profile included"`
+	Tracing        bool   `env:"SOMABRAIN_OUTBOX_TRACING" envDefault:"false" help:"make OpenTelemetry spans of every write (publish, worker process, memory API call) and export them with OTLP over HTTP, configured by the standard OTEL_* variables (README, Tracing); OTEL_SDK_DISABLED=true turns them off again"`
 	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
 	// The default is streams.DefaultPullMaxBytes (codeDefaults).
 	PullMaxBytes int `env:"SOMABRAIN_OUTBOX_PULL_MAX_BYTES" help:"bytes of pulled, unsettled writes a worker holds per partition it owns (at least the server's max payload)"`
