@@ -7,9 +7,11 @@ run:
 	$(GO) run ./cmd/jetbox run
 
 # The short fault campaign (about 90 s) runs with the tests; make chaos
-# runs the long one.
+# runs the long one. The Helm chart's render test is a Go module of its
+# own (deploy/helm), run without the race detector.
 test:
 	JETBOX_CHAOS=60s $(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) helm-test
 
 # The SFM conformance suite (docs/CONFORMANCE.md) against a real
 # SomaFractalMemory: make conformance SFM_URL=http://host:9595 SFM_TOKEN=…
@@ -76,9 +78,9 @@ relay-soak:
 	JETBOX_RELAY_SOAK=1 $(GO) test -count=1 -v -timeout 15m -run TestRelaySurvivesSIGKILL ./cmd/jetbox/
 
 # Renders the Helm chart (deploy/helm/jetbox) with Helm's own engine and
-# checks it. A Go module of its own, deploy/helm/go.mod: Helm and the
-# Kubernetes libraries it brings took about 5 minutes to build with -race
-# on 2 cores, so 'make test' leaves them out (docs/OPERATIONS.md).
+# checks it. A Go module of its own, deploy/helm/go.mod, so that Helm and
+# the Kubernetes libraries it brings stay out of jetbox's go.mod; 'make
+# test' runs it without the race detector (docs/OPERATIONS.md).
 .PHONY: helm-test
 helm-test:
 	cd deploy/helm && $(GO) test -count=1 ./...
