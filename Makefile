@@ -24,22 +24,24 @@ conformance:
 build:
 	$(GO) build -o bin/jetbox ./cmd/jetbox
 
+# staticcheck at the version the Go module proxy serves here.
+STATICCHECK_VERSION ?= v0.8.2
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@if command -v docker-compose >/dev/null 2>&1; then JETBOX_WORKER_PASSWORD=x TENANT_SANDBOX_TENANT_PASSWORD=x TENANT_ACME_EU_PASSWORD=x NATS_SYS_PASSWORD=x SOMABRAIN_MEMORY_HTTP_TOKEN=x docker-compose -f docker-compose.yml config -q && echo "docker-compose.yml: valid (with example secrets)"; \
 	 else echo "docker-compose not installed: skipping the compose check (apt-get install docker-compose)"; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 # Longer fuzzing than the seed-corpus runs inside 'make test'.
 FUZZTIME ?= 60s
 fuzz:
-	$(GO) test ./tenancy -run '^$$' -fuzz FuzzEncodeRoundTrip -fuzztime $(FUZZTIME)
-	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDistinctTenantsDistinctTokens -fuzztime $(FUZZTIME)
-	$(GO) test ./tenancy -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
-	$(GO) test ./streams -run '^$$' -fuzz FuzzParseSubject -fuzztime $(FUZZTIME)
-	$(GO) test ./streams -run '^$$' -fuzz FuzzParseCoord -fuzztime $(FUZZTIME)
-	$(GO) test ./streams -run '^$$' -fuzz FuzzCheckHeaderValue -fuzztime $(FUZZTIME)
-	$(GO) test ./consumer -run '^$$' -fuzz FuzzDecodeWrite -fuzztime $(FUZZTIME)
+	@grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sort | while IFS=: read -r file fn; do \
+		name=$${fn#func }; pkg=./$$(dirname "$${file#./}"); \
+		echo "== $$pkg $$name"; \
+		$(GO) test "$$pkg" -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Drives jetbox on loopback through the consumption scenarios and prints
 # their figures (docs/SCENARIOS.md). SCALE=0.1 for a quick run;

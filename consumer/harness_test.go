@@ -3,7 +3,6 @@ package consumer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -330,5 +329,3 @@ func (f *faults) record(r recorded) {
 	f.requests = append(f.requests, r)
 	f.mu.Unlock()
 }
-
-var errNotYet = errors.New("not yet")

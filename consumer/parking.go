@@ -76,19 +76,6 @@ func (pk *parking) tenant(tenant string) *parkedTenant {
 	return t
 }
 
-// isParked is a cheap check for the common case of a tenant never parked.
-func (pk *parking) isParked(tenant string) bool {
-	pk.mu.Lock()
-	t := pk.m[tenant]
-	pk.mu.Unlock()
-	if t == nil {
-		return false
-	}
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.parked
-}
-
 func parkingKey(mode streams.Mode, token string) string { return string(mode) + "." + token }
 
 // divert moves d to its tenant's parking subject if the tenant is parked.

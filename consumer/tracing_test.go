@@ -74,7 +74,7 @@ func (h *tracedHarness) trace(t *testing.T, msgID string, calls int) (publish, p
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -140,7 +140,7 @@ func TestTracingJoinsPublishProcessAndMemoryAPICallInOneTrace(t *testing.T) {
 	}
 	for _, s := range h.spans.GetSpans() {
 		for _, kv := range s.Attributes {
-			if strings.Contains(kv.Value.Emit(), "secret-7d2f") {
+			if strings.Contains(kv.Value.String(), "secret-7d2f") {
 				t.Errorf("span %q carries the payload in %s", s.Name, kv.Key)
 			}
 		}

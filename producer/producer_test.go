@@ -104,8 +104,6 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-var fastAck = WithMode(streams.ModeFastAck)
-
 func TestFastAckStoresContractMessage(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	e := newEnv(t, Config{Mode: streams.ModeFastAck, Registerer: reg})

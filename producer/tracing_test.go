@@ -27,7 +27,7 @@ func tracedEnv(t testing.TB, cfg Config) (*env, *tracetest.InMemoryExporter) {
 func spanAttr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

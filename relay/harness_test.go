@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -226,10 +225,6 @@ func ptr(s string) *string { return &s }
 // memory API).
 func coordList(i int) []float64 {
 	return []float64{float64(i) / 10, -float64(i+1) / 7, 0.5}
-}
-
-func coordText(i int) string {
-	return fmt.Sprint(coordList(i)) // only used as a map key
 }
 
 func TestMain(m *testing.M) {
