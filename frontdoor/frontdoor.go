@@ -155,7 +155,7 @@ func match(r *http.Request) (route, *refusal) {
 		return route{}, allow(http.MethodGet, http.MethodPost)
 	case "/graph/neighbors", "/graph/path", "/health":
 		return route{}, allow(http.MethodGet)
-	case "/healthz", "/readyz", "/health/basic":
+	case "/healthz", "/readyz", "/health/basic", "/stats", "/ping":
 		return route{open: true}, allow(http.MethodGet)
 	}
 	if rest, ok := strings.CutPrefix(path, "/memories/"); ok && rest != "" && !strings.Contains(rest, "/") {
@@ -193,7 +193,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	who, ok := h.auth.authenticate(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", "Bearer")
-		writeRefusal(w, refuse(http.StatusUnauthorized, "Unauthorized"))
+		writeRefusal(w, refuse(http.StatusUnauthorized, unauthorized(r)))
 		return
 	}
 	tenant, ref := resolveTenant(r, who, h.cfg.DefaultTenant)
@@ -206,6 +206,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.write(w, r, rt, tenant)
+}
+
+// unauthorized is SFM's word for a request without an accepted token:
+// its /health checks the token itself and says what is wrong; every other
+// route answers as Django Ninja's bearer check does.
+func unauthorized(r *http.Request) string {
+	if r.URL.Path != "/health" {
+		return "Unauthorized"
+	}
+	if r.Header.Get("Authorization") == "" {
+		return "Missing Authorization header"
+	}
+	return "Invalid API token"
 }
 
 // forward proxies a read to the memory API as the given tenant ("" keeps

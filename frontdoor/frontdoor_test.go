@@ -110,10 +110,14 @@ func TestReadsAreProxiedWithTheFrontDoorsToken(t *testing.T) {
 		{"GET", "/health/basic", ""},
 	}
 	for _, rd := range reads {
+		// Straight to the memory API first, so that the last request it
+		// recorded is the front door's.
+		direct := h.direct(rd.method, rd.path, rd.body, somaTenant)
 		a := h.somaBrain(rd.method, rd.path, rd.body)
 		path, query, _ := strings.Cut(rd.path, "?")
-		if a.status != 200 || a.body != cannedReads[rd.method+" "+path] || a.header.Get("X-Upstream") != "memory-api" {
-			t.Errorf("%s %s: %d %s, want the memory API's answer unchanged", rd.method, rd.path, a.status, a.body)
+		// /health reports timings and a timestamp of its own each time.
+		if a.status != direct.status || a.body != direct.body && path != "/health" {
+			t.Errorf("%s %s: %d %s, want the memory API's answer unchanged: %d %s", rd.method, rd.path, a.status, a.body, direct.status, direct.body)
 		}
 		r, ok := h.rec.last(rd.method, path)
 		switch {
@@ -135,8 +139,8 @@ func TestReadsAreProxiedWithTheFrontDoorsToken(t *testing.T) {
 	if a := h.somaBrain("PUT", "/memories/1,2,3", "{}"); a.status != 405 {
 		t.Errorf("PUT /memories/1,2,3: %d, want 405", a.status)
 	}
-	if a := h.somaBrain("GET", "/stats", ""); a.status != 404 || a.body != `{"detail": "Not Found"}` {
-		t.Errorf("GET /stats: %d %s, want 404: only SFM's routes are served", a.status, a.body)
+	if a := h.somaBrain("GET", "/admin/", ""); a.status != 404 || a.body != `{"detail": "Not Found"}` {
+		t.Errorf("GET /admin/: %d %s, want 404: only SFM's API routes are served", a.status, a.body)
 	}
 }
 

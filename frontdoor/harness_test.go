@@ -276,19 +276,6 @@ type recorded struct {
 
 func newRecorder() *recorder { return &recorder{} }
 
-// cannedReads are SFM's answers to reads the development memory API does
-// not serve, keyed by method and path.
-var cannedReads = map[string]string{
-	"POST /memories/search": `{"memories": [{"coord": "0.1,0.2,0.3"}]}`,
-	"GET /memories/search":  `{"memories": []}`,
-	"GET /graph/neighbors":  `{"coord": "0.1,0.2,0.3", "neighbors": []}`,
-	"GET /graph/path":       `{"from_coord": "0.1,0.2,0.3", "to_coord": "0.4,0.5,0.6", "path": [], "link_types": [], "found": false}`,
-	"GET /health":           `{"status": "healthy"}`,
-	"GET /healthz":          `{"kv_store": true, "vector_store": true, "graph_store": true}`,
-	"GET /readyz":           `{"kv_store": true, "vector_store": true, "graph_store": true}`,
-	"GET /health/basic":     `{"kv_store": true, "vector_store": true, "graph_store": true}`,
-}
-
 func (rc *recorder) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -303,12 +290,6 @@ func (rc *recorder) wrap(next http.Handler) http.Handler {
 		rc.mu.Unlock()
 		if rc.down.Load() {
 			http.Error(w, `{"detail": "down"}`, http.StatusServiceUnavailable)
-			return
-		}
-		if canned, ok := cannedReads[r.Method+" "+r.URL.Path]; ok {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("X-Upstream", "memory-api")
-			_, _ = io.WriteString(w, canned)
 			return
 		}
 		next.ServeHTTP(w, r)
