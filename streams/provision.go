@@ -55,7 +55,7 @@ func DefaultConfig() Config {
 		MaxMsgSize:      -1,
 		DLQMaxAge:       30 * 24 * time.Hour,
 		AckWait:         30 * time.Second,
-		MaxAckPending:   64,
+		MaxAckPending:   128,
 		Partitions:      24,
 		MemberTTL:       10 * time.Second,
 

@@ -83,7 +83,7 @@ type Config struct {
 	MaxMsgs         int64         `env:"SOMABRAIN_OUTBOX_MAX_MSGS" envDefault:"-1" help:"outbox message limit, -1 unlimited; a full outbox refuses new writes"`
 	DLQMaxAge       time.Duration `env:"SOMABRAIN_OUTBOX_DLQ_MAX_AGE" envDefault:"720h" help:"how long dead letters are kept; 0 forever"`
 	AckWait         time.Duration `env:"SOMABRAIN_OUTBOX_ACK_WAIT" envDefault:"30s" help:"a write held this long by a silent worker is redelivered"`
-	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" envDefault:"128" help:"writes in flight per partition (per consumer, across all workers)"`
+	MaxAckPending   int           `env:"SOMABRAIN_OUTBOX_MAX_ACK_PENDING" help:"writes in flight per partition (per consumer, across all workers)"`
 	Partitions      int           `env:"SOMABRAIN_OUTBOX_PARTITIONS" envDefault:"24" help:"partitions per write mode; each is one durable consumer owned by one worker; changing it needs a drained outbox"`
 	MemberTTL       time.Duration `env:"SOMABRAIN_OUTBOX_MEMBER_TTL" envDefault:"10s" help:"a worker that has not heartbeated for this long is considered gone and its partitions move"`
 
@@ -151,6 +151,7 @@ var ErrInvalid = errors.New("invalid configuration")
 // apply to a variable that is unset or empty.
 var codeDefaults = map[string]string{
 	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING":      strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
+	"SOMABRAIN_OUTBOX_MAX_ACK_PENDING":         strconv.Itoa(streams.DefaultConfig().MaxAckPending),
 	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":          strconv.Itoa(streams.DefaultPullMaxBytes),
 	"SOMABRAIN_OUTBOX_INGEST_LISTEN":           limits.Listen,
 	"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES":   strconv.Itoa(limits.MaxBodyBytes),
