@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -193,8 +193,8 @@ func parseFloatField(raw json.RawMessage) (float64, error) {
 		if json.Unmarshal(raw, &s) != nil {
 			return 0, errFloatParsing
 		}
-		f, ok := pythonFloat(strings.TrimSpace(s))
-		if !ok {
+		f, err := pyfloat.Parse(s)
+		if err != nil {
 			return 0, errFloatParsing
 		}
 		return f, nil
@@ -207,44 +207,6 @@ func parseFloatField(raw json.RawMessage) (float64, error) {
 	}
 	return f, nil
 }
-
-// pythonFloat parses s as Python's float() does: decimal notation with
-// optional underscores between digits, or inf, infinity, nan, any case,
-// signed. (Go's ParseFloat would also take hexadecimal, which Python
-// refuses.)
-func pythonFloat(s string) (float64, bool) {
-	unsigned := strings.TrimLeft(s, "+-")
-	if len(s)-len(unsigned) > 1 {
-		return 0, false
-	}
-	switch strings.ToLower(unsigned) {
-	case "inf", "infinity":
-		if s[0] == '-' {
-			return math.Inf(-1), true
-		}
-		return math.Inf(1), true
-	case "nan":
-		return math.NaN(), true
-	}
-	digits := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == 'e', c == 'E':
-			digits = append(digits, c)
-		case c == '_' && i > 0 && i+1 < len(s) && isDigit(s[i-1]) && isDigit(s[i+1]):
-		default:
-			return 0, false
-		}
-	}
-	f, err := strconv.ParseFloat(string(digits), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, false
-	}
-	return f, true
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // checkCoord refuses a coordinate as SFM's safe_parse_coord does (parts
 // split on ',', stripped, blanks dropped, each a Python float; 400), then
@@ -261,7 +223,7 @@ func checkCoord(coord string) *refusal {
 		return refuse(400, "Coordinate cannot be empty")
 	}
 	for _, p := range parts {
-		if _, ok := pythonFloat(p); !ok {
+		if _, err := pyfloat.Parse(p); err != nil {
 			return refuse(400, "Invalid coordinate format: "+coord)
 		}
 	}

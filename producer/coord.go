@@ -1,12 +1,11 @@
 package producer
 
 import (
-	"bytes"
 	"encoding/binary"
-	"math"
-	"strconv"
 
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 )
 
 // DefaultUniverse is the coordinate universe when Config.Universe is empty.
@@ -33,51 +32,9 @@ func CoordFromKey(universe, key string) string {
 			out = append(out, ',')
 		}
 		u := binary.BigEndian.Uint32(sum[4*i:])
-		out = appendPyFloat(out, 2*(float64(u)/(1<<32))-1)
+		out = pyfloat.Append(out, 2*(float64(u)/(1<<32))-1)
 	}
 	return string(out)
-}
-
-// appendPyFloat formats f as Python's repr/str does: the shortest decimal that
-// round-trips, in positional notation with at least one fractional digit
-// ("1.0") when the decimal exponent is in [-4, 16), else in exponent notation
-// with a signed, at least two-digit exponent ("1e-05", "1.5e+16").
-func appendPyFloat(dst []byte, f float64) []byte {
-	switch {
-	case math.IsNaN(f):
-		return append(dst, "nan"...)
-	case math.IsInf(f, 1):
-		return append(dst, "inf"...)
-	case math.IsInf(f, -1):
-		return append(dst, "-inf"...)
-	}
-	var buf [32]byte
-	sci := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // Go also writes "1e-05", "1e+16"
-	if exp := decimalExponent(sci); exp < -4 || exp >= 16 {
-		return append(dst, sci...)
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
-	for _, c := range dst[start:] {
-		if c == '.' {
-			return dst
-		}
-	}
-	return append(dst, ".0"...)
-}
-
-// decimalExponent reads the exponent of strconv's 'e' format ("-1.5e-07").
-func decimalExponent(sci []byte) int {
-	i := bytes.LastIndexByte(sci, 'e')
-	neg := sci[i+1] == '-'
-	exp := 0
-	for _, c := range sci[i+2:] {
-		exp = exp*10 + int(c-'0')
-	}
-	if neg {
-		return -exp
-	}
-	return exp
 }
 
 // FormatCoord writes a coordinate as SomaBrain does ("x,y,z", each number
@@ -89,7 +46,7 @@ func FormatCoord(xyz [3]float64) string {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendPyFloat(out, f)
+		out = pyfloat.Append(out, f)
 	}
 	return string(out)
 }

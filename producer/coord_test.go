@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 	"github.com/jetbox-dev/jetbox/internal/text"
 )
 
@@ -73,8 +74,8 @@ func TestAppendPyFloat(t *testing.T) {
 		{math.Inf(-1), "-inf"},
 		{math.NaN(), "nan"},
 	} {
-		if got := string(appendPyFloat(nil, c.f)); got != c.want {
-			t.Errorf("appendPyFloat(%v) = %s, want %s", c.f, got, c.want)
+		if got := string(pyfloat.Append(nil, c.f)); got != c.want {
+			t.Errorf("pyfloat.Append(%v) = %s, want %s", c.f, got, c.want)
 		}
 	}
 }

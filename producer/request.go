@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -126,7 +127,7 @@ func (r *LinkRequest) encode(universe string, dst []byte) (string, []byte, error
 	body = append(body, `,"link_type":`...)
 	body = appendJSONString(body, linkType)
 	body = append(body, `,"strength":`...)
-	body = appendPyFloat(body, strength)
+	body = pyfloat.Append(body, strength)
 	if metadata != nil {
 		body = append(body, `,"metadata":`...)
 		body = append(body, metadata...)

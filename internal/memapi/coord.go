@@ -3,6 +3,8 @@ package memapi
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 )
 
 // maxCoordKeyChars is the length of SFM's coordinate_key column: a
@@ -24,17 +26,17 @@ func parseCoord(text string) (coord, error) {
 	var c coord
 	var key []byte
 	for part := range strings.SplitSeq(text, ",") {
-		if strings.TrimFunc(part, pyIsSpace) == "" {
+		if strings.TrimFunc(part, pyfloat.IsSpace) == "" {
 			continue
 		}
-		f, err := parsePyFloat(part)
+		f, err := pyfloat.Parse(part)
 		if err != nil {
 			return coord{}, &coordError{message: "Invalid coordinate format: " + text}
 		}
 		if len(key) > 0 {
 			key = append(key, ',')
 		}
-		key = appendPyFloat(key, f)
+		key = pyfloat.Append(key, f)
 		c.values = append(c.values, f)
 	}
 	if len(c.values) == 0 {
@@ -53,7 +55,7 @@ func (c coord) storable() bool {
 func coordFromKey(key string) []float64 {
 	var values []float64
 	for part := range strings.SplitSeq(key, ",") {
-		f, _ := parsePyFloat(part)
+		f, _ := pyfloat.Parse(part)
 		values = append(values, f)
 	}
 	return values

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 )
 
 // SFM's graph routes: POST /graph/link, GET /graph/neighbors, GET /graph/path.
@@ -67,7 +69,7 @@ func (s *Store) handleLink(req *request) answer {
 			}
 			link.Seq = seq
 		}
-		link.Strength, link.Metadata = string(appendPyFloat(nil, strength)), metadata
+		link.Strength, link.Metadata = string(pyfloat.Append(nil, strength)), metadata
 		if err := putJSON(b.links, string(key), link); err != nil {
 			return answer{}, err
 		}
@@ -113,7 +115,7 @@ func edgesFrom(b tenantBuckets, key, linkType string) (map[string][]edge, error)
 		if err := json.Unmarshal(v, &l); err != nil {
 			return nil, err
 		}
-		strength, _ := parsePyFloat(l.Strength)
+		strength, _ := pyfloat.Parse(l.Strength)
 		out[parts[0]] = append(out[parts[0]], edge{to: parts[1], linkType: parts[2], strength: strength, seq: l.Seq})
 	}
 	return out, nil

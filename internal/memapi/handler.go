@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 )
 
 // Request headers the API reads. SFM reads only Authorization and
@@ -160,7 +162,7 @@ func (s *Store) tenantOf(r *http.Request) string {
 		return s.opts.TokenTenant
 	}
 	if t := r.Header.Get(headerTenant); t != "" {
-		return strings.TrimFunc(t, pyIsSpace)
+		return strings.TrimFunc(t, pyfloat.IsSpace)
 	}
 	return defaultTenant
 }

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/jetbox-dev/jetbox/internal/pyfloat"
 )
 
 // SFM's routes are Django Ninja operations whose bodies and query
@@ -186,7 +188,7 @@ func (f *fields) float(name string, def float64) float64 {
 		}
 		return 0
 	case string:
-		if n, err := parsePyFloat(v); err == nil {
+		if n, err := pyfloat.Parse(v); err == nil {
 			return n
 		}
 		f.fail(&name, "float_parsing", "Input should be a valid number, unable to parse string as a number")
@@ -218,7 +220,7 @@ func (f *fields) integer(name string, def int) int {
 		}
 		return 0
 	case string:
-		if n, err := strconv.Atoi(strings.TrimFunc(v, pyIsSpace)); err == nil {
+		if n, err := strconv.Atoi(strings.TrimFunc(v, pyfloat.IsSpace)); err == nil {
 			return n
 		}
 		f.fail(&name, "int_parsing", "Input should be a valid integer, unable to parse string as an integer")

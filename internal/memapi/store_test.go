@@ -3,7 +3,6 @@ package memapi
 import (
 	"context"
 	"errors"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -244,32 +243,8 @@ func TestSecondOpenOfALockedFileFails(t *testing.T) {
 	}
 }
 
-// Python's float() and str(), which SFM's coordinates go through.
-func TestPythonFloats(t *testing.T) {
-	for in, want := range map[string]float64{
-		"1": 1, " 2.5 ": 2.5, "+3": 3, "-0": math.Copysign(0, -1), "1_000.5": 1000.5, ".5": 0.5, "5.": 5,
-		"1e3": 1000, "1E-2": 0.01, "1e400": math.Inf(1), "-Infinity": math.Inf(-1), "INF": math.Inf(1),
-	} {
-		if got, err := parsePyFloat(in); err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
-			t.Errorf("parsePyFloat(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	if f, err := parsePyFloat("nan"); err != nil || !math.IsNaN(f) {
-		t.Errorf("parsePyFloat(nan) = %v, %v", f, err)
-	}
-	for _, bad := range []string{"", "x", "0x10", "1__0", "_1", "1_", "1_.0", "1e", "e5", "--1", "+-1", "1.2.3", "nan1", "1 2"} {
-		if f, err := parsePyFloat(bad); err == nil {
-			t.Errorf("parsePyFloat(%q) = %v, want an error", bad, f)
-		}
-	}
-	for f, want := range map[float64]string{
-		0: "0.0", math.Copysign(0, -1): "-0.0", 1: "1.0", 1e-5: "1e-05", 1e16: "1e+16", 1e15: "1000000000000000.0",
-		0.1: "0.1", math.Inf(-1): "-inf",
-	} {
-		if got := string(appendPyFloat(nil, f)); got != want {
-			t.Errorf("appendPyFloat(%v) = %s, want %s", f, got, want)
-		}
-	}
+// -0 and 0 are two memories at SFM, whose key is str() of each number.
+func TestMinusZeroIsAnotherMemory(t *testing.T) {
 	// -0 and 0 are two memories at SFM, whose key is str() of each number.
 	neg, _ := parseCoord("-0,1")
 	pos, _ := parseCoord("0,1")
