@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // Lag is what a relay records about the table in the status bucket, under
@@ -90,36 +92,21 @@ FROM outbox_events WHERE status = 'pending'`, CarriedTopics).Scan(&lag.Pending, 
 // ReadLag returns every relay's latest record in the status bucket, by
 // relay id; none when no relay has reported.
 func ReadLag(ctx context.Context, js jetstream.JetStream, bucket string) ([]Lag, error) {
-	kv, err := js.KeyValue(ctx, bucket)
+	entries, err := streams.ReadBucket(ctx, js, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
 	var out []Lag
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, errors.New("relay: status watch ended early")
-			}
-			if e == nil {
-				slices.SortFunc(out, func(a, b Lag) int { return strings.Compare(a.Relay, b.Relay) })
-				return out, nil
-			}
-			var l Lag
-			if json.Unmarshal(e.Value(), &l) == nil {
-				l.Relay = e.Key()
-				out = append(out, l)
-			}
+	for _, e := range entries {
+		var l Lag
+		if json.Unmarshal(e.Value(), &l) == nil {
+			l.Relay = e.Key()
+			out = append(out, l)
 		}
 	}
+	slices.SortFunc(out, func(a, b Lag) int { return strings.Compare(a.Relay, b.Relay) })
+	return out, nil
 }

@@ -178,34 +178,11 @@ func partitionCounts(ctx context.Context, js jetstream.JetStream, stream string)
 	return groups, list.Err()
 }
 
-// readBucket reads every key of a KV bucket in one pass.
+// readBucket reads every key of a KV bucket, within 5 seconds.
 func readBucket(ctx context.Context, js jetstream.JetStream, bucket string) ([]jetstream.KeyValueEntry, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, bucket)
-	if err != nil {
-		return nil, err
-	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, err
-	}
-	defer w.Stop()
-	var out []jetstream.KeyValueEntry
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("watch %s ended early", bucket)
-			}
-			if e == nil { // every key read
-				return out, nil
-			}
-			out = append(out, e)
-		}
-	}
+	return streams.ReadBucket(ctx, js, bucket)
 }
 
 // liveMembers is the members bucket: the workers that heartbeated within
