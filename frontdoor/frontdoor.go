@@ -36,6 +36,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/frontdoor/limits"
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
@@ -299,7 +300,7 @@ func newProxy(target *url.URL, token string, timeout time.Duration, log zerolog.
 			if errors.Is(err, context.Canceled) {
 				return // the caller left
 			}
-			log.Warn().Err(err).Str("path", r.URL.Path).Msg("front door: memory API unreachable for a read")
+			log.Warn().Err(err).Str("path", text.Clip(r.URL.Path, 128)).Msg("front door: memory API unreachable for a read")
 			writeRefusal(w, refuse(http.StatusBadGateway, "memory API unreachable"))
 		},
 	}

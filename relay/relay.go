@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
@@ -399,7 +400,8 @@ func (r *Relay) relayBatch(ctx context.Context, tenant string) (n int, more bool
 		case errors.Is(err, ErrUnknownTopic), errors.Is(err, ErrUnmappable), errors.Is(err, ErrTooLarge):
 			failed = append(failed, failure{rw.id, err.Error()})
 			r.metrics.failed.WithLabelValues(failReason(err)).Inc()
-			r.log.Warn().Int64("id", rw.id).Str("topic", rw.topic).Str("tenant", tenant).Str("reason", err.Error()).Msg("relay: row marked failed")
+			// The row's columns are the writing service's: bounded in the log.
+			r.log.Warn().Int64("id", rw.id).Str("topic", text.Clip(rw.topic, 64)).Str("tenant", text.Clip(tenant, 128)).Str("reason", text.Clip(err.Error(), 256)).Msg("relay: row marked failed")
 		default:
 			// The stream is unavailable: this row and the tenant's later
 			// ones wait for the next pass, in order.
