@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,10 @@ type misconfigured struct {
 	gauge    prometheus.Gauge
 	refusals prometheus.Counter
 
+	// refused mirrors status != 0, so that the common case (the memory API
+	// accepts the worker) costs every write an atomic load, not the lock.
+	refused atomic.Bool
+
 	mu      sync.Mutex
 	status  int           // the refusal's status; 0 when the memory API accepts the worker
 	next    time.Time     // when the next probe may go: one per probe interval
@@ -55,6 +60,9 @@ func newMisconfigured(cfg Config, m *metrics) *misconfigured {
 // accepts the worker, else when this write is the next probe or the
 // memory API accepts again. It returns false when ctx ends first.
 func (mc *misconfigured) wait(ctx context.Context) bool {
+	if !mc.refused.Load() {
+		return true
+	}
 	for {
 		mc.mu.Lock()
 		if mc.status == 0 {
@@ -84,9 +92,13 @@ func (mc *misconfigured) wait(ctx context.Context) bool {
 // observe records what the memory API answered a write that wait let
 // through.
 func (mc *misconfigured) observe(a answer) {
+	refusal := a.status != 0 && isMisconfiguration(a.status)
+	if !refusal && !mc.refused.Load() {
+		return
+	}
 	mc.mu.Lock()
 	defer mc.mu.Unlock()
-	if a.status != 0 && isMisconfiguration(a.status) {
+	if refusal {
 		mc.refusals.Inc()
 		if mc.status == 0 {
 			mc.gauge.Set(1)
@@ -94,6 +106,7 @@ func (mc *misconfigured) observe(a answer) {
 				Msg("the memory API refuses this worker: every write is held in the outbox, none is dead-lettered, until it accepts again")
 		}
 		mc.status, mc.next = a.status, time.Now().Add(mc.probe)
+		mc.refused.Store(true)
 		return
 	}
 	if a.status == 0 {
@@ -103,6 +116,7 @@ func (mc *misconfigured) observe(a answer) {
 	if mc.status != 0 {
 		mc.log.Info().Str("endpoint", mc.endpoint).Msg("the memory API accepts this worker again; delivery resumes")
 		mc.status = 0
+		mc.refused.Store(false)
 		mc.gauge.Set(0)
 		close(mc.cleared)
 		mc.cleared = make(chan struct{})
