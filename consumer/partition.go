@@ -126,9 +126,8 @@ func (pt *partition) pull() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if msg != nil {
-			if !settled {
-				pt.hold(msg)
+		if msg != nil && !settled {
+			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
 			}
 		}
@@ -149,7 +148,9 @@ func (pt *partition) pull() {
 			early = nil
 			continue
 		}
-		pt.start(pt.hold(msg))
+		if dm, again := pt.hold(msg); !again {
+			pt.start(dm)
+		}
 	}
 }
 
@@ -185,16 +186,26 @@ type delivered struct {
 	meta *jetstream.MsgMetadata // nil when the reply subject is not JetStream's
 }
 
-// hold records a delivered write for the keeper.
-func (pt *partition) hold(msg jetstream.Msg) delivered {
+// hold records a delivered write for the keeper. again says the write is
+// held already: the server delivered it a second time, because its ack
+// timer ran out while the previous owner was still finishing, or because
+// the previous owner handed it back after that. The copy is the same
+// pending write, not another one: counted again, it would let a new owner
+// settle before an older write reached it, and started again, it would be
+// applied twice, maybe after a later write to its memory. The held copy
+// settles it (the server acks by stream sequence).
+func (pt *partition) hold(msg jetstream.Msg) (dm delivered, again bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return delivered{msg, nil}
+		return delivered{msg, nil}, false
 	}
 	pt.mu.Lock()
-	pt.held[meta.Sequence.Stream] = msg
+	_, again = pt.held[meta.Sequence.Stream]
+	if !again {
+		pt.held[meta.Sequence.Stream] = msg
+	}
 	pt.mu.Unlock()
-	return delivered{msg, meta}
+	return delivered{msg, meta}, again
 }
 
 // start decodes a held write, places it in its lane and handles it in its
