@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/clustertest"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -30,14 +31,13 @@ type clusterHarness struct {
 
 func newClusterHarness(t *testing.T, adjust ...func(*streams.Config)) *clusterHarness {
 	t.Helper()
-	c := clustertest.Start(t)
-	cfg := streams.DefaultConfig()
+	cfg := testrig.Streams()
 	cfg.Replicas = 3
 	// One partition per mode: every fast_ack write goes through the one
 	// consumer whose leader the tests move and stop.
 	cfg.Partitions = 1
-	h := setUpHarness(t, c.Connect, cfg, adjust...)
-	return &clusterHarness{harness: h, cluster: c}
+	h := setUpHarness(t, testrig.Options{Cluster: true, Streams: cfg}, adjust...)
+	return &clusterHarness{harness: h, cluster: h.rig.Cluster}
 }
 
 // drained reports whether the outbox holds nothing and no group has a write

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +20,7 @@ import (
 	"github.com/jetbox-dev/jetbox/frontdoor"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -39,11 +39,11 @@ const (
 // a worker when asked, a producer and the front door on a real listener.
 type harness struct {
 	t       *testing.T
+	rig     *testrig.Rig
 	nats    *natstest.Server
 	nc      *nats.Conn
 	streams streams.Config
 	store   *memapi.Store
-	api     *httptest.Server
 	rec     *recorder
 	url     string // the front door
 	client  *http.Client
@@ -59,27 +59,14 @@ type options struct {
 
 func newHarness(t *testing.T, o options) *harness {
 	t.Helper()
-	h := &harness{t: t, nats: natstest.Start(t), rec: newRecorder(), streams: streams.DefaultConfig()}
-	h.streams.MemberTTL = 2 * time.Second
-	h.streams.Partitions = 4
+	cfg := testrig.Streams()
+	cfg.Partitions = 4
 	if o.adjustStreams != nil {
-		o.adjustStreams(&h.streams)
+		o.adjustStreams(&cfg)
 	}
-	nc, js := h.nats.Connect(t)
-	h.nc = nc
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := streams.Provision(ctx, js, h.streams); err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	store, err := memapi.Open(memapi.Options{Path: t.TempDir() + "/memapi.db", Token: memoryToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	h.store = store
-	h.api = httptest.NewServer(h.rec.wrap(store.Handler()))
-	t.Cleanup(h.api.Close)
+	h := &harness{t: t, rec: newRecorder()}
+	h.rig = testrig.Start(t, testrig.Options{Streams: cfg, Token: memoryToken, Wrap: h.rec.wrap})
+	h.nats, h.nc, h.streams, h.store = h.rig.Server, h.rig.NC, h.rig.Streams, h.rig.API.Store
 	if o.worker {
 		h.startWorker()
 	}
@@ -91,17 +78,9 @@ func newHarness(t *testing.T, o options) *harness {
 		o.producer.PublishTimeout = 2 * time.Second
 	}
 	o.producer.BufferFullError = true
-	p, err := producer.New(h.nc, o.producer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		p.Close(ctx)
-	})
+	p := h.rig.Producer(o.producer)
 	fc := o.frontdoor
-	fc.Producer, fc.MemoryAPI, fc.MemoryToken = p, h.api.URL, memoryToken
+	fc.Producer, fc.MemoryAPI, fc.MemoryToken = p, h.rig.API.URL, memoryToken
 	if fc.Tokens.Service == "" && fc.Tokens.Tenant == nil {
 		fc.Tokens = frontdoor.Tokens{Service: callerToken, Tenant: map[string]string{acmeToken: somaTenant}}
 	}
@@ -131,24 +110,14 @@ func newHarness(t *testing.T, o options) *harness {
 // ends.
 func (h *harness) startWorker() {
 	h.t.Helper()
-	nc, _ := h.nats.Connect(h.t)
-	w, err := consumer.New(nc, consumer.Config{
-		Endpoint: h.api.URL, Token: memoryToken, Streams: h.streams, Concurrency: 16,
-		RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond,
-		FailureThreshold: 1000, ResetInterval: time.Second, ShutdownTimeout: 5 * time.Second,
-		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.ErrorLevel),
+	h.rig.StartWorker(func(nc *nats.Conn) (testrig.Worker, error) {
+		return consumer.New(nc, consumer.Config{
+			Endpoint: h.rig.API.URL, Token: memoryToken, Streams: h.streams, Concurrency: 16,
+			RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond,
+			FailureThreshold: 1000, ResetInterval: time.Second, ShutdownTimeout: 5 * time.Second,
+			Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.ErrorLevel),
+		})
 	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	h.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitFor(h.t, 15*time.Second, "worker ready", func() bool { return w.Ready() == nil })
 }
 
 // answer is an HTTP answer.
@@ -183,7 +152,7 @@ var requestIDs atomic.Int64
 // direct sends a request straight to the memory API, as a worker would.
 func (h *harness) direct(method, path, body, tenant string) answer {
 	h.t.Helper()
-	return h.do(h.api.URL, method, path, body, map[string]string{
+	return h.do(h.rig.API.URL, method, path, body, map[string]string{
 		"Authorization": "Bearer " + memoryToken, "X-Soma-Tenant": tenant, "Content-Type": "application/json",
 	})
 }
@@ -247,16 +216,8 @@ func (h *harness) outboxMessages() uint64 {
 	return info.State.Msgs
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testrig.WaitFor by the name the tests use.
+var waitFor = testrig.WaitFor
 
 // recorder stands before the memory API: it notes every request's
 // credentials and tenant, answers the read routes the development memory

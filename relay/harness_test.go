@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/jetbox-dev/jetbox/consumer"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/relay/pgtest"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -28,6 +28,7 @@ type harness struct {
 	t       *testing.T
 	pg      *pgtest.Server
 	pool    *pgxpool.Pool
+	rig     *testrig.Rig
 	ns      *natstest.Server
 	streams streams.Config
 	store   *memapi.Store
@@ -43,53 +44,24 @@ func newHarness(t *testing.T, natsOpts ...natstest.Option) *harness {
 	}
 	t.Cleanup(pool.Close)
 	h.pool = pool
-	h.ns = natstest.Start(t, natsOpts...)
-	h.streams = streams.DefaultConfig()
-	h.streams.Partitions = 4
-	h.streams.MemberTTL = 2 * time.Second
-	h.provision()
-	store, err := memapi.Open(memapi.Options{Path: t.TempDir() + "/memapi.db", Token: testToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	h.store = store
+	cfg := testrig.Streams()
+	cfg.Partitions = 4
+	h.rig = testrig.Start(t, testrig.Options{NATS: natsOpts, Streams: cfg, Token: testToken})
+	h.ns, h.streams, h.store = h.rig.Server, h.rig.Streams, h.rig.API.Store
 	return h
-}
-
-func (h *harness) provision() {
-	h.t.Helper()
-	_, js := h.ns.Connect(h.t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := streams.Provision(ctx, js, h.streams); err != nil {
-		h.t.Fatalf("provision: %v", err)
-	}
 }
 
 // startWorker runs a worker against the development memory API.
 func (h *harness) startWorker() {
 	h.t.Helper()
-	api := httptest.NewServer(h.store.Handler())
-	h.t.Cleanup(api.Close)
-	nc, _ := h.ns.Connect(h.t)
-	w, err := consumer.New(nc, consumer.Config{
-		Endpoint: api.URL, Token: testToken, Streams: h.streams, Concurrency: 32,
-		RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
-		FailureThreshold: 3, ResetInterval: time.Second, ShutdownTimeout: 2 * time.Second,
-		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
+	h.rig.StartWorker(func(nc *nats.Conn) (testrig.Worker, error) {
+		return consumer.New(nc, consumer.Config{
+			Endpoint: h.rig.API.URL, Token: testToken, Streams: h.streams, Concurrency: 32,
+			RequestTimeout: 2 * time.Second, BackoffBase: 50 * time.Millisecond, BackoffMax: time.Second,
+			FailureThreshold: 3, ResetInterval: time.Second, ShutdownTimeout: 2 * time.Second,
+			Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
+		})
 	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	h.t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	waitFor(h.t, 15*time.Second, "worker ready", func() bool { return w.Ready() == nil })
 }
 
 // relayConfig is a relay tuned for tests.
@@ -199,23 +171,12 @@ func (h *harness) rowState(dedupeKey string) (status, lastError string) {
 // applied sums the memory API's applied writes over all tenants, and
 // those that were a write it had applied already.
 func (h *harness) applied() (applied, repeated uint64) {
-	for _, s := range h.store.Stats().Tenants {
-		applied += s.Applied
-		repeated += s.Repeated
-	}
-	return applied, repeated
+	sum := h.rig.API.Totals()
+	return sum.Applied, sum.Repeated
 }
 
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// waitFor is testrig.WaitFor by the name the tests use.
+var waitFor = testrig.WaitFor
 
 func ptr(s string) *string { return &s }
 

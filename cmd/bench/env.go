@@ -9,22 +9,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
-	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -32,20 +29,20 @@ import (
 // direct HTTP baseline and Watermill all pay for the check.
 const apiToken = "bench-token"
 
-// env is one fresh pipeline on loopback: an embedded nats-server (file
-// storage, one replica), the development memory API with no added delay,
-// served here behind a handler that notes when each write was applied, and
-// jetbox workers started as processes of their own.
+// env is one fresh pipeline on loopback (internal/testrig): an embedded
+// nats-server (file storage, one replica), the development memory API with
+// no added delay, served here behind a handler that notes when each write
+// was applied, and jetbox workers started as processes of their own.
 type env struct {
+	rig     *testrig.Env
 	dir     string
 	bin     string // jetbox binary, for workers
 	nats    *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	store   *memapi.Store
+	store   *memapi.Store // nil with the instant API
 	applied *appliedLog
 	apiURL  string
-	api     *http.Server
 	workers []*workerProc
 	// profiles makes workers serve /debug/pprof on a loopback port.
 	profiles bool
@@ -66,65 +63,32 @@ type envSpec struct {
 
 // newEnv starts a fresh pipeline in dir.
 func newEnv(ctx context.Context, dir string, spec envSpec) (*env, error) {
-	cfg := streams.DefaultConfig()
-	cfg.Partitions = spec.partitions
 	e := &env{dir: dir, applied: newAppliedLog(), partitions: spec.partitions}
-	var err error
-	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"),
-		SyncInterval: spec.syncInterval, SyncAlways: spec.syncAlways}); err != nil {
-		return nil, err
-	}
-	if e.nc, e.js, err = natsconn.WithJetStream(nats.Connect(e.nats.ClientURL())); err != nil {
-		e.close()
-		return nil, err
-	}
+	o := testrig.EnvOptions{Dir: dir, SyncInterval: spec.syncInterval, SyncAlways: spec.syncAlways,
+		MemoryAPI: testrig.MemoryAPIOptions{Store: memapi.Options{Token: apiToken}, Wrap: e.applied.wrap}}
 	if spec.provision {
-		if _, err = streams.Provision(ctx, e.js, cfg); err != nil {
-			e.close()
-			return nil, err
-		}
+		cfg := streams.DefaultConfig()
+		cfg.Partitions = spec.partitions
+		o.Streams = &cfg
 	}
-	handler := instantAPI()
-	if !spec.instant {
-		if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(dir, "memapi.db"), Token: apiToken}); err != nil {
-			e.close()
-			return nil, err
-		}
-		handler = e.store.Handler()
+	if spec.instant {
+		o.MemoryAPI.Handler = instantAPI()
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	rig, err := testrig.StartEnv(ctx, o)
 	if err != nil {
-		e.close()
+		os.RemoveAll(dir)
 		return nil, err
 	}
-	e.apiURL = "http://" + ln.Addr().String()
-	e.api = &http.Server{Handler: e.applied.wrap(handler), ReadHeaderTimeout: 10 * time.Second}
-	go e.api.Serve(ln)
+	e.rig, e.nats, e.nc, e.js, e.store, e.apiURL = rig, rig.Server, rig.NC, rig.JS, rig.API.Store, rig.API.URL
 	return e, nil
 }
 
 func (e *env) close() {
 	for _, w := range e.workers {
-		w.stop()
+		w.proc.Stop()
 	}
 	e.workers = nil
-	if e.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if e.api.Shutdown(ctx) != nil {
-			e.api.Close()
-		}
-		cancel()
-	}
-	if e.store != nil {
-		e.store.Close()
-	}
-	if e.nc != nil {
-		e.nc.Close()
-	}
-	if e.nats != nil {
-		e.nats.Shutdown()
-		e.nats.WaitForShutdown()
-	}
+	e.rig.Close()
 	os.RemoveAll(e.dir)
 }
 
@@ -224,10 +188,9 @@ func (w *statusWriter) WriteHeader(status int) {
 	w.ResponseWriter.WriteHeader(status)
 }
 
-// workerProc is a 'jetbox run' started here, stopped by its PID.
+// workerProc is a 'jetbox run' started here.
 type workerProc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *testrig.Process
 	ops  string // host:port of its ops HTTP listener, when profiling
 }
 
@@ -244,36 +207,24 @@ func (e *env) startWorker() error {
 	if e.bin == "" {
 		return errors.New("no jetbox binary to run workers with")
 	}
-	logFile, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))))
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(e.bin, "run")
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"NATS_URL=" + e.nats.ClientURL(),
-		"SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL, "SOMABRAIN_MEMORY_HTTP_TOKEN=" + apiToken,
-		"SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=warn",
-		"SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions), "SOMABRAIN_OUTBOX_INGEST_LISTEN=off",
+	settings := []string{
+		"SOMABRAIN_OUTBOX_LOG_LEVEL=warn", "SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions),
 	}
 	ops := ""
 	if e.profiles {
+		var err error
 		if ops, err = freeLoopbackAddr(); err != nil {
-			logFile.Close()
 			return err
 		}
-		cmd.Env = append(cmd.Env, "SOMABRAIN_OUTBOX_HTTP_LISTEN="+ops, "SOMABRAIN_OUTBOX_PPROF=true")
+		settings = append(settings, "SOMABRAIN_OUTBOX_HTTP_LISTEN="+ops, "SOMABRAIN_OUTBOX_PPROF=true")
 	} else {
-		cmd.Env = append(cmd.Env, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off")
+		settings = append(settings, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off")
 	}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
+	proc, err := e.rig.StartJetbox(e.bin, filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))), settings...)
+	if err != nil {
 		return err
 	}
-	w := &workerProc{cmd: cmd, done: make(chan struct{}), ops: ops}
-	go func() { cmd.Wait(); logFile.Close(); close(w.done) }()
-	e.workers = append(e.workers, w)
+	e.workers = append(e.workers, &workerProc{proc: proc, ops: ops})
 	return nil
 }
 
@@ -281,7 +232,7 @@ func (e *env) startWorker() error {
 func (e *env) stopWorkers() usage {
 	var u usage
 	for _, w := range e.workers {
-		w.stop()
+		w.proc.Stop()
 		u = u.plus(w.exitUsage())
 	}
 	e.workers = nil
@@ -295,21 +246,6 @@ func (e *env) workersUsage() usage {
 		u = u.plus(w.usage())
 	}
 	return u
-}
-
-func (w *workerProc) stop() {
-	select {
-	case <-w.done:
-		return
-	default:
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(60 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
 }
 
 // usage is CPU time, peak resident memory and read and write system calls
@@ -332,7 +268,7 @@ const userHZ = 100
 // /proc/<pid>/status and syscr+syscw from /proc/<pid>/io of a running
 // worker.
 func (w *workerProc) usage() usage {
-	pid := w.cmd.Process.Pid
+	pid := w.proc.Pid()
 	var u usage
 	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		// The command name may hold spaces; the fields after it do not.
@@ -373,7 +309,7 @@ func (w *workerProc) usage() usage {
 // shared until then, the bench process's, which holds the nats-server.
 // Peak memory is read from /proc while the worker runs (usage).
 func (w *workerProc) exitUsage() usage {
-	st := w.cmd.ProcessState
+	st := w.proc.Cmd.ProcessState
 	if st == nil {
 		return usage{}
 	}

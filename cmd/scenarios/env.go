@@ -4,24 +4,19 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
-	"github.com/jetbox-dev/jetbox/internal/embedded"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
-	"github.com/jetbox-dev/jetbox/internal/natsconn"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -39,17 +34,17 @@ type runner struct {
 
 func (r *runner) n(base int) int { return max(1, int(float64(base)*r.scale)) }
 
-// env is one fresh jetbox: an embedded nats-server, the development memory
-// API in this process, and worker processes started on demand.
+// env is one fresh jetbox (internal/testrig): an embedded nats-server,
+// the development memory API in this process, and worker processes
+// started on demand.
 type env struct {
 	r       *runner
+	rig     *testrig.Env
 	dir     string
 	nats    *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	store   *memapi.Store
-	apiURL  string
-	stopAPI context.CancelFunc
 	workers []*workerProc
 	streams streams.Config // as provisioned
 }
@@ -78,51 +73,23 @@ func (r *runner) newEnvWith(ctx context.Context, o envOptions) (*env, error) {
 	if o.streams != nil {
 		o.streams(&e.streams)
 	}
-	var err error
-	if e.nats, err = embedded.Start(embedded.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(e.dir, "nats")}); err != nil {
-		return nil, err
-	}
-	if e.nc, e.js, err = natsconn.WithJetStream(nats.Connect(e.nats.ClientURL())); err != nil {
-		e.close()
-		return nil, err
-	}
-	if _, err = streams.Provision(ctx, e.js, e.streams); err != nil {
-		e.close()
-		return nil, err
-	}
-	if e.store, err = memapi.Open(memapi.Options{Path: filepath.Join(e.dir, "memapi.db"), Delay: o.apiDelay, Fail: o.fail}); err != nil {
-		e.close()
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	rig, err := testrig.StartEnv(ctx, testrig.EnvOptions{Dir: e.dir, Streams: &e.streams,
+		MemoryAPI: testrig.MemoryAPIOptions{Store: memapi.Options{Delay: o.apiDelay, Fail: o.fail}}})
 	if err != nil {
-		e.close()
+		if !r.keep {
+			os.RemoveAll(e.dir)
+		}
 		return nil, err
 	}
-	e.apiURL = "http://" + ln.Addr().String()
-	apiCtx, cancel := context.WithCancel(context.Background())
-	e.stopAPI = cancel
-	go memapi.ServeListener(apiCtx, ln, e.store, zerolog.Nop())
+	e.rig, e.nats, e.nc, e.js, e.store = rig, rig.Server, rig.NC, rig.JS, rig.API.Store
 	return e, nil
 }
 
 func (e *env) close() {
 	for _, w := range e.workers {
-		w.stop()
+		w.proc.Stop()
 	}
-	if e.stopAPI != nil {
-		e.stopAPI()
-	}
-	if e.store != nil {
-		e.store.Close()
-	}
-	if e.nc != nil {
-		e.nc.Close()
-	}
-	if e.nats != nil {
-		e.nats.Shutdown()
-		e.nats.WaitForShutdown()
-	}
+	e.rig.Close()
 	if e.r.keep {
 		fmt.Fprintln(os.Stderr, "kept", e.dir)
 		return
@@ -130,68 +97,36 @@ func (e *env) close() {
 	os.RemoveAll(e.dir)
 }
 
-// workerProc is a 'jetbox run' started here and stopped by its PID.
+// workerProc is a 'jetbox run' started here.
 type workerProc struct {
-	cmd      *exec.Cmd
-	done     chan error
+	proc     *testrig.Process
 	extraEnv []string // what it was started with, for a restart
 }
 
 func (e *env) startWorker(extraEnv ...string) (*workerProc, error) {
-	logFile, err := os.Create(filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))))
+	settings := append([]string{
+		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_LEVEL=info", "SOMABRAIN_OUTBOX_TENANT_MAX_PENDING=-1",
+	}, extraEnv...)
+	proc, err := e.rig.StartJetbox(e.r.bin, filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))), settings...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(e.r.bin, "run")
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"NATS_URL=" + e.nats.ClientURL(), "SOMABRAIN_MEMORY_HTTP_ENDPOINT=" + e.apiURL,
-		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_INGEST_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_LOG_LEVEL=info",
-		"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING=-1",
-	}, extraEnv...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	w := &workerProc{cmd: cmd, done: make(chan error, 1), extraEnv: extraEnv}
-	go func() { w.done <- cmd.Wait(); logFile.Close() }()
+	w := &workerProc{proc: proc, extraEnv: extraEnv}
 	e.workers = append(e.workers, w)
 	return w, nil
 }
 
-func (w *workerProc) stop() {
-	if w.cmd.ProcessState != nil {
-		return
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(60 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-	}
-}
-
-// kill sends SIGKILL to the worker's PID and waits until it is gone: a
-// crash, with no draining and no acks flushed.
-func (w *workerProc) kill() {
-	if w.cmd.ProcessState != nil {
-		return
-	}
-	_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGKILL)
-	<-w.done
-}
-
-// restartWorker kills w if it still runs and starts a new worker with the
-// same settings (and a log file of its own).
+// restartWorker kills w if it still runs (a crash, with no draining and
+// no acks flushed) and starts a new worker with the same settings (and a
+// log file of its own).
 func (e *env) restartWorker(w *workerProc) (*workerProc, error) {
-	w.kill()
+	w.proc.Kill()
 	return e.startWorker(w.extraEnv...)
 }
 
 // rssMB reads the process's resident memory from /proc.
 func (w *workerProc) rssMB() float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", w.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", w.proc.Pid()))
 	if err != nil {
 		return 0
 	}
@@ -206,13 +141,7 @@ func (w *workerProc) rssMB() float64 {
 	return 0
 }
 
-func (e *env) applied() uint64 {
-	var n uint64
-	for _, s := range e.store.Stats().Tenants {
-		n += s.Distinct()
-	}
-	return n
-}
+func (e *env) applied() uint64 { return e.rig.API.Totals().Distinct() }
 
 // waitApplied waits until n writes are applied and returns when that was.
 func (e *env) waitApplied(ctx context.Context, n uint64, tick func()) (time.Time, error) {

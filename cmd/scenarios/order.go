@@ -115,7 +115,7 @@ func orderScenario(ctx context.Context, r *runner) (result, error) {
 		return result{}, fmt.Errorf("restart a worker: %w", killErr)
 	}
 	for _, w := range workers {
-		w.stop()
+		w.proc.Stop()
 	}
 
 	// Each coord's history must be exactly its writes, in publish order.
