@@ -18,7 +18,8 @@ const (
 	HeaderRetryAfter     = "Retry-After" // in an answer: when to come back
 )
 
-// ContentTypeJSON is the content type of a request body.
+// ContentTypeJSON is the content type of the JSON bodies of requests and
+// answers.
 const ContentTypeJSON = "application/json"
 
 // Bearer is the Authorization value that carries token; "" for no token,
