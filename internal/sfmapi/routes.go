@@ -5,7 +5,8 @@ import (
 	"strings"
 )
 
-// SFM's routes, all under the server root (no version prefix).
+// SFM's routes, all under the server root (no version prefix). There is
+// no batch route: one call per write.
 const (
 	PathMemories     = "/memories"               // POST: store a memory (an upsert)
 	PathMemoryPrefix = PathMemories + "/"        // followed by a coord: GET, DELETE (MemoryPath)
