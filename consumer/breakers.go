@@ -8,6 +8,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -90,7 +91,7 @@ func (b *breakers) get(tenant string, now time.Time) *tenantBreaker {
 func (tb *tenantBreaker) attempt(call func() answer) (a answer, ok bool) {
 	a, err := tb.cb.Execute(func() (answer, error) {
 		a := call()
-		if a.class == classTransient {
+		if a.class == sfmapi.Transient {
 			return a, errTransient
 		}
 		return a, nil

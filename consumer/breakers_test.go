@@ -3,6 +3,8 @@ package consumer
 import (
 	"testing"
 	"time"
+
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // An open breaker reports the failures that opened it, and since when,
@@ -11,7 +13,7 @@ import (
 func TestOpenBreakerReportsTheFailuresThatOpenedIt(t *testing.T) {
 	b := newBreakers("sync", Config{FailureThreshold: 3, ResetInterval: 50 * time.Millisecond, BreakerIdleTTL: time.Hour}, nil)
 	tb := b.get("acme", time.Now())
-	fail := func() answer { return answer{class: classTransient, status: 503} }
+	fail := func() answer { return answer{class: sfmapi.Transient, status: 503} }
 	before := time.Now()
 	for range 3 {
 		tb.attempt(fail)
@@ -28,7 +30,7 @@ func TestOpenBreakerReportsTheFailuresThatOpenedIt(t *testing.T) {
 		t.Fatalf("after a failed probe: %+v, want open by 4", s)
 	}
 	time.Sleep(60 * time.Millisecond)
-	tb.attempt(func() answer { return answer{class: classApplied, status: 200} })
+	tb.attempt(func() answer { return answer{class: sfmapi.Applied, status: 200} })
 	if s := b.snapshot(); s[0].State != "closed" || s[0].ConsecutiveFailures != 0 || !s[0].OpenSince.IsZero() {
 		t.Fatalf("after a good probe: %+v, want closed with no failures", s)
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -57,7 +58,7 @@ func referenceDecodeBody(op streams.Op, data []byte) (method, path, coord string
 		if err := referenceCheckCoord("coord", b.Coord); err != nil {
 			return "", "", "", err
 		}
-		return "DELETE", "/memories/" + escapePath(*b.Coord), *b.Coord, nil
+		return "DELETE", sfmapi.MemoryPath(*b.Coord), *b.Coord, nil
 	default:
 		var b linkBody
 		if err := json.Unmarshal(data, &b); err != nil {

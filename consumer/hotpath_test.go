@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -64,7 +65,7 @@ func BenchmarkHotpath(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if a := api.apply(ctx, w); a.class != classApplied {
+			if a := api.apply(ctx, w); a.class != sfmapi.Applied {
 				b.Fatalf("answer %d %s: %v", a.status, a.body, a.err)
 			}
 		}

@@ -8,18 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
-)
 
-// class is what an attempt at the memory API came to.
-type class int
-
-const (
-	classApplied   class = iota // 2xx
-	classTransient              // network error, timeout, 408, 425, 429, 5xx: retry
-	classPermanent              // any other answer: dead-letter, never retry
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // maxAnswer bounds how much of an answer a worker reads and forwards.
@@ -27,7 +19,7 @@ const maxAnswer = 1 << 20
 
 // answer is the result of one attempt.
 type answer struct {
-	class      class
+	class      sfmapi.Class
 	status     int
 	body       []byte
 	retryAfter time.Duration
@@ -66,15 +58,11 @@ func newMemoryAPI(cfg Config) *memoryAPI {
 		transport.MaxConnsPerHost = 0
 		send = transport.RoundTrip
 	}
-	auth := ""
-	if cfg.Token != "" {
-		auth = "Bearer " + cfg.Token
-	}
 	base := strings.TrimRight(cfg.Endpoint, "/")
-	m := &memoryAPI{base: base, auth: auth, send: send, timeout: cfg.RequestTimeout, durations: newAPIDurations(cfg.Registerer)}
+	m := &memoryAPI{base: base, auth: sfmapi.Bearer(cfg.Token), send: send, timeout: cfg.RequestTimeout, durations: newAPIDurations(cfg.Registerer)}
 	// A bad endpoint fails every call with "build request" instead.
-	m.memoriesURL, _ = url.Parse(base + pathMemories)
-	m.linkURL, _ = url.Parse(base + pathLink)
+	m.memoriesURL, _ = url.Parse(base + sfmapi.PathMemories)
+	m.linkURL, _ = url.Parse(base + sfmapi.PathLink)
 	if m.memoriesURL != nil && m.memoriesURL.User != nil && cfg.HTTPClient == nil {
 		// Only an http.Client turns user:password@ into basic auth.
 		m.send = (&http.Client{Transport: transport}).Do
@@ -85,27 +73,16 @@ func newMemoryAPI(cfg Config) *memoryAPI {
 // url is the endpoint of a call.
 func (m *memoryAPI) url(path string) (*url.URL, error) {
 	switch {
-	case path == pathMemories && m.memoriesURL != nil:
+	case path == sfmapi.PathMemories && m.memoriesURL != nil:
 		return m.memoriesURL, nil
-	case path == pathLink && m.linkURL != nil:
+	case path == sfmapi.PathLink && m.linkURL != nil:
 		return m.linkURL, nil
 	}
 	return url.Parse(m.base + path)
 }
 
-// Request headers, in canonical form so that they are stored as given.
-const (
-	headerAuthorization  = "Authorization"
-	headerTenant         = "X-Soma-Tenant"
-	headerIdempotencyKey = "X-Idempotency-Key"
-	headerNamespace      = "X-Soma-Namespace"
-	headerRequestID      = "X-Request-Id"
-	headerTraceparent    = "Traceparent"
-	headerTracestate     = "Tracestate"
-	headerContentType    = "Content-Type"
-)
-
-// maxRequestHeaders is how many of those a request can carry.
+// maxRequestHeaders is how many headers a request can carry: those apply
+// sets.
 const maxRequestHeaders = 8
 
 // apply makes one attempt. It never returns an error: the answer's class
@@ -115,7 +92,7 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	defer cancel()
 	u, err := m.url(w.path)
 	if err != nil {
-		return answer{class: classPermanent, err: fmt.Errorf("build request: %w", transportError(err))}
+		return answer{class: sfmapi.Permanent, err: fmt.Errorf("build request: %w", transportError(err))}
 	}
 	// What http.NewRequestWithContext makes, without parsing the URL again.
 	req := (&http.Request{
@@ -138,34 +115,34 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 			req.Header[name] = values[len(values)-1 : len(values) : len(values)]
 		}
 	}
-	set(headerAuthorization, m.auth)
-	set(headerTenant, w.addr.Tenant)
-	set(headerIdempotencyKey, w.idempotencyKey)
-	set(headerNamespace, w.namespace)
-	set(headerRequestID, w.requestID)
-	set(headerTraceparent, w.traceparent)
-	set(headerTracestate, w.tracestate)
+	set(sfmapi.HeaderAuthorization, m.auth)
+	set(sfmapi.HeaderTenant, w.addr.Tenant)
+	set(sfmapi.HeaderIdempotencyKey, w.idempotencyKey)
+	set(sfmapi.HeaderNamespace, w.namespace)
+	set(sfmapi.HeaderRequestID, w.requestID)
+	set(sfmapi.HeaderTraceparent, w.traceparent)
+	set(sfmapi.HeaderTracestate, w.tracestate)
 	if w.body != nil {
-		set(headerContentType, "application/json")
+		set(sfmapi.HeaderContentType, sfmapi.ContentTypeJSON)
 	}
 	start := time.Now()
 	resp, err := m.send(req)
 	if err != nil {
 		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds())
-		return answer{class: classTransient, err: transportError(err)}
+		return answer{class: sfmapi.Transient, err: transportError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := readAnswer(resp)
 	if err != nil {
 		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds()) // a broken answer is no answer
-		return answer{class: classTransient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
+		return answer{class: sfmapi.Transient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
 	}
 	m.durations.observe(w.addr.Op, resp.StatusCode, time.Since(start).Seconds())
-	a := answer{status: resp.StatusCode, body: data, class: classify(resp.StatusCode)}
-	if a.class == classTransient {
-		a.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	a := answer{status: resp.StatusCode, body: data, class: sfmapi.Classify(resp.StatusCode)}
+	if a.class == sfmapi.Transient {
+		a.retryAfter = sfmapi.ParseRetryAfter(resp.Header.Get(sfmapi.HeaderRetryAfter), time.Now())
 	}
-	if a.class != classApplied {
+	if a.class != sfmapi.Applied {
 		a.err = fmt.Errorf("memory API answered %d", resp.StatusCode)
 	}
 	return a
@@ -205,32 +182,4 @@ func transportError(err error) error {
 		return uerr.Err
 	}
 	return err
-}
-
-func classify(status int) class {
-	switch {
-	case status >= 200 && status < 300:
-		return classApplied
-	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status == http.StatusTooManyRequests, status >= 500:
-		return classTransient
-	default:
-		return classPermanent
-	}
-}
-
-// parseRetryAfter reads delay-seconds or an HTTP date; 0 when absent or bad.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }

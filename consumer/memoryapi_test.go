@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -19,7 +20,7 @@ func storeWrite(t *testing.T) *write {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &write{addr: addr, idempotencyKey: "k1", method: http.MethodPost, path: pathMemories, body: []byte(`{"coord":"1,2,3","payload":{}}`)}
+	return &write{addr: addr, idempotencyKey: "k1", method: http.MethodPost, path: sfmapi.PathMemories, body: []byte(`{"coord":"1,2,3","payload":{}}`)}
 }
 
 // Each call carries its headers and body, and a kept-alive connection the
@@ -28,9 +29,9 @@ func TestMemoryAPICallSendsTheWriteAndSurvivesAClosedKeepAlive(t *testing.T) {
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Method != http.MethodPost || r.URL.Path != pathMemories || string(body) != `{"coord":"1,2,3","payload":{}}` ||
-			r.Header.Get(headerAuthorization) != "Bearer secret" || r.Header.Get(headerTenant) != "acme" ||
-			r.Header.Get(headerIdempotencyKey) != "k1" || r.Header.Get(headerContentType) != "application/json" || r.ContentLength != int64(len(body)) {
+		if r.Method != http.MethodPost || r.URL.Path != sfmapi.PathMemories || string(body) != `{"coord":"1,2,3","payload":{}}` ||
+			r.Header.Get(sfmapi.HeaderAuthorization) != "Bearer secret" || r.Header.Get(sfmapi.HeaderTenant) != "acme" ||
+			r.Header.Get(sfmapi.HeaderIdempotencyKey) != "k1" || r.Header.Get(sfmapi.HeaderContentType) != "application/json" || r.ContentLength != int64(len(body)) {
 			t.Errorf("call %d: %s %s %q headers %v length %d", calls.Load(), r.Method, r.URL.Path, body, r.Header, r.ContentLength)
 		}
 		calls.Add(1)
@@ -39,7 +40,7 @@ func TestMemoryAPICallSendsTheWriteAndSurvivesAClosedKeepAlive(t *testing.T) {
 	defer srv.Close()
 	m := newMemoryAPI(Config{Endpoint: srv.URL + "/", Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
 	for i := range 3 {
-		if a := m.apply(context.Background(), storeWrite(t)); a.class != classApplied || a.err != nil {
+		if a := m.apply(context.Background(), storeWrite(t)); a.class != sfmapi.Applied || a.err != nil {
 			t.Fatalf("call %d: %+v", i, a)
 		}
 		// Drop the kept-alive connections, as a restarting memory API does.
@@ -63,7 +64,7 @@ func TestMemoryAPIRedirectIsAPermanentFailure(t *testing.T) {
 	defer srv.Close()
 	m := newMemoryAPI(Config{Endpoint: srv.URL, Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
 	a := m.apply(context.Background(), storeWrite(t))
-	if a.class != classPermanent || a.status != http.StatusFound || a.err == nil || !strings.Contains(a.err.Error(), "302") {
+	if a.class != sfmapi.Permanent || a.status != http.StatusFound || a.err == nil || !strings.Contains(a.err.Error(), "302") {
 		t.Fatalf("answer %+v, want a permanent failure with status 302", a)
 	}
 	if n := elsewhere.Load(); n != 0 {
@@ -81,7 +82,7 @@ func TestMemoryAPIEndpointUserInfoIsBasicAuth(t *testing.T) {
 	defer srv.Close()
 	endpoint := strings.Replace(srv.URL, "http://", "http://jetbox:pw@", 1)
 	m := newMemoryAPI(Config{Endpoint: endpoint, Concurrency: 4, RequestTimeout: 5 * time.Second})
-	if a := m.apply(context.Background(), storeWrite(t)); a.class != classApplied {
+	if a := m.apply(context.Background(), storeWrite(t)); a.class != sfmapi.Applied {
 		t.Fatalf("answer %+v, want applied with basic auth", a)
 	}
 }

@@ -12,16 +12,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/internal/config"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
-
-// isMisconfiguration says whether a memory API status means the worker, not
-// the write, is wrong: 401 and 403 (the token), 404 on a write route (the
-// base URL: the memory API never answers 404 to a well-formed write).
-// Dead-lettering would turn every write into a dead letter for a mistake
-// in one setting.
-func isMisconfiguration(status int) bool {
-	return status == 401 || status == 403 || status == 404
-}
 
 // DefaultMisconfiguredProbe is how often a worker that the memory API
 // refuses as misconfigured lets one write through to see whether it is
@@ -29,9 +21,11 @@ func isMisconfiguration(status int) bool {
 const DefaultMisconfiguredProbe = 5 * time.Second
 
 // misconfigured holds every write of the worker back while the memory API
-// refuses the worker itself (isMisconfiguration), letting one write through
-// per probe interval, and lets them all go once one is accepted. Nothing
-// is dead-lettered and no retry budget is used meanwhile.
+// refuses the worker itself (sfmapi.IsMisconfiguration), letting one write
+// through per probe interval, and lets them all go once one is accepted.
+// Nothing is dead-lettered and no retry budget is used meanwhile:
+// dead-lettering would turn every write into a dead letter for a mistake
+// in one setting.
 type misconfigured struct {
 	endpoint string
 	probe    time.Duration
@@ -92,7 +86,7 @@ func (mc *misconfigured) wait(ctx context.Context) bool {
 // observe records what the memory API answered a write that wait let
 // through.
 func (mc *misconfigured) observe(a answer) {
-	refusal := a.status != 0 && isMisconfiguration(a.status)
+	refusal := a.status != 0 && sfmapi.IsMisconfiguration(a.status)
 	if !refusal && !mc.refused.Load() {
 		return
 	}

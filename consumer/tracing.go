@@ -15,6 +15,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/tracing/spanconv"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -157,7 +158,7 @@ func tracedSend(tracer trace.Tracer, send func(*http.Request) (*http.Response, e
 		if span.SpanContext().IsValid() {
 			// The write's tracestate belongs with its traceparent, which
 			// this call's replaces.
-			delete(req.Header, headerTracestate)
+			delete(req.Header, sfmapi.HeaderTracestate)
 			spanconv.Propagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 		}
 		resp, err := send(req)
@@ -182,8 +183,8 @@ func tracedSend(tracer trace.Tracer, send func(*http.Request) (*http.Response, e
 // urlTemplate is a memory API path with the coord, the only part that
 // varies, left out.
 func urlTemplate(path string) string {
-	if strings.HasPrefix(path, pathMemories+"/") {
-		return pathMemories + "/{coord}"
+	if strings.HasPrefix(path, sfmapi.PathMemoryPrefix) {
+		return sfmapi.PatternMemory
 	}
 	return path
 }

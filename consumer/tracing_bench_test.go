@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -58,7 +59,7 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				d := delivery{msg: msg, meta: meta, w: wr}
 				callCtx, span := g.startProcess(ctx, d, pt)
 				d.span = span
-				if a := g.api.apply(callCtx, wr); a.class != classApplied {
+				if a := g.api.apply(callCtx, wr); a.class != sfmapi.Applied {
 					b.Fatalf("answer %d: %v", a.status, a.err)
 				}
 				d.span.settle(outcomeApplied)

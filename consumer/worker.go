@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/internal/priority"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -491,13 +492,13 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
 	g.misconfig.observe(a)
-	if isMisconfiguration(a.status) {
+	if sfmapi.IsMisconfiguration(a.status) {
 		// The worker's fault, not the write's: held, no budget used, tried
 		// again when the memory API accepts the worker (misconfigured).
 		return again, 0
 	}
 	switch a.class {
-	case classApplied:
+	case sfmapi.Applied:
 		if err := msg.Ack(); err != nil {
 			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
 		}
@@ -509,7 +510,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		d.span.settle(outcomeApplied)
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
 		return settled, 0
-	case classPermanent:
+	case sfmapi.Permanent:
 		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected))
 	}
 	if ctx.Err() != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
@@ -164,12 +166,6 @@ type linkBody struct {
 	Metadata  *map[string]json.RawMessage `json:"metadata"`
 }
 
-// Paths of the memory API calls that have a body.
-const (
-	pathMemories = "/memories"
-	pathLink     = "/graph/link"
-)
-
 // decodeBody checks the body in one pass: JSON validity, top-level keys and
 // the op's fields, in the order of the reasons it gives (not JSON, not
 // UTF-8, a key, a field's JSON type, a field's value).
@@ -191,8 +187,8 @@ func (w *write) decodeBody(data []byte) error {
 	}
 	switch w.addr.Op {
 	case streams.OpStore:
-		coord, hasCoord, ok1 := b.str(fieldCoord)
-		memoryType, hasMemoryType, ok2 := b.str(fieldMemoryType)
+		coord, hasCoord, ok1 := b.str(sfmapi.FieldCoord)
+		memoryType, hasMemoryType, ok2 := b.str(sfmapi.FieldMemoryType)
 		if !b.object || !ok1 || !ok2 {
 			return typeError("store", data, &storeBody{})
 		}
@@ -201,7 +197,7 @@ func (w *write) decodeBody(data []byte) error {
 			return err
 		}
 		w.memory = memoryKey(xyz)
-		if payload := b.fields[fieldPayload]; len(payload) == 0 || payload[0] != '{' {
+		if payload := b.fields[sfmapi.FieldPayload]; len(payload) == 0 || payload[0] != '{' {
 			return badInput("store body: payload must be a JSON object")
 		}
 		if hasMemoryType {
@@ -209,9 +205,9 @@ func (w *write) decodeBody(data []byte) error {
 				return badInput("store body: %v", err)
 			}
 		}
-		w.method, w.path, w.body, w.coord = "POST", pathMemories, b.forward(data, storeFields), coord
+		w.method, w.path, w.body, w.coord = http.MethodPost, sfmapi.PathMemories, b.forward(data, sfmapi.StoreFields), coord
 	case streams.OpDelete:
-		coord, hasCoord, ok := b.str(fieldCoord)
+		coord, hasCoord, ok := b.str(sfmapi.FieldCoord)
 		if !b.object || !ok {
 			return typeError("delete", data, &deleteBody{})
 		}
@@ -220,14 +216,14 @@ func (w *write) decodeBody(data []byte) error {
 			return err
 		}
 		w.memory = memoryKey(xyz)
-		w.method, w.path, w.coord = "DELETE", pathMemories+"/"+escapePath(coord), coord
+		w.method, w.path, w.coord = http.MethodDelete, sfmapi.MemoryPath(coord), coord
 	case streams.OpLink:
-		from, hasFrom, ok1 := b.str(fieldFromCoord)
-		to, hasTo, ok2 := b.str(fieldToCoord)
-		_, _, ok3 := b.str(fieldLinkType)
-		_, ok4 := b.number(fieldStrength)
+		from, hasFrom, ok1 := b.str(sfmapi.FieldFromCoord)
+		to, hasTo, ok2 := b.str(sfmapi.FieldToCoord)
+		_, _, ok3 := b.str(sfmapi.FieldLinkType)
+		_, ok4 := b.number(sfmapi.FieldStrength)
 		_, ok5 := b.number(fieldWeight)
-		metadata := b.fields[fieldMetadata]
+		metadata := b.fields[sfmapi.FieldMetadata]
 		ok6 := metadata == nil || metadata[0] == 'n' || metadata[0] == '{'
 		if !b.object || !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 {
 			return typeError("link", data, &linkBody{})
@@ -240,7 +236,7 @@ func (w *write) decodeBody(data []byte) error {
 			return err
 		}
 		w.memory = memoryKey(xyz)
-		w.method, w.path, w.body, w.coord = "POST", pathLink, b.forward(data, linkFields), from
+		w.method, w.path, w.body, w.coord = http.MethodPost, sfmapi.PathLink, b.forward(data, sfmapi.LinkFields), from
 	}
 	return nil
 }
@@ -254,36 +250,29 @@ func typeError(op string, data []byte, v any) error {
 	return badInput("%s body: a field has the wrong JSON type", op)
 }
 
-// The body fields the worker checks, in any op.
+// The body fields the worker reads: SFM's (sfmapi.Field), then weight,
+// the name of strength in an earlier version of jetbox's contract.
 const (
-	fieldCoord = iota
-	fieldPayload
-	fieldMemoryType
-	fieldFromCoord
-	fieldToCoord
-	fieldLinkType
-	fieldStrength
-	fieldMetadata
-	fieldWeight
-	numFields
+	fieldWeight = sfmapi.NumFields
+	numFields   = fieldWeight + 1
 )
 
-var bodyFields = [numFields]string{"coord", "payload", "memory_type", "from_coord", "to_coord", "link_type", "strength", "metadata", "weight"}
-
-// storeFields and linkFields are the memory API's own fields of each op,
-// in the order a rebuilt body lists them. Nothing else reaches the memory
-// API: a field it does not know could be read by a later version of it,
-// or by another implementation, as something the tenant may not set.
-var (
-	storeFields = []int{fieldCoord, fieldPayload, fieldMemoryType}
-	linkFields  = []int{fieldFromCoord, fieldToCoord, fieldLinkType, fieldStrength, fieldMetadata}
-)
+var bodyFields = func() (names [numFields]string) {
+	for f := range sfmapi.NumFields {
+		names[f] = f.String()
+	}
+	names[fieldWeight] = "weight"
+	return names
+}()
 
 // forward is the body sent to the memory API: data as is when it holds
 // only the op's own fields (the usual case, and free), otherwise those
-// fields rebuilt from their raw values. A link's weight, the field's name
-// in an earlier contract, is sent as strength when strength is absent.
-func (b *scannedBody) forward(data []byte, own []int) []byte {
+// fields rebuilt from their raw values. Nothing else reaches the memory
+// API: a field it does not know could be read by a later version of it,
+// or by another implementation, as something the tenant may not set. A
+// link's weight is sent as strength when strength is absent, so writes
+// stored before the rename keep their strength.
+func (b *scannedBody) forward(data []byte, own []sfmapi.Field) []byte {
 	weight := b.fields[fieldWeight]
 	present := 0
 	for _, f := range own {
@@ -294,25 +283,12 @@ func (b *scannedBody) forward(data []byte, own []int) []byte {
 	if present == b.nkeysTotal && weight == nil {
 		return data
 	}
-	out := make([]byte, 0, len(data))
-	out = append(out, '{')
-	for _, f := range own {
-		raw := b.fields[f]
-		if f == fieldStrength && (raw == nil || raw[0] == 'n') && weight != nil && weight[0] != 'n' {
-			raw = weight
-		}
-		if raw == nil {
-			continue
-		}
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		out = append(out, '"')
-		out = append(out, bodyFields[f]...)
-		out = append(out, '"', ':')
-		out = append(out, raw...)
+	var fields sfmapi.Fields
+	copy(fields[:], b.fields[:])
+	if s := fields[sfmapi.FieldStrength]; (s == nil || s[0] == 'n') && weight != nil && weight[0] != 'n' {
+		fields[sfmapi.FieldStrength] = weight
 	}
-	return append(out, '}')
+	return fields.AppendBody(make([]byte, 0, len(data)), own)
 }
 
 // fewKeys is how many top-level keys a body may have before duplicates are
@@ -341,7 +317,7 @@ type scannedBody struct {
 
 // str reads a string field. present is false when it is absent or null,
 // ok false when it holds another JSON type.
-func (b *scannedBody) str(field int) (value string, present, ok bool) {
+func (b *scannedBody) str(field sfmapi.Field) (value string, present, ok bool) {
 	raw := b.fields[field]
 	switch {
 	case raw == nil || raw[0] == 'n':
@@ -354,7 +330,7 @@ func (b *scannedBody) str(field int) (value string, present, ok bool) {
 
 // number reads a number field as encoding/json does: 0 when absent or
 // null, ok false when it holds another JSON type or overflows a float64.
-func (b *scannedBody) number(field int) (value float64, ok bool) {
+func (b *scannedBody) number(field sfmapi.Field) (value float64, ok bool) {
 	raw := b.fields[field]
 	switch {
 	case raw == nil || raw[0] == 'n':
@@ -475,18 +451,4 @@ func memoryKey(xyz [3]float64) string {
 		b = strconv.AppendFloat(b, v, 'g', -1, 64)
 	}
 	return string(b)
-}
-
-// escapePath escapes a coord for a URL path segment; commas and signs stay.
-func escapePath(coord string) string {
-	var sb strings.Builder
-	for i := 0; i < len(coord); i++ {
-		c := coord[i]
-		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || strings.IndexByte(",.-+_", c) >= 0 {
-			sb.WriteByte(c)
-			continue
-		}
-		fmt.Fprintf(&sb, "%%%02X", c)
-	}
-	return sb.String()
 }

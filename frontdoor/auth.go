@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -103,8 +104,8 @@ func (a *authenticator) authenticate(r *http.Request) (principal, bool) {
 	if a.open {
 		return principal{}, true
 	}
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "bearer") || token == "" {
+	token, ok := sfmapi.BearerToken(r.Header.Get(sfmapi.HeaderAuthorization))
+	if !ok {
 		return principal{}, false
 	}
 	sum := sha256.Sum256([]byte(token))
@@ -117,19 +118,13 @@ func (a *authenticator) authenticate(r *http.Request) (principal, bool) {
 	return principal{tenant: tenant}, found == 1
 }
 
-// Request headers SomaBrain sends.
-const (
-	headerTenant      = "X-Soma-Tenant"
-	headerNamespace   = "X-Soma-Namespace"
-	headerRequestID   = "X-Request-ID"
-	headerWriteMode   = "X-Soma-Write-Mode"
-	headerTraceparent = "traceparent"
-	headerTracestate  = "tracestate"
-)
+// headerWriteMode is the front door's own request header: the write mode
+// of a write. The others it reads are SFM's (sfmapi.Header*).
+const headerWriteMode = "X-Soma-Write-Mode"
 
 // callerCredentials are the headers that carry a caller's token; none of
 // them is forwarded.
-var callerCredentials = []string{"Authorization", "X-API-Key", "X-Auth-Token", "Proxy-Authorization", "Cookie"}
+var callerCredentials = []string{sfmapi.HeaderAuthorization, "X-API-Key", "X-Auth-Token", "Proxy-Authorization", "Cookie"}
 
 // resolveTenant is the tenant a request acts for: X-Soma-Tenant, else the
 // last ':' segment of X-Soma-Namespace, else the token's tenant, else the
@@ -141,8 +136,8 @@ func resolveTenant(r *http.Request, who principal, defaultTenant string) (string
 	if who.tenant != "" {
 		fallback = who.tenant
 	}
-	namespace := r.Header.Get(headerNamespace)
-	tenant, err := tenancy.Resolve(strings.TrimSpace(r.Header.Get(headerTenant)), namespace, fallback)
+	namespace := r.Header.Get(sfmapi.HeaderNamespace)
+	tenant, err := tenancy.Resolve(strings.TrimSpace(r.Header.Get(sfmapi.HeaderTenant)), namespace, fallback)
 	if err != nil {
 		return "", refuse(400, err.Error())
 	}
@@ -150,7 +145,7 @@ func resolveTenant(r *http.Request, who principal, defaultTenant string) (string
 		return "", refuse(403, "Permission denied: this token may not act for the tenant the request names")
 	}
 	if nt := tenancy.FromNamespace(namespace); namespace != "" && nt != tenant {
-		return "", refuse(400, fmt.Sprintf("%s names tenant %q, not the request's tenant %q", headerNamespace, text.Clip(nt, 64), text.Clip(tenant, 64)))
+		return "", refuse(400, fmt.Sprintf("%s names tenant %q, not the request's tenant %q", sfmapi.HeaderNamespace, text.Clip(nt, 64), text.Clip(tenant, 64)))
 	}
 	return tenant, nil
 }

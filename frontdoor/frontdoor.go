@@ -36,6 +36,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/frontdoor/limits"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -56,14 +57,10 @@ const (
 
 // Retry-After values, in seconds, of the refusals that ask to come back.
 const (
-	retryBusy          = "1" // the front door or the outbox is briefly unable
-	retryBacklogFull   = "1" // the tenant's writes waiting in the outbox reached its quota
-	retryOutboxFull    = "5" // the whole outbox is full: the workers must drain it
-	headerRetryAfter   = "Retry-After"
-	headerContentType  = "Content-Type"
-	contentTypeJSON    = "application/json"
-	bodyLimitExceeded  = "request body larger than %d bytes"
-	memoryAPIPathStore = "/memories"
+	retryBusy         = "1" // the front door or the outbox is briefly unable
+	retryBacklogFull  = "1" // the tenant's writes waiting in the outbox reached its quota
+	retryOutboxFull   = "5" // the whole outbox is full: the workers must drain it
+	bodyLimitExceeded = "request body larger than %d bytes"
 )
 
 // Config configures a Handler.
@@ -145,31 +142,31 @@ func match(r *http.Request) (route, *refusal) {
 				return nil
 			}
 		}
-		return refuse(http.StatusMethodNotAllowed, "Method not allowed")
+		return refuse(http.StatusMethodNotAllowed, sfmapi.MsgMethodNotAllowed)
 	}
 	switch path {
-	case memoryAPIPathStore:
+	case sfmapi.PathMemories:
 		return route{op: streams.OpStore}, allow(http.MethodPost)
-	case "/graph/link":
+	case sfmapi.PathLink:
 		return route{op: streams.OpLink}, allow(http.MethodPost)
-	case "/memories/search":
+	case sfmapi.PathSearch:
 		return route{}, allow(http.MethodGet, http.MethodPost)
-	case "/graph/neighbors", "/graph/path", "/health":
+	case sfmapi.PathNeighbors, sfmapi.PathGraphPath, sfmapi.PathHealth:
 		return route{}, allow(http.MethodGet)
-	case "/healthz", "/readyz", "/health/basic", "/stats", "/ping":
+	case sfmapi.PathHealthz, sfmapi.PathReadyz, sfmapi.PathHealthBasic, sfmapi.PathStats, sfmapi.PathPing:
 		return route{open: true}, allow(http.MethodGet)
 	}
-	if rest, ok := strings.CutPrefix(path, "/memories/"); ok && rest != "" && !strings.Contains(rest, "/") {
+	if rest, ok := strings.CutPrefix(path, sfmapi.PathMemoryPrefix); ok && rest != "" && !strings.Contains(rest, "/") {
 		coord, err := url.PathUnescape(rest)
 		if err != nil {
-			return route{}, refuse(http.StatusNotFound, "Not Found")
+			return route{}, refuse(http.StatusNotFound, sfmapi.MsgNotFound)
 		}
 		if r.Method == http.MethodDelete {
 			return route{op: streams.OpDelete, coord: coord}, nil
 		}
 		return route{}, allow(http.MethodGet)
 	}
-	return route{}, refuse(http.StatusNotFound, "Not Found")
+	return route{}, refuse(http.StatusNotFound, sfmapi.MsgNotFound)
 }
 
 // ServeHTTP serves one request.
@@ -178,7 +175,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.slots <- struct{}{}:
 		defer func() { <-h.slots }()
 	default:
-		w.Header().Set(headerRetryAfter, retryBusy)
+		w.Header().Set(sfmapi.HeaderRetryAfter, retryBusy)
 		writeRefusal(w, refuse(http.StatusServiceUnavailable, fmt.Sprintf("front door busy: %d requests in progress", h.cfg.MaxConcurrent)))
 		return
 	}
@@ -213,13 +210,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its /health checks the token itself and says what is wrong; every other
 // route answers as Django Ninja's bearer check does.
 func unauthorized(r *http.Request) string {
-	if r.URL.Path != "/health" {
-		return "Unauthorized"
+	if r.URL.Path != sfmapi.PathHealth {
+		return sfmapi.MsgUnauthorized
 	}
-	if r.Header.Get("Authorization") == "" {
-		return "Missing Authorization header"
+	if r.Header.Get(sfmapi.HeaderAuthorization) == "" {
+		return sfmapi.MsgMissingAuthHeader
 	}
-	return "Invalid API token"
+	return sfmapi.MsgInvalidAPIToken
 }
 
 // forward proxies a read to the memory API as the given tenant ("" keeps
@@ -231,7 +228,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, tenant string)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	if tenant != "" {
-		r.Header.Set(headerTenant, tenant)
+		r.Header.Set(sfmapi.HeaderTenant, tenant)
 	}
 	h.proxy.ServeHTTP(w, r)
 }
@@ -269,7 +266,7 @@ func (h *Handler) writeMode(r *http.Request) (streams.Mode, *refusal) {
 func writeRefusal(w http.ResponseWriter, r *refusal) { writeJSON(w, r.status, r.body) }
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set(headerContentType, contentTypeJSON)
+	w.Header().Set(sfmapi.HeaderContentType, sfmapi.ContentTypeJSON)
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
@@ -287,7 +284,7 @@ func newProxy(target *url.URL, token string, timeout time.Duration, log zerolog.
 				pr.Out.Header.Del(h)
 			}
 			if token != "" {
-				pr.Out.Header.Set("Authorization", "Bearer "+token)
+				pr.Out.Header.Set(sfmapi.HeaderAuthorization, sfmapi.Bearer(token))
 			}
 		},
 		Transport: transport,

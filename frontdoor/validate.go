@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -98,7 +99,7 @@ func unprocessable(errs []validationError) *refusal {
 }
 
 // errCannotParse is Ninja's answer to a body that is not JSON.
-var errCannotParse = refuse(400, "Cannot parse request body")
+var errCannotParse = refuse(400, sfmapi.MsgCannotParseBody)
 
 // decodeBody checks body against s and returns its fields as raw JSON.
 func decodeBody(body []byte, s schema) (map[string]json.RawMessage, *refusal) {
@@ -220,11 +221,11 @@ func checkCoord(coord string) *refusal {
 		}
 	}
 	if len(parts) == 0 {
-		return refuse(400, "Coordinate cannot be empty")
+		return refuse(400, sfmapi.MsgCoordinateEmpty)
 	}
 	for _, p := range parts {
 		if _, err := pyfloat.Parse(p); err != nil {
-			return refuse(400, "Invalid coordinate format: "+coord)
+			return refuse(400, sfmapi.MsgInvalidCoordPrefix+coord)
 		}
 	}
 	if _, err := streams.ParseCoord(coord); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
@@ -27,11 +28,11 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, rt route, tenant
 		}
 	}
 	opts := []producer.WriteOption{producer.WithMode(mode),
-		producer.WithTraceContext(r.Header.Get(headerTraceparent), r.Header.Get(headerTracestate))}
-	if id := r.Header.Get(headerRequestID); id != "" {
+		producer.WithTraceContext(r.Header.Get(sfmapi.HeaderTraceparent), r.Header.Get(sfmapi.HeaderTracestate))}
+	if id := r.Header.Get(sfmapi.HeaderRequestID); id != "" {
 		opts = append(opts, producer.WithRequestID(id))
 	}
-	namespace := r.Header.Get(headerNamespace)
+	namespace := r.Header.Get(sfmapi.HeaderNamespace)
 	p := h.cfg.Producer
 
 	var (
@@ -109,7 +110,7 @@ func (h *Handler) write(w http.ResponseWriter, r *http.Request, rt route, tenant
 	default:
 		ref, retryAfter := h.failure(err, tenant, rt.op)
 		if retryAfter != "" {
-			w.Header().Set(headerRetryAfter, retryAfter)
+			w.Header().Set(sfmapi.HeaderRetryAfter, retryAfter)
 		}
 		writeRefusal(w, ref)
 	}

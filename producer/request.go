@@ -10,14 +10,15 @@ import (
 
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // Defaults of the request bodies.
 const (
 	DefaultMemoryType   = "episodic"
-	DefaultLinkType     = "related" // SomaFractalMemory's default link type
-	DefaultLinkStrength = 1.0       // SomaFractalMemory's default strength
+	DefaultLinkType     = sfmapi.DefaultLinkType     // SomaFractalMemory's default link type
+	DefaultLinkStrength = sfmapi.DefaultLinkStrength // SomaFractalMemory's default strength
 )
 
 // StoreRequest writes a memory (POST /memories).

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // maxCoordKeyChars is the length of SFM's coordinate_key column: a
@@ -31,7 +32,7 @@ func parseCoord(text string) (coord, error) {
 		}
 		f, err := pyfloat.Parse(part)
 		if err != nil {
-			return coord{}, &coordError{message: "Invalid coordinate format: " + text}
+			return coord{}, &coordError{message: sfmapi.MsgInvalidCoordPrefix + text}
 		}
 		if len(key) > 0 {
 			key = append(key, ',')
@@ -40,7 +41,7 @@ func parseCoord(text string) (coord, error) {
 		c.values = append(c.values, f)
 	}
 	if len(c.values) == 0 {
-		return coord{}, &coordError{message: "Coordinate cannot be empty"}
+		return coord{}, &coordError{message: sfmapi.MsgCoordinateEmpty}
 	}
 	c.key = string(key)
 	return c, nil

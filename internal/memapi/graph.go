@@ -12,15 +12,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // SFM's graph routes: POST /graph/link, GET /graph/neighbors, GET /graph/path.
 
-const (
-	defaultLinkType     = "related"
-	defaultLinkStrength = 1.0
-	maxLinkTypeChars    = 100 // SFM's link_type column
-)
+const maxLinkTypeChars = 100 // SFM's link_type column
 
 // handleLink is POST /graph/link: an upsert by (from, to, link_type). A
 // link needs no memory at either end. Unknown fields (weight among them)
@@ -32,7 +29,7 @@ func (s *Store) handleLink(req *request) answer {
 	}
 	fromText, toText := f.str("from_coord"), f.str("to_coord")
 	linkType := f.optionalStr("link_type")
-	strength := f.float("strength", defaultLinkStrength)
+	strength := f.float("strength", sfmapi.DefaultLinkStrength)
 	metadata := f.object("metadata", false)
 	if bad := f.failed(); bad != nil {
 		return *bad
@@ -45,7 +42,7 @@ func (s *Store) handleLink(req *request) answer {
 	if err != nil {
 		return coordAnswer(err)
 	}
-	lt := defaultLinkType
+	lt := sfmapi.DefaultLinkType
 	if linkType != nil && *linkType != "" {
 		lt = *linkType
 	}
@@ -218,7 +215,7 @@ func (s *Store) handlePath(req *request) answer {
 		Found     bool     `json:"found"`
 	}{FromCoord: fromText, ToCoord: toText, Path: []string{}, LinkTypes: []string{}}
 	if err == nil && len(path) > 0 && len(path) <= maxLength { // SFM answers a failed search as not found
-		lt := defaultLinkType
+		lt := sfmapi.DefaultLinkType
 		if linkType != nil && *linkType != "" {
 			lt = *linkType
 		}

@@ -13,14 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
-)
-
-// Request headers the API reads. SFM reads only Authorization and
-// X-Soma-Tenant; the other two are kept in the history, never obeyed.
-const (
-	headerTenant         = "X-Soma-Tenant"
-	headerIdempotencyKey = "X-Idempotency-Key"
-	headerRequestID      = "X-Request-ID"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 const (
@@ -42,31 +35,31 @@ const (
 // Handler returns the HTTP API: SFM's routes, answered as SFM answers them.
 func (s *Store) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/memories", byMethod{http.MethodPost: s.data(s.handleStore)})
-	mux.Handle("/memories/search", byMethod{
+	mux.Handle(sfmapi.PathMemories, byMethod{http.MethodPost: s.data(s.handleStore)})
+	mux.Handle(sfmapi.PathSearch, byMethod{
 		http.MethodGet:  s.data(s.handleSearchQuery),
 		http.MethodPost: s.data(s.handleSearchBody),
 	})
-	mux.Handle("/memories/{coord}", byMethod{
+	mux.Handle(sfmapi.PatternMemory, byMethod{
 		http.MethodGet:    s.data(s.handleGet),
 		http.MethodDelete: s.data(s.handleDelete),
 	})
-	mux.Handle("/graph/link", byMethod{http.MethodPost: s.data(s.handleLink)})
-	mux.Handle("/graph/neighbors", byMethod{http.MethodGet: s.data(s.handleNeighbors)})
-	mux.Handle("/graph/path", byMethod{http.MethodGet: s.data(s.handlePath)})
-	mux.Handle("/healthz", byMethod{http.MethodGet: s.handleHealthz})
-	mux.Handle("/readyz", byMethod{http.MethodGet: s.handleHealthBasic})
-	mux.Handle("/health/basic", byMethod{http.MethodGet: s.handleHealthBasic})
-	mux.Handle("/health", byMethod{http.MethodGet: s.handleHealth})
-	mux.Handle("/stats", byMethod{http.MethodGet: s.handleStats})
-	mux.Handle("/ping", byMethod{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle(sfmapi.PathLink, byMethod{http.MethodPost: s.data(s.handleLink)})
+	mux.Handle(sfmapi.PathNeighbors, byMethod{http.MethodGet: s.data(s.handleNeighbors)})
+	mux.Handle(sfmapi.PathGraphPath, byMethod{http.MethodGet: s.data(s.handlePath)})
+	mux.Handle(sfmapi.PathHealthz, byMethod{http.MethodGet: s.handleHealthz})
+	mux.Handle(sfmapi.PathReadyz, byMethod{http.MethodGet: s.handleHealthBasic})
+	mux.Handle(sfmapi.PathHealthBasic, byMethod{http.MethodGet: s.handleHealthBasic})
+	mux.Handle(sfmapi.PathHealth, byMethod{http.MethodGet: s.handleHealth})
+	mux.Handle(sfmapi.PathStats, byMethod{http.MethodGet: s.handleStats})
+	mux.Handle(sfmapi.PathPing, byMethod{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
 		writeAnswer(w, jsonAnswer(http.StatusOK, map[string]string{"ping": "pong"}))
 	}})
 	mux.Handle("/{$}", byMethod{http.MethodGet: func(w http.ResponseWriter, _ *http.Request) {
 		writeAnswer(w, jsonAnswer(http.StatusOK, map[string]string{"status": "online", "message": "FractalMemory API is running", "metrics": "/metrics"}))
 	}})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
-		writeAnswer(w, detailAnswer(http.StatusNotFound, msgNotFound))
+		writeAnswer(w, detailAnswer(http.StatusNotFound, sfmapi.MsgNotFound))
 	})
 	return mux
 }
@@ -88,7 +81,7 @@ func (m byMethod) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(http.StatusMethodNotAllowed)
-	_, _ = io.WriteString(w, msgMethodNotAllowed)
+	_, _ = io.WriteString(w, sfmapi.MsgMethodNotAllowed)
 }
 
 // request is one data request once it passed authentication.
@@ -110,7 +103,7 @@ type dataHandler func(req *request) answer
 func (s *Store) data(h dataHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.bearerAccepted(r) {
-			writeAnswer(w, detailAnswer(http.StatusUnauthorized, msgUnauthorized))
+			writeAnswer(w, detailAnswer(http.StatusUnauthorized, sfmapi.MsgUnauthorized))
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
@@ -135,20 +128,20 @@ func (s *Store) data(h dataHandler) http.HandlerFunc {
 			http:   r,
 			tenant: tenant,
 			body:   body,
-			caller: caller{idempotencyKey: r.Header.Get(headerIdempotencyKey), requestID: r.Header.Get(headerRequestID)},
+			caller: caller{idempotencyKey: r.Header.Get(sfmapi.HeaderIdempotencyKey), requestID: r.Header.Get(sfmapi.HeaderRequestID)},
 		}))
 	}
 }
 
-// bearerAccepted is Ninja's HttpBearer with SFM's check: the scheme is
-// "bearer" in any case, the token is everything after the first space, and
-// it must equal the configured token, compared in constant time.
+// bearerAccepted is Ninja's HttpBearer (sfmapi.BearerToken) with SFM's
+// check: the token must equal the configured one, compared in constant
+// time.
 func (s *Store) bearerAccepted(r *http.Request) bool {
 	if s.opts.Token == "" {
 		return true
 	}
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	return strings.EqualFold(scheme, "bearer") && token != "" && s.tokenMatches(token)
+	token, ok := sfmapi.BearerToken(r.Header.Get(sfmapi.HeaderAuthorization))
+	return ok && s.tokenMatches(token)
 }
 
 func (s *Store) tokenMatches(token string) bool {
@@ -161,7 +154,7 @@ func (s *Store) tenantOf(r *http.Request) string {
 	if s.opts.Token != "" && s.opts.TokenTenant != "" {
 		return s.opts.TokenTenant
 	}
-	if t := r.Header.Get(headerTenant); t != "" {
+	if t := r.Header.Get(sfmapi.HeaderTenant); t != "" {
 		return strings.TrimFunc(t, pyfloat.IsSpace)
 	}
 	return defaultTenant

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // SFM's system routes: /healthz, /readyz, /health/basic, /health, /stats.
@@ -70,14 +72,14 @@ func countTenant(b tenantBuckets) (counts, error) {
 // differ from the data routes'): status, backends, counts, tenants.
 func (s *Store) handleHealth(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Token != "" {
-		auth := r.Header.Get("Authorization")
+		auth := r.Header.Get(sfmapi.HeaderAuthorization)
 		token, isBearer := strings.CutPrefix(auth, "Bearer ")
 		switch {
 		case !isBearer:
-			writeAnswer(w, detailAnswer(http.StatusUnauthorized, msgMissingAuthHeader))
+			writeAnswer(w, detailAnswer(http.StatusUnauthorized, sfmapi.MsgMissingAuthHeader))
 			return
 		case !s.tokenMatches(token):
-			writeAnswer(w, detailAnswer(http.StatusUnauthorized, msgInvalidAPIToken))
+			writeAnswer(w, detailAnswer(http.StatusUnauthorized, sfmapi.MsgInvalidAPIToken))
 			return
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // openTestStore opens a store in a fresh temp dir unless opts.Path is set.
@@ -77,8 +79,8 @@ func expect(t *testing.T, what string, got response, status int, body string) {
 	}
 }
 
-func tenant(name string) []string { return []string{headerTenant, name} }
+func tenant(name string) []string { return []string{sfmapi.HeaderTenant, name} }
 
 func withKey(tenantName, key string) []string {
-	return []string{headerTenant, tenantName, headerIdempotencyKey, key}
+	return []string{sfmapi.HeaderTenant, tenantName, sfmapi.HeaderIdempotencyKey, key}
 }

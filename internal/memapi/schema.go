@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jetbox-dev/jetbox/internal/pyfloat"
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // SFM's routes are Django Ninja operations whose bodies and query
@@ -45,14 +46,14 @@ func bodyFields(body []byte, model string) (*fields, *answer) {
 	case len(body) == 0:
 		f.fail(nil, "missing", "Field required")
 	case !json.Valid(trimmed):
-		a := detailAnswer(400, msgCannotParseBody)
+		a := detailAnswer(400, sfmapi.MsgCannotParseBody)
 		return nil, &a
 	case trimmed[0] != '{':
 		f.errs = append(f.errs, fieldError{Type: "model_type", Loc: f.loc,
 			Msg: "Input should be a valid dictionary or instance of " + model, Ctx: map[string]string{"class_name": model}})
 	default:
 		if err := json.Unmarshal(trimmed, &f.values); err != nil {
-			a := detailAnswer(400, msgCannotParseBody)
+			a := detailAnswer(400, sfmapi.MsgCannotParseBody)
 			return nil, &a
 		}
 	}

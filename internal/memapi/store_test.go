@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // SFM's answers are proven by internal/sfmconformance; these tests cover
@@ -23,7 +25,7 @@ const storeBody = `{"coord":"1,2,3","payload":{"v":1}}`
 func TestARepeatedKeyIsAppliedAgainAndRecorded(t *testing.T) {
 	s := openTestStore(t, Options{})
 	srv := startAPI(t, s)
-	h := append(withKey("t", "key-1"), headerRequestID, "req-1")
+	h := append(withKey("t", "key-1"), sfmapi.HeaderRequestID, "req-1")
 
 	first := send(t, srv, "POST", "/memories", storeBody, h...)
 	expect(t, "first", first, 200, `{"coord":"1,2,3","memory_type":"episodic"}`)
@@ -59,7 +61,7 @@ func TestHistoryKeepsApplyOrderAndSoftDeletes(t *testing.T) {
 		{"POST", "/graph/link", `{"from_coord":"1,2,3","to_coord":"4,5,6","link_type":"next","weight":0.5}`, "link"},
 	}
 	for i, st := range steps {
-		h := []string{headerTenant, "t", headerRequestID, st.op + string(rune('0'+i))}
+		h := []string{sfmapi.HeaderTenant, "t", sfmapi.HeaderRequestID, st.op + string(rune('0'+i))}
 		expect(t, st.op, send(t, srv, st.method, st.path, st.body, h...), 200, "")
 	}
 	hist := s.History("t", "1,2,3")
@@ -84,9 +86,9 @@ func TestTenantsAreKeptApartByHeader(t *testing.T) {
 	srv := startAPI(t, s)
 	auth := []string{"Authorization", "Bearer tok"}
 
-	expect(t, "store as A", send(t, srv, "POST", "/memories", storeBody, append(auth, headerTenant, "tenant-a")...), 200, "")
-	expect(t, "B reads A's coord", send(t, srv, "GET", "/memories/1,2,3", "", append(auth, headerTenant, "tenant-b")...), 404, `{"detail":"Memory not found"}`)
-	expect(t, "B deletes A's coord", send(t, srv, "DELETE", "/memories/1,2,3", "", append(auth, headerTenant, "tenant-b")...), 200, `{"coord":"1,2,3","deleted":false}`)
+	expect(t, "store as A", send(t, srv, "POST", "/memories", storeBody, append(auth, sfmapi.HeaderTenant, "tenant-a")...), 200, "")
+	expect(t, "B reads A's coord", send(t, srv, "GET", "/memories/1,2,3", "", append(auth, sfmapi.HeaderTenant, "tenant-b")...), 404, `{"detail":"Memory not found"}`)
+	expect(t, "B deletes A's coord", send(t, srv, "DELETE", "/memories/1,2,3", "", append(auth, sfmapi.HeaderTenant, "tenant-b")...), 200, `{"coord":"1,2,3","deleted":false}`)
 	expect(t, "no header is default", send(t, srv, "POST", "/memories", storeBody, auth...), 200, "")
 
 	if _, found, _ := s.Get("tenant-a", "1,2,3"); !found {
@@ -106,7 +108,7 @@ func TestTokenTenantWinsOverTheHeader(t *testing.T) {
 	s := openTestStore(t, Options{Token: "tok", TokenTenant: "standalone"})
 	srv := startAPI(t, s)
 	for _, tenant := range []string{"a", "b"} {
-		got := send(t, srv, "POST", "/memories", `{"coord":"1,2,3","payload":{"by":"`+tenant+`"}}`, "Authorization", "Bearer tok", headerTenant, tenant)
+		got := send(t, srv, "POST", "/memories", `{"coord":"1,2,3","payload":{"by":"`+tenant+`"}}`, "Authorization", "Bearer tok", sfmapi.HeaderTenant, tenant)
 		expect(t, "store as "+tenant, got, 200, "")
 	}
 	if stats := s.Stats(); len(stats.Tenants) != 1 || stats.Tenants["standalone"].Applied != 2 {
@@ -151,7 +153,7 @@ func TestDelayEndsWhenTheClientGoesAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set(headerTenant, "t")
+	req.Header.Set(sfmapi.HeaderTenant, "t")
 	if resp, err := srv.Client().Do(req); err == nil {
 		resp.Body.Close()
 		t.Fatalf("request with a 50ms deadline answered %d", resp.StatusCode)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
 // Target is the server under test.
@@ -137,18 +139,18 @@ func (r *run) do(t *testing.T, s step) {
 		t.Fatalf("%s: %v", s.name, err)
 	}
 	if s.body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(sfmapi.HeaderContentType, sfmapi.ContentTypeJSON)
 	}
 	switch s.auth {
 	case withToken:
-		req.Header.Set("Authorization", "Bearer "+r.target.Token)
+		req.Header.Set(sfmapi.HeaderAuthorization, "Bearer "+r.target.Token)
 	case wrongToken:
-		req.Header.Set("Authorization", "Bearer "+r.target.Token+"x")
+		req.Header.Set(sfmapi.HeaderAuthorization, "Bearer "+r.target.Token+"x")
 	case lowerBearer:
-		req.Header.Set("Authorization", "bearer "+r.target.Token)
+		req.Header.Set(sfmapi.HeaderAuthorization, "bearer "+r.target.Token)
 	}
 	if s.tenant != "" {
-		req.Header.Set("X-Soma-Tenant", s.tenant)
+		req.Header.Set(sfmapi.HeaderTenant, s.tenant)
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
@@ -189,7 +191,7 @@ func clip(b []byte) string {
 // 200 with the same body when all are up, else 503. (SFM without a vector
 // store reports vector_store false, so its /healthz answers 503.)
 func (r *run) healthz(t *testing.T) {
-	resp, err := r.client.Get(r.target.URL + "/readyz")
+	resp, err := r.client.Get(r.target.URL + sfmapi.PathReadyz)
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}
@@ -204,9 +206,9 @@ func (r *run) healthz(t *testing.T) {
 		t.Fatalf("GET /readyz: %v", err)
 	}
 	if b.KVStore && b.VectorStore && b.GraphStore {
-		r.do(t, step{name: "healthz, all backends up", method: "GET", path: "/healthz", auth: noToken, status: 200,
+		r.do(t, step{name: "healthz, all backends up", method: "GET", path: sfmapi.PathHealthz, auth: noToken, status: 200,
 			want: obj{"kv_store": true, "vector_store": true, "graph_store": true}})
 		return
 	}
-	r.do(t, step{name: "healthz, a backend down", method: "GET", path: "/healthz", auth: noToken, status: 503, want: detail("System backend is unhealthy")})
+	r.do(t, step{name: "healthz, a backend down", method: "GET", path: sfmapi.PathHealthz, auth: noToken, status: 503, want: detail("System backend is unhealthy")})
 }
