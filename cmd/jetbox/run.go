@@ -178,10 +178,10 @@ func flushSpans(ctx context.Context, shutdown func(context.Context) error, log z
 }
 
 // workerGCPercent is the garbage collector's target unless GOGC says
-// otherwise. A worker's live heap is small (tens of MB) and every write
-// allocates, so the default of 100 collects often: at 200, draining to a
-// memory API that answers at once took 10% less CPU per write, for about
-// 20 MB more resident memory (docs/BENCHMARKS.md).
+// otherwise. A worker's live heap is small and every write allocates, so
+// the default of 100 collects often: 200 trades a little more resident
+// memory for less CPU per write (docs/BENCHMARKS.md, "jetbox run sets
+// GOGC=200").
 const workerGCPercent = 200
 
 func setGCPercent() {
