@@ -131,13 +131,6 @@ func rehashes(was, now int) bool {
 	return was != now && (now > was || was%now != 0)
 }
 
-// earlierLayout selects, for one mode, the writes an earlier jetbox stored
-// with the partition last (memory.<token>.<mode>.<op>.<p>). The stored
-// subjects of this layout never match it: their third token is a number.
-func earlierLayout(mode Mode) string {
-	return SubjectPrefix + ".*." + string(mode) + ".*.*"
-}
-
 // parsePartition reads the partition token the outbox's subject transform
 // writes: a decimal number below MaxPartitions, written as the server
 // writes it (no sign, no leading zeros).
