@@ -31,19 +31,6 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// embeddedOptions is the embedded nats-server of 'jetbox run' as cfg
-// sets it. cfg is valid. Its clients authenticate as the workers connect
-// (NATS_USER and NATS_PASSWORD, or NATS_TOKEN), when those are set.
-func embeddedOptions(cfg config.Config) embedded.Options {
-	interval, always, _ := cfg.EmbeddedSync()
-	return embedded.Options{
-		Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox",
-		SyncInterval: interval, SyncAlways: always,
-		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: cfg.NATSToken,
-		AllowInsecure: cfg.AllowInsecure,
-	}
-}
-
 // runWorkers is 'jetbox run': everything a laptop needs in one process, or
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
@@ -108,24 +95,19 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		log.Info().Str("url", endpoint).Msg("development memory API listening")
 	}
 
-	modes, _ := cfg.GroupModes()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(opsmetrics.New(js, scfg, opsmetrics.DefaultCacheTTL), opsmetrics.BuildInfo(buildinfo.Read()))
-	w, err := consumer.New(nc, consumer.Config{
-		Endpoint: endpoint, Token: cfg.MemoryToken, Streams: scfg, Modes: modes,
-		Concurrency: cfg.Concurrency, RequestTimeout: cfg.RequestTimeout, MaxAttempts: cfg.MaxAttempts,
-		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax, MaxRetryAfter: cfg.MaxRetryAfter,
-		FailureThreshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval.Duration(),
-		BreakerIdleTTL: cfg.BreakerIdleTTL, ShutdownTimeout: cfg.ShutdownTimeout, ReplyPrefixes: cfg.ReplyPrefixList(),
-		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, PullMaxBytes: cfg.PullMaxBytes, Log: log, Registerer: reg,
-		TracerProvider: tp,
-	})
+	wcfg := workerConfig(cfg, endpoint)
+	wcfg.Log, wcfg.Registerer, wcfg.TracerProvider = log, reg, tp
+	w, err := consumer.New(nc, wcfg)
 	if err != nil {
 		return err
 	}
 	if cfg.NATSGateway {
-		gw, err := ingest.Start(nc, ingest.Config{ReplyPrefixes: cfg.ReplyPrefixList(), Registerer: reg, Log: log})
+		gcfg := gatewayConfig(cfg)
+		gcfg.Registerer, gcfg.Log = reg, log
+		gw, err := ingest.Start(nc, gcfg)
 		if err != nil {
 			return err
 		}
@@ -234,11 +216,6 @@ func serveOps(addr string, reg *prometheus.Registry, profiles bool, healthy func
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz")
 	return srv, nil
-}
-
-// memAPIOptions is the development memory API as cfg sets it.
-func memAPIOptions(cfg config.Config) memapi.Options {
-	return memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken, AllowInsecure: cfg.AllowInsecure}
 }
 
 // runMemAPI is 'jetbox memapi': the development memory API alone.
