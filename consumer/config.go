@@ -33,7 +33,7 @@ type Config struct {
 	BreakerIdleTTL   time.Duration // a tenant's breaker is forgotten after this long unused
 	ShutdownTimeout  time.Duration // how long in-flight writes may take to finish on shutdown
 
-	ReplyPrefixes []string // subjects a sync outcome may be published under; nil = "_INBOX."
+	ReplyPrefixes []string // subjects a sync outcome may be published under; nil = streams.DefaultReplyPrefix
 
 	// PullMaxBytes bounds the bytes of the writes a worker holds per
 	// partition it owns (pulled and not yet settled); 0 = streams.DefaultPullMaxBytes.
@@ -55,54 +55,79 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// DefaultConfig holds the defaults the zero values of Config stand for.
+// The settings without one (Endpoint, Token, Log, Registerer, HTTPClient,
+// TracerProvider, LogPayloads) are left zero.
+func DefaultConfig() Config {
+	return Config{
+		Streams:            streams.DefaultConfig(),
+		Modes:              streams.Modes,
+		Concurrency:        64,
+		RequestTimeout:     10 * time.Second,
+		MaxAttempts:        10,
+		BackoffBase:        500 * time.Millisecond,
+		BackoffMax:         time.Minute,
+		MaxRetryAfter:      15 * time.Minute,
+		FailureThreshold:   3,
+		ResetInterval:      60 * time.Second,
+		BreakerIdleTTL:     10 * time.Minute,
+		ShutdownTimeout:    30 * time.Second,
+		ReplyPrefixes:      []string{streams.DefaultReplyPrefix},
+		PullMaxBytes:       streams.DefaultPullMaxBytes,
+		MisconfiguredProbe: DefaultMisconfiguredProbe,
+		MetricsTenants:     100,
+	}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.Streams.Stream == "" {
-		c.Streams = streams.DefaultConfig()
+		c.Streams = d.Streams
 	}
 	if len(c.Modes) == 0 {
-		c.Modes = streams.Modes
+		c.Modes = d.Modes
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 64
+		c.Concurrency = d.Concurrency
 	}
 	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 10 * time.Second
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 10
+		c.MaxAttempts = d.MaxAttempts
 	}
 	if c.BackoffBase == 0 {
-		c.BackoffBase = 500 * time.Millisecond
+		c.BackoffBase = d.BackoffBase
 	}
 	if c.BackoffMax == 0 {
-		c.BackoffMax = time.Minute
+		c.BackoffMax = d.BackoffMax
 	}
 	if c.MaxRetryAfter == 0 {
-		c.MaxRetryAfter = 15 * time.Minute
+		c.MaxRetryAfter = d.MaxRetryAfter
 	}
 	if c.FailureThreshold == 0 {
-		c.FailureThreshold = 3
+		c.FailureThreshold = d.FailureThreshold
 	}
 	if c.ResetInterval == 0 {
-		c.ResetInterval = 60 * time.Second
+		c.ResetInterval = d.ResetInterval
 	}
 	if c.BreakerIdleTTL == 0 {
-		c.BreakerIdleTTL = 10 * time.Minute
+		c.BreakerIdleTTL = d.BreakerIdleTTL
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
+		c.ShutdownTimeout = d.ShutdownTimeout
 	}
 	if len(c.ReplyPrefixes) == 0 {
-		c.ReplyPrefixes = []string{"_INBOX."}
+		c.ReplyPrefixes = d.ReplyPrefixes
 	}
 	if c.MetricsTenants == 0 {
-		c.MetricsTenants = 100
+		c.MetricsTenants = d.MetricsTenants
 	}
 	if c.PullMaxBytes == 0 {
-		c.PullMaxBytes = streams.DefaultPullMaxBytes
+		c.PullMaxBytes = d.PullMaxBytes
 	}
 	if c.MisconfiguredProbe == 0 {
-		c.MisconfiguredProbe = DefaultMisconfiguredProbe
+		c.MisconfiguredProbe = d.MisconfiguredProbe
 	}
 }
 

@@ -39,13 +39,6 @@ import (
 // up with the parking bucket (see partition.pull) and unparks only once it
 // is sure the previous owner has let go (see partition.sure).
 
-// parkedRecord is the value of a parking bucket entry.
-type parkedRecord struct {
-	Since  time.Time `json:"since"`
-	Reason string    `json:"reason"`
-	Worker string    `json:"worker"`
-}
-
 // parking is one group's view of its parked tenants.
 type parking struct {
 	g  *group
@@ -76,8 +69,6 @@ func (pk *parking) tenant(tenant string) *parkedTenant {
 	return t
 }
 
-func parkingKey(mode streams.Mode, token string) string { return string(mode) + "." + token }
-
 // divert moves d to its tenant's parking subject if the tenant is parked.
 // moved is false when it is not parked; err says the move failed and the
 // write is still held.
@@ -102,8 +93,8 @@ func (pk *parking) park(ctx context.Context, d delivery, pt *partition, reason s
 	t := pk.tenant(d.w.addr.Tenant)
 	t.mu.Lock()
 	if !t.parked {
-		rec, _ := json.Marshal(parkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.id})
-		if _, err := g.parked.Put(ctx, parkingKey(g.mode, d.w.addr.Token), rec); err != nil {
+		rec, _ := json.Marshal(streams.ParkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.id})
+		if _, err := g.parked.Put(ctx, streams.ParkingKey(g.mode, d.w.addr.Token), rec); err != nil {
 			t.mu.Unlock()
 			return fmt.Errorf("record parked tenant: %w", err)
 		}
@@ -185,7 +176,7 @@ func (pk *parking) unpark(ctx context.Context, tenant, token string) (bool, erro
 	if n > 0 {
 		return false, nil // still parked, or replayed and not yet acked
 	}
-	if err := g.parked.Delete(ctx, parkingKey(g.mode, token)); err != nil {
+	if err := g.parked.Delete(ctx, streams.ParkingKey(g.mode, token)); err != nil {
 		return false, err
 	}
 	if t.parked {
@@ -471,11 +462,11 @@ func (w *Worker) watchParking(ctx context.Context) error {
 					w.parkingSeen.caughtUp()
 					continue
 				}
-				mode, token, found := strings.Cut(e.Key(), ".")
+				mode, token, found := streams.ParseParkingKey(e.Key())
 				tenant, err := tenancy.Decode(token)
 				if found && err == nil {
 					for _, g := range w.groups {
-						if string(g.mode) == mode {
+						if g.mode == mode {
 							g.parking.learned(tenant, e.Operation() == jetstream.KeyValuePut)
 						}
 					}

@@ -98,7 +98,7 @@ var (
 
 // DefaultReplyPrefixes is where a publish's reply subject must lead when
 // Config.ReplyPrefixes is empty: the inboxes NATS clients make.
-var DefaultReplyPrefixes = []string{"_INBOX."}
+var DefaultReplyPrefixes = []string{streams.DefaultReplyPrefix}
 
 // Config configures a Gateway.
 type Config struct {

@@ -157,40 +157,55 @@ func New(nc *nats.Conn, cfg Config) (*Producer, error) {
 	return p, nil
 }
 
+// DefaultConfig holds the defaults the zero values of Config stand for;
+// the settings without one are left zero.
+func DefaultConfig() Config {
+	return Config{
+		Mode:           streams.ModeSync,
+		DefaultTenant:  tenancy.DefaultTenant,
+		Universe:       DefaultUniverse,
+		SyncTimeout:    10 * time.Second,
+		PublishTimeout: 5 * time.Second,
+		BufferSize:     10000,
+		MaxInFlight:    4096,
+	}
+}
+
 // ackMaxPending bounds the fast_ack and sync publishes awaiting their ack; a
 // publish beyond it waits up to nats.go's stall wait, then is retried.
 const ackMaxPending = 1 << 16
 
 // withDefaults fills in the zero values and checks the rest.
 func (cfg Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
 	if cfg.Mode == "" {
-		cfg.Mode = streams.ModeSync
+		cfg.Mode = d.Mode
 	}
 	if _, err := streams.ParseMode(string(cfg.Mode)); err != nil {
 		return cfg, fmt.Errorf("producer: Mode: %w", err)
 	}
 	if cfg.DefaultTenant == "" {
-		cfg.DefaultTenant = tenancy.DefaultTenant
+		cfg.DefaultTenant = d.DefaultTenant
 	}
 	if err := tenancy.Validate(cfg.DefaultTenant); err != nil {
 		return cfg, fmt.Errorf("producer: DefaultTenant: %w", err)
 	}
 	if cfg.Universe == "" {
-		cfg.Universe = DefaultUniverse
+		cfg.Universe = d.Universe
 	}
 	if p := cfg.SubjectPrefix; p != "" && (!strings.HasSuffix(p, ".") || strings.HasPrefix(p, ".") || strings.Contains(p, "..") || strings.ContainsAny(p, " \t\r\n*>")) {
 		return cfg, fmt.Errorf("producer: SubjectPrefix %q: want literal subject tokens ending with \".\", such as \"ingest.\"", p)
 	}
-	if err := defaultTo(&cfg.SyncTimeout, 10*time.Second, "SyncTimeout"); err != nil {
+	if err := defaultTo(&cfg.SyncTimeout, d.SyncTimeout, "SyncTimeout"); err != nil {
 		return cfg, err
 	}
-	if err := defaultTo(&cfg.PublishTimeout, 5*time.Second, "PublishTimeout"); err != nil {
+	if err := defaultTo(&cfg.PublishTimeout, d.PublishTimeout, "PublishTimeout"); err != nil {
 		return cfg, err
 	}
-	if err := defaultTo(&cfg.BufferSize, 10000, "BufferSize"); err != nil {
+	if err := defaultTo(&cfg.BufferSize, d.BufferSize, "BufferSize"); err != nil {
 		return cfg, err
 	}
-	return cfg, defaultTo(&cfg.MaxInFlight, 4096, "MaxInFlight")
+	return cfg, defaultTo(&cfg.MaxInFlight, d.MaxInFlight, "MaxInFlight")
 }
 
 // defaultTo sets a zero setting to def and refuses a negative one.

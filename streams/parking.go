@@ -3,6 +3,7 @@ package streams
 import (
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -57,7 +58,8 @@ func (c Config) ParkingConfig() jetstream.StreamConfig {
 }
 
 // ParkingBucketConfig is the KV bucket that lists the parked tenants, by
-// key <mode>.<tenant token>.
+// key <mode>.<tenant token> (ParkingKey), each value a ParkedRecord in
+// JSON.
 func (c Config) ParkingBucketConfig() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      c.ParkingBucket,
@@ -66,6 +68,25 @@ func (c Config) ParkingBucketConfig() jetstream.KeyValueConfig {
 		Storage:     c.Storage,
 		Replicas:    c.Replicas,
 	}
+}
+
+// ParkedRecord is the value of a parking bucket entry: when the tenant was
+// parked, why, and by which worker.
+type ParkedRecord struct {
+	Since  time.Time `json:"since"`
+	Reason string    `json:"reason"`
+	Worker string    `json:"worker"`
+}
+
+// ParkingKey is the parking bucket's key of a tenant (its encoded token)
+// parked in one mode: <mode>.<tenant token>.
+func ParkingKey(mode Mode, token string) string { return string(mode) + "." + token }
+
+// ParseParkingKey reads a key ParkingKey made. ok is false when key has no
+// dot; mode is not checked.
+func ParseParkingKey(key string) (mode Mode, token string, ok bool) {
+	m, token, ok := strings.Cut(key, ".")
+	return Mode(m), token, ok
 }
 
 // ParkedConsumerConfig is the durable consumer a replayer reads one parked

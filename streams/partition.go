@@ -20,9 +20,9 @@ import (
 // server finds a partition's next write by walking that prefix of its
 // subject index, and matches each ack against the other consumers' filters
 // by their first tokens. With the partition last (memory.*.<mode>.*.<p>)
-// both walked every tenant's subjects: draining 200,000 writes over 1,000
-// tenants and 32 partitions took the server and a client acking at once
-// 45 µs per write, against 32-33 µs with this layout.
+// both walked every tenant's subjects, which cost the server and the
+// acking worker markedly more CPU per write (docs/BENCHMARKS.md, "Stored
+// subjects lead with the mode and the partition").
 
 // MaxPartitions bounds Config.Partitions: with three modes, 1000 partitions
 // already make 3000 consumers.
@@ -129,13 +129,6 @@ func storedPartitions(dest string) (p int, ok bool) {
 // whose partition was below now. Every other change moves some.
 func rehashes(was, now int) bool {
 	return was != now && (now > was || was%now != 0)
-}
-
-// earlierLayout selects, for one mode, the writes an earlier jetbox stored
-// with the partition last (memory.<token>.<mode>.<op>.<p>). The stored
-// subjects of this layout never match it: their third token is a number.
-func earlierLayout(mode Mode) string {
-	return SubjectPrefix + ".*." + string(mode) + ".*.*"
 }
 
 // parsePartition reads the partition token the outbox's subject transform

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -372,15 +371,6 @@ func CountStored(ctx context.Context, s jetstream.Stream, filter string) (uint64
 // would leave without a consumer, or that the server would delete.
 var ErrNotDrained = errors.New("outbox not drained")
 
-// legacyConsumer reports whether name is a consumer of the unpartitioned
-// layout: one per mode, named after it, filtered on memory.*.<mode>.>. On a
-// work-queue stream its filter overlaps the unpartitioned consumer's
-// (memory.*.*.*), and the server refuses that one while it exists.
-func legacyConsumer(name string) bool {
-	m, err := ParseMode(name)
-	return err == nil && string(m) == name
-}
-
 // retiredConsumers lists the outbox's consumers that cfg's layout no
 // longer has, and fails with ErrNotDrained if any of them still holds
 // writes: writes stored unpartitioned (four tokens), writes pending or in
@@ -400,17 +390,8 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 	if err := names.Err(); err != nil {
 		return nil, fmt.Errorf("list consumers of %s: %w", cfg.Stream, err)
 	}
-	// Writes stored with the partition last by an earlier jetbox: no
-	// consumer of this layout matches them.
-	for _, m := range Modes {
-		n, err := CountStored(ctx, outbox, earlierLayout(m))
-		if err != nil {
-			return nil, fmt.Errorf("count writes stored in the earlier layout in %s: %w", cfg.Stream, err)
-		}
-		if n > 0 {
-			return nil, fmt.Errorf("%w: stream %s holds %d %s writes stored by an earlier jetbox, with the partition last (memory.<tenant>.<mode>.<op>.<partition>); let workers of that version apply them before starting this one",
-				ErrNotDrained, cfg.Stream, n, m)
-		}
+	if err := checkPartitionLastDrained(ctx, outbox, cfg); err != nil {
+		return nil, err
 	}
 	// A new partition count that moves tenants between the partitions
 	// that remain would let a tenant's later writes, in its new partition,
@@ -427,17 +408,8 @@ func retiredConsumers(ctx context.Context, outbox jetstream.Stream, cfg Config) 
 			}
 		}
 	}
-	if len(legacy) > 0 {
-		// Counted on the stream, not on the old consumers: what matters is
-		// whether any write is still stored with four tokens.
-		n, err := CountStored(ctx, outbox, SubjectPrefix+".*.*.*")
-		if err != nil {
-			return nil, fmt.Errorf("count unpartitioned writes in %s: %w", cfg.Stream, err)
-		}
-		if n > 0 {
-			return nil, fmt.Errorf("%w: stream %s holds %d writes stored before it was partitioned; let workers of the previous jetbox version apply them (consumers %s) before starting this one",
-				ErrNotDrained, cfg.Stream, n, strings.Join(legacy, ", "))
-		}
+	if err := checkUnpartitionedDrained(ctx, outbox, cfg, legacy); err != nil {
+		return nil, err
 	}
 	for _, name := range surplus {
 		c, err := outbox.Consumer(ctx, name)

@@ -11,6 +11,10 @@ import (
 // ingest gateway: ingest.memory.<token>.<mode>.<op>.
 const IngestSubjectPrefix = "ingest"
 
+// DefaultReplyPrefix is the prefix a reply subject must have unless told
+// otherwise: that of the inboxes NATS clients make.
+const DefaultReplyPrefix = "_INBOX."
+
 // reservedReplyPrefixes are subjects a reply must never reach, whatever
 // prefixes are allowed.
 var reservedReplyPrefixes = []string{"$", SubjectPrefix + ".", DLQSubjectPrefix + ".", ParkedSubjectPrefix + ".", IngestSubjectPrefix + "."}

@@ -13,7 +13,6 @@ import (
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/natsconn"
 	"github.com/jetbox-dev/jetbox/producer"
-	"github.com/jetbox-dev/jetbox/streams"
 )
 
 // serveFrontDoor starts the front door of 'jetbox run' on
@@ -44,15 +43,12 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint st
 		return nil, err
 	}
 	flog := log.With().Str("component", "front door").Logger()
-	mode, _ := streams.ParseMode(cfg.WriteMode) // valid: config checked it
-	p, err := producer.New(nc, producer.Config{
-		Mode: mode, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
-		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
-		BufferFullError: true, Registerer: reg, TracerProvider: tp,
-		OnBackgroundError: func(f producer.BackgroundFailure) {
-			flog.Error().Err(f.Err).Str("subject", f.Subject).Str("idempotency_key", f.IdempotencyKey).Msg("background write not stored")
-		},
-	})
+	pcfg := producerConfig(cfg)
+	pcfg.BufferFullError, pcfg.Registerer, pcfg.TracerProvider = true, reg, tp
+	pcfg.OnBackgroundError = func(f producer.BackgroundFailure) {
+		flog.Error().Err(f.Err).Str("subject", f.Subject).Str("idempotency_key", f.IdempotencyKey).Msg("background write not stored")
+	}
+	p, err := producer.New(nc, pcfg)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -63,20 +59,14 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint st
 		}
 		nc.Close()
 	}
-	h, err := frontdoor.New(frontdoor.Config{
-		Producer: p, Mode: mode, DefaultTenant: cfg.DefaultTenant,
-		MemoryAPI: endpoint, MemoryToken: cfg.MemoryToken, Tokens: tokens,
-		MaxBodyBytes: cfg.IngestMaxBodyBytes, MaxConcurrent: cfg.IngestMaxConcurrent, ProxyTimeout: cfg.RequestTimeout,
-		Log: flog,
-	})
+	hcfg, scfg := frontDoorConfig(cfg, endpoint)
+	hcfg.Producer, hcfg.Tokens, hcfg.Log = p, tokens, flog
+	h, err := frontdoor.New(hcfg)
 	if err != nil {
 		closeProducer(context.Background())
 		return nil, err
 	}
-	srv, err := frontdoor.Listen(frontdoor.ServerConfig{
-		Addr: cfg.IngestListen, ReadTimeout: cfg.IngestReadTimeout, IdleTimeout: cfg.IngestIdleTimeout,
-		MaxHeaderBytes: cfg.IngestMaxHeaderBytes,
-	}, h, flog)
+	srv, err := frontdoor.Listen(scfg, h, flog)
 	if err != nil {
 		closeProducer(context.Background())
 		return nil, fmt.Errorf("SOMABRAIN_OUTBOX_INGEST_LISTEN: %w", err)
@@ -86,7 +76,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint st
 			flog.Error().Err(err).Msg("front door stopped")
 		}
 	}()
-	flog.Info().Str("addr", srv.Addr()).Str("mode", string(mode)).Bool("authenticated", h.Authenticated()).
+	flog.Info().Str("addr", srv.Addr()).Str("mode", string(hcfg.Mode)).Bool("authenticated", h.Authenticated()).
 		Msg("front door serving SomaFractalMemory's API; writes go through the outbox")
 	stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)

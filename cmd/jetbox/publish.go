@@ -90,16 +90,13 @@ func publish(ctx context.Context, cfg config.Config, pf publishFlags, stdout io.
 	// A background write's failure comes after the call, by the time
 	// Close has returned.
 	bgFailure := make(chan error, 1)
-	pcfg := producer.Config{
-		Mode: m, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe,
-		SyncTimeout: cfg.SyncTimeout, PublishTimeout: cfg.PublishTimeout, BufferSize: cfg.BufferSize,
-		TracerProvider: tp,
-		OnBackgroundError: func(f producer.BackgroundFailure) {
-			select {
-			case bgFailure <- f.Err:
-			default:
-			}
-		},
+	pcfg := producerConfig(cfg)
+	pcfg.TracerProvider = tp
+	pcfg.OnBackgroundError = func(f producer.BackgroundFailure) {
+		select {
+		case bgFailure <- f.Err:
+		default:
+		}
 	}
 	if pf.viaGateway {
 		pcfg.SubjectPrefix = ingest.SubjectPrefix

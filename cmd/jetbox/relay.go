@@ -17,7 +17,6 @@ import (
 
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/relay"
-	"github.com/jetbox-dev/jetbox/streams"
 )
 
 func newRelayCmd() *cobra.Command {
@@ -74,16 +73,13 @@ func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stde
 		return err
 	}
 	defer nc.Close()
-	mode, _ := streams.ParseMode(cfg.RelayMode) // validated by config
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	host, _ := os.Hostname()
-	r, err := relay.New(pool, nc, relay.Config{
-		Mode: mode, DefaultTenant: cfg.DefaultTenant, Universe: cfg.Universe, FailUnknown: cfg.RelayFailUnknown,
-		PollInterval: cfg.RelayPollInterval, BatchSize: cfg.RelayBatchSize, Concurrency: cfg.RelayConcurrency,
-		PublishTimeout: cfg.PublishTimeout, ID: relayID(host, os.Getpid()),
-		Progress: stderr, ProgressTerminal: isTerminal(stderr), Log: log, Registerer: reg,
-	})
+	rcfg := relayConfig(cfg)
+	rcfg.ID = relayID(host, os.Getpid())
+	rcfg.Progress, rcfg.ProgressTerminal, rcfg.Log, rcfg.Registerer = stderr, isTerminal(stderr), log, reg
+	r, err := relay.New(pool, nc, rcfg)
 	if err != nil {
 		return err
 	}
@@ -99,7 +95,7 @@ func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stde
 		}
 		defer srv.Close()
 	}
-	log.Info().Str("postgres", config.RedactDSN(cfg.PostgresDSN)).Str("mode", string(mode)).
+	log.Info().Str("postgres", config.RedactDSN(cfg.PostgresDSN)).Str("mode", string(rcfg.Mode)).
 		Msg("jetbox relay: moving outbox_events into the outbox; SIGTERM or Ctrl-C stops")
 	start := time.Now()
 	err = r.Run(ctx)

@@ -31,19 +31,6 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// embeddedOptions is the embedded nats-server of 'jetbox run' as cfg
-// sets it. cfg is valid. Its clients authenticate as the workers connect
-// (NATS_USER and NATS_PASSWORD, or NATS_TOKEN), when those are set.
-func embeddedOptions(cfg config.Config) embedded.Options {
-	interval, always, _ := cfg.EmbeddedSync()
-	return embedded.Options{
-		Listen: cfg.NATSListen, StoreDir: filepath.Join(cfg.DataDir, "nats"), Name: "jetbox",
-		SyncInterval: interval, SyncAlways: always,
-		User: cfg.NATSUser, Password: cfg.NATSPassword, Token: cfg.NATSToken,
-		AllowInsecure: cfg.AllowInsecure,
-	}
-}
-
 // runWorkers is 'jetbox run': everything a laptop needs in one process, or
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
@@ -108,24 +95,19 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		log.Info().Str("url", endpoint).Msg("development memory API listening")
 	}
 
-	modes, _ := cfg.GroupModes()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(opsmetrics.New(js, scfg, opsmetrics.DefaultCacheTTL), opsmetrics.BuildInfo(buildinfo.Read()))
-	w, err := consumer.New(nc, consumer.Config{
-		Endpoint: endpoint, Token: cfg.MemoryToken, Streams: scfg, Modes: modes,
-		Concurrency: cfg.Concurrency, RequestTimeout: cfg.RequestTimeout, MaxAttempts: cfg.MaxAttempts,
-		BackoffBase: cfg.BackoffBase, BackoffMax: cfg.BackoffMax, MaxRetryAfter: cfg.MaxRetryAfter,
-		FailureThreshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval.Duration(),
-		BreakerIdleTTL: cfg.BreakerIdleTTL, ShutdownTimeout: cfg.ShutdownTimeout, ReplyPrefixes: cfg.ReplyPrefixList(),
-		LogPayloads: cfg.LogPayloads, MetricsTenants: cfg.MetricsTenants, PullMaxBytes: cfg.PullMaxBytes, Log: log, Registerer: reg,
-		TracerProvider: tp,
-	})
+	wcfg := workerConfig(cfg, endpoint)
+	wcfg.Log, wcfg.Registerer, wcfg.TracerProvider = log, reg, tp
+	w, err := consumer.New(nc, wcfg)
 	if err != nil {
 		return err
 	}
 	if cfg.NATSGateway {
-		gw, err := ingest.Start(nc, ingest.Config{ReplyPrefixes: cfg.ReplyPrefixList(), Registerer: reg, Log: log})
+		gcfg := gatewayConfig(cfg)
+		gcfg.Registerer, gcfg.Log = reg, log
+		gw, err := ingest.Start(nc, gcfg)
 		if err != nil {
 			return err
 		}
@@ -178,10 +160,10 @@ func flushSpans(ctx context.Context, shutdown func(context.Context) error, log z
 }
 
 // workerGCPercent is the garbage collector's target unless GOGC says
-// otherwise. A worker's live heap is small (tens of MB) and every write
-// allocates, so the default of 100 collects often: at 200, draining to a
-// memory API that answers at once took 10% less CPU per write, for about
-// 20 MB more resident memory (docs/BENCHMARKS.md).
+// otherwise. A worker's live heap is small and every write allocates, so
+// the default of 100 collects often: 200 trades a little more resident
+// memory for less CPU per write (docs/BENCHMARKS.md, "jetbox run sets
+// GOGC=200").
 const workerGCPercent = 200
 
 func setGCPercent() {
@@ -234,11 +216,6 @@ func serveOps(addr string, reg *prometheus.Registry, profiles bool, healthy func
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics, /healthz, /readyz")
 	return srv, nil
-}
-
-// memAPIOptions is the development memory API as cfg sets it.
-func memAPIOptions(cfg config.Config) memapi.Options {
-	return memapi.Options{Path: filepath.Join(cfg.DataDir, "memapi.db"), Token: cfg.MemoryToken, AllowInsecure: cfg.AllowInsecure}
 }
 
 // runMemAPI is 'jetbox memapi': the development memory API alone.

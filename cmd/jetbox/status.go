@@ -230,12 +230,14 @@ func parkedTenants(ctx context.Context, js jetstream.JetStream, scfg streams.Con
 		return nil, fmt.Errorf("bucket %s: %w", scfg.ParkingBucket, err)
 	}
 	for _, e := range entries {
-		mode, token, ok := strings.Cut(e.Key(), ".")
+		mode, token, ok := streams.ParseParkingKey(e.Key())
 		if !ok {
 			continue
 		}
-		p := get(key{streams.Mode(mode), token})
-		_ = json.Unmarshal(e.Value(), p) // since, reason, worker as the worker wrote them
+		p := get(key{mode, token})
+		var rec streams.ParkedRecord
+		_ = json.Unmarshal(e.Value(), &rec) // what it could read of what the worker wrote
+		p.Since, p.Reason, p.Worker = rec.Since, rec.Reason, rec.Worker
 	}
 	stream, err := js.Stream(ctx, scfg.ParkingStream)
 	if err != nil {

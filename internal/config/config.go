@@ -98,7 +98,7 @@ type Config struct {
 	BackoffMax      time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_MAX" envDefault:"60s" help:"largest retry delay"`
 	MaxRetryAfter   time.Duration `env:"SOMABRAIN_OUTBOX_MAX_RETRY_AFTER" envDefault:"15m" help:"largest Retry-After the workers honour"`
 	BreakerIdleTTL  time.Duration `env:"SOMABRAIN_OUTBOX_BREAKER_IDLE_TTL" envDefault:"10m" help:"a tenant's breaker is forgotten after this long unused"`
-	ReplyPrefixes   string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" envDefault:"_INBOX." help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
+	ReplyPrefixes   string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
 	NATSGateway     bool          `env:"SOMABRAIN_OUTBOX_NATS_GATEWAY" envDefault:"true" help:"run the ingest gateway: tenants publish to ingest.memory.<tenant token>.<mode>.<op>, and the worker republishes into the outbox with the contract's headers only; false disables"`
 	ShutdownTimeout time.Duration `env:"SOMABRAIN_OUTBOX_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight writes may take to finish"`
 
@@ -153,6 +153,7 @@ var codeDefaults = map[string]string{
 	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING":      strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
 	"SOMABRAIN_OUTBOX_MAX_ACK_PENDING":         strconv.Itoa(streams.DefaultConfig().MaxAckPending),
 	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":          strconv.Itoa(streams.DefaultPullMaxBytes),
+	"SOMABRAIN_OUTBOX_REPLY_PREFIXES":          streams.DefaultReplyPrefix,
 	"SOMABRAIN_OUTBOX_INGEST_LISTEN":           limits.Listen,
 	"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES":   strconv.Itoa(limits.MaxBodyBytes),
 	"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES": strconv.Itoa(limits.MaxHeaderBytes),

@@ -168,15 +168,3 @@ func TestSomaBrainFastAckAlias(t *testing.T) {
 		}
 	}
 }
-
-// The outbox layout jetbox run uses by default is the one a library user
-// gets from streams.DefaultConfig: each default is declared once.
-func TestStreamDefaultsAreTheLibrarys(t *testing.T) {
-	c, err := Load(map[string]string{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := c.Streams(), streams.DefaultConfig(); got != want {
-		t.Fatalf("jetbox run's outbox layout by default:\n%+v\nstreams.DefaultConfig:\n%+v", got, want)
-	}
-}
