@@ -112,9 +112,9 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		g.partitions = ownership.NewPartitions(ownership.Config{
 			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
-			Owned: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
-			Log:   w.log,
-			Hooks: ownership.Hooks{Start: g.start, Settled: g.catchUpParking, Tend: g.parking.ensureReplayers},
+			OwnedChanged: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
+			Log:          w.log,
+			Hooks:        ownership.Hooks{Start: g.start, Settled: g.catchUpParking, Tend: g.parking.ensureReplayers},
 		})
 		w.partitions = append(w.partitions, g.partitions)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {

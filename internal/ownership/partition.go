@@ -93,7 +93,7 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 	go pt.pull()
 	go pt.keep()
 	pt.tend()
-	cfg.owned(+1)
+	cfg.ownedChanged(+1)
 	return pt, nil
 }
 
@@ -345,7 +345,7 @@ func (pt *Partition) Release(ctx context.Context) {
 	if err := pt.unpin(unpinCtx); err != nil {
 		cfg.Log.Warn().Err(err).Str("group", string(cfg.Mode)).Int("partition", pt.p).Msg("cannot unpin; the next owner waits for the pin to time out")
 	}
-	cfg.owned(-1)
+	cfg.ownedChanged(-1)
 	cfg.Log.Debug().Str("group", string(cfg.Mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
 }
 

@@ -24,16 +24,16 @@ type Config struct {
 	// request: it never blocks, so as much as a partition may hold.
 	Batch    int
 	MaxBytes int
-	// Owned, if set, is told each partition this worker takes (+1) and
-	// releases (-1): a gauge of the partitions it owns.
-	Owned func(delta int)
-	Log   zerolog.Logger
-	Hooks Hooks
+	// OwnedChanged, if set, is told of each partition this worker takes
+	// (+1) and releases (-1), for a gauge of the partitions it owns.
+	OwnedChanged func(delta int)
+	Log          zerolog.Logger
+	Hooks        Hooks
 }
 
-func (cfg *Config) owned(delta int) {
-	if cfg.Owned != nil {
-		cfg.Owned(delta)
+func (cfg *Config) ownedChanged(delta int) {
+	if cfg.OwnedChanged != nil {
+		cfg.OwnedChanged(delta)
 	}
 }
 
@@ -44,7 +44,7 @@ type Hooks struct {
 	// once the partition has settled; it must not block. msg's metadata is
 	// meta, nil when it has none. The returned run goes in a goroutine of
 	// its own, and the write is held (kept in progress) until it returns;
-	// a write run gives up on goes back through HandBack.
+	// run gives a write it does not settle back with HandBack.
 	Start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) (run func())
 	// Settled, if set, runs once the partition has settled here, before
 	// Sure turns true and before any write starts: whatever the previous
@@ -69,7 +69,8 @@ func NewPartitions(cfg Config) *Partitions {
 	return &Partitions{cfg: cfg, owned: map[int]*Partition{}}
 }
 
-// Owned is the partitions owned now, sorted; safe to call at any time.
+// Owned is the partitions owned after the last Rebalance, sorted, or nil
+// after ReleaseAll; safe to call at any time.
 func (ps *Partitions) Owned() []int {
 	if p := ps.view.Load(); p != nil {
 		return *p
