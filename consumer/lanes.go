@@ -10,9 +10,9 @@ import (
 // order (expect) before any starts; a write then waits (wait) until it is
 // the lowest sequence this worker holds for its memory, runs, and leaves,
 // which lets the next one run. A write waiting for an earlier one stays in
-// the worker, counted as held (see partition.keep), instead of being put
-// back on the stream: put back, it could come back after a later write, or
-// go to another worker.
+// the worker, held (ownership.Partition keeps it in progress), instead of
+// being put back on the stream: put back, it could come back after a later
+// write, or go to another worker.
 //
 // Across workers the order needs every write of a memory to reach one
 // worker at a time: partitions and their owners (see docs/TOPOLOGY.md).

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/jspull"
+	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
 )
@@ -36,8 +37,9 @@ import (
 //
 // Only the owner of the tenant's partition parks, diverts, replays and
 // unparks, and only while it owns the partition. A new owner first catches
-// up with the parking bucket (see partition.pull) and unparks only once it
-// is sure the previous owner has let go (see partition.sure).
+// up with the parking bucket (catchUpParking, once the partition has
+// settled) and unparks only once it is sure the previous owner has let go
+// (ownership.Partition.Sure).
 
 // parking is one group's view of its parked tenants.
 type parking struct {
@@ -88,7 +90,7 @@ func (pk *parking) divert(ctx context.Context, d delivery) (moved bool, err erro
 }
 
 // park parks d's tenant, if it is not parked yet, and moves d there.
-func (pk *parking) park(ctx context.Context, d delivery, pt *partition, reason string) error {
+func (pk *parking) park(ctx context.Context, d delivery, pt *ownership.Partition, reason string) error {
 	g := pk.g
 	t := pk.tenant(d.w.addr.Tenant)
 	t.mu.Lock()
@@ -230,21 +232,20 @@ func (pk *parking) parkedIn(p int) map[string]string {
 
 // startReplayer runs a tenant's replayer for as long as the partition is
 // owned; the tenant's lock is held.
-func (pk *parking) startReplayer(tenant, token string, pt *partition) *replayer {
+func (pk *parking) startReplayer(tenant, token string, pt *ownership.Partition) *replayer {
 	r := &replayer{pk: pk, tenant: tenant, token: token, pt: pt, done: make(chan struct{})}
-	pt.replayers.Add(1)
-	go func() {
-		defer pt.replayers.Done()
+	pt.Go(func() {
 		defer close(r.done)
 		r.run()
-	}()
+	})
 	return r
 }
 
 // ensureReplayers starts a replayer for every parked tenant of a partition
-// that has none.
-func (pk *parking) ensureReplayers(pt *partition) {
-	for tenant, token := range pk.parkedIn(pt.p) {
+// that has none. It is the partitions' Tend hook: called when a partition
+// is taken, once it has settled and at every keeper tick.
+func (pk *parking) ensureReplayers(pt *ownership.Partition) {
+	for tenant, token := range pk.parkedIn(pt.Number()) {
 		t := pk.tenant(tenant)
 		t.mu.Lock()
 		if t.parked && (t.replayer == nil || t.replayer.ended()) {
@@ -258,7 +259,7 @@ func (pk *parking) ensureReplayers(pt *partition) {
 type replayer struct {
 	pk            *parking
 	tenant, token string
-	pt            *partition
+	pt            *ownership.Partition
 	done          chan struct{}
 }
 
@@ -270,7 +271,7 @@ func (r *replayer) ended() bool { return isClosed(r.done) }
 // still finishing cannot reorder anything.
 func (r *replayer) run() {
 	g, pt := r.pk.g, r.pt
-	ctx := pt.ctx
+	ctx := pt.Context()
 	c, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token))
 	if err != nil {
 		if ctx.Err() == nil {
@@ -298,7 +299,7 @@ func (r *replayer) run() {
 			msg = batch[0]
 		}
 		if msg == nil {
-			if !pt.sure() {
+			if !pt.Sure() {
 				continue
 			}
 			done, err := r.pk.unpark(ctx, r.tenant, r.token)
@@ -330,8 +331,8 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 			_ = msg.Term()
 			return true
 		}
-		for g.deadLetter(pt.workCtx, d.msg, d.meta, d.w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
-			if !holdFor(pt.ctx, msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
+		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+			if !holdFor(pt.Context(), msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
 				_ = msg.Nak()
 				return false
 			}
@@ -339,7 +340,7 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		return true
 	}
 	var workCtx context.Context
-	workCtx, d.span = g.startProcess(pt.workCtx, d, pt)
+	workCtx, d.span = g.startProcess(pt.WorkContext(), d, pt.Number())
 	defer d.span.end()
 	tenant := g.metrics.tenants.label(r.tenant)
 	// handBack gives the parked write back, after the time its last
@@ -353,10 +354,10 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		return false
 	}
 	for {
-		if wait := time.Until(d.w.notBefore); wait > 0 && !holdFor(pt.ctx, msg, wait, g.cfg.Streams.AckWait) {
+		if wait := time.Until(d.w.notBefore); wait > 0 && !holdFor(pt.Context(), msg, wait, g.cfg.Streams.AckWait) {
 			return handBack()
 		}
-		if !g.misconfig.wait(pt.ctx) || g.fair.acquire(pt.ctx, r.tenant) != nil {
+		if !g.misconfig.wait(pt.Context()) || g.fair.acquire(pt.Context(), r.tenant) != nil {
 			return handBack()
 		}
 		next, after := g.apply(workCtx, d, tenant)
@@ -369,7 +370,7 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		case abandoned:
 			return handBack()
 		}
-		if !holdFor(pt.ctx, msg, after, g.cfg.Streams.AckWait) {
+		if !holdFor(pt.Context(), msg, after, g.cfg.Streams.AckWait) {
 			return handBack()
 		}
 	}
@@ -505,6 +506,17 @@ func (r *revisionWaiter) caughtUp() {
 	r.initial = true
 	r.mu.Unlock()
 	r.cond.Broadcast()
+}
+
+// catchUpParking is the partitions' Settled hook: whatever the previous
+// owner parked or unparked before letting go is read before any write of
+// the partition is handled.
+func (g *group) catchUpParking(pt *ownership.Partition) {
+	ctx := pt.Context()
+	for err := g.catchUp(ctx); err != nil && ctx.Err() == nil; err = g.catchUp(ctx) {
+		g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
+		time.Sleep(time.Second)
+	}
 }
 
 // catchUp waits until the watcher has applied every parking bucket change

@@ -34,11 +34,7 @@ func (w *Worker) Status() Status {
 	for _, g := range w.groups {
 		b := g.breakers.snapshot()
 		sort.Slice(b, func(i, j int) bool { return b[i].Tenant < b[j].Tenant })
-		var owned []int
-		if p := g.ownedView.Load(); p != nil {
-			owned = *p
-		}
-		s.Groups = append(s.Groups, GroupStatus{Group: string(g.mode), Partitions: owned, Breakers: b})
+		s.Groups = append(s.Groups, GroupStatus{Group: string(g.mode), Partitions: g.partitions.Owned(), Breakers: b})
 	}
 	return s
 }

@@ -69,7 +69,7 @@ type processSpan struct {
 
 // startProcess starts d's process span under the context d's write
 // carries, and returns ctx with it; nil when tracing is off.
-func (g *group) startProcess(ctx context.Context, d delivery, pt *partition) (context.Context, *processSpan) {
+func (g *group) startProcess(ctx context.Context, d delivery, partition int) (context.Context, *processSpan) {
 	if g.tracer == nil {
 		return ctx, nil
 	}
@@ -86,7 +86,7 @@ func (g *group) startProcess(ctx context.Context, d delivery, pt *partition) (co
 		semconv.MessagingOperationName("process"),
 		semconv.MessagingDestinationName(subject),
 		semconv.MessagingDestinationTemplate(template),
-		semconv.MessagingConsumerGroupName(streams.PartitionConsumerName(g.mode, pt.p)),
+		semconv.MessagingConsumerGroupName(streams.PartitionConsumerName(g.mode, partition)),
 		semconv.MessagingMessageBodySize(len(d.msg.Data())),
 		spanconv.Tenant.String(w.addr.Tenant),
 		spanconv.Mode.String(string(g.mode)),

@@ -42,7 +42,6 @@ func BenchmarkTracedHotpath(b *testing.B) {
 			w := &Worker{cfg: cfg, api: newMemoryAPI(cfg), log: zerolog.Nop()}
 			w.enableTracing(bc.tp())
 			g := &group{Worker: w, mode: streams.ModeFastAck}
-			pt := &partition{g: g, p: 3}
 			// In a worker both come with the pulled message.
 			var msg jetstream.Msg = hotpathMsg("k")
 			meta := &jetstream.MsgMetadata{NumDelivered: 1}
@@ -57,7 +56,7 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				}
 				meta.Sequence.Stream = uint64(i)
 				d := delivery{msg: msg, meta: meta, w: wr}
-				callCtx, span := g.startProcess(ctx, d, pt)
+				callCtx, span := g.startProcess(ctx, d, 3)
 				d.span = span
 				if a := g.api.apply(callCtx, wr); a.class != sfmapi.Applied {
 					b.Fatalf("answer %d: %v", a.status, a.err)

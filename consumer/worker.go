@@ -14,12 +14,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +28,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/internal/priority"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -51,7 +50,9 @@ type Worker struct {
 	attempts  jetstream.KeyValue
 	parked    jetstream.KeyValue // parking bucket: parked tenants per group
 	stray     jetstream.Consumer // writes stored without a partition
-	members   *membership
+	members   *ownership.Members
+	// partitions is every group's partitions, for rebalancing.
+	partitions []*ownership.Partitions
 	// parkingSeen is how far the parking watcher has read.
 	parkingSeen *revisionWaiter
 	bound       atomic.Bool
@@ -63,14 +64,12 @@ type group struct {
 	*Worker
 	mode     streams.Mode
 	level    int // priority: 0 is served first
-	batch    int // writes asked for per pull request, per partition: the pull loop never blocks, so as many as a partition may hold
 	breakers *breakers
 	lanes    *lanes
 	fair     *fair
 	parking  *parking
-	owned    map[int]*partition // touched only by the ownership loop
-	// ownedView is the owned partitions for Status.
-	ownedView atomic.Pointer[[]int]
+	// partitions is the group's partitions this worker owns.
+	partitions *ownership.Partitions
 }
 
 // New checks the configuration and prepares a worker; Run starts it.
@@ -108,10 +107,17 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		}
 		g := &group{
 			Worker: w, mode: mode, level: level,
-			batch: max(1, min(cfg.Streams.MaxAckPending, 128)),
-			lanes: newLanes(), fair: newFair(w.slots, level), owned: map[int]*partition{},
+			lanes: newLanes(), fair: newFair(w.slots, level),
 		}
 		g.parking = newParking(g)
+		g.partitions = ownership.NewPartitions(ownership.Config{
+			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
+			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
+			OwnedChanged: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
+			Log:          w.log,
+			Hooks:        ownership.Hooks{Start: g.start, Settled: g.catchUpParking, Tend: g.parking.ensureReplayers},
+		})
+		w.partitions = append(w.partitions, g.partitions)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
 			w.metrics.breakerChanged(string(mode), tenant, to)
 			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
@@ -136,7 +142,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.bind(ctx); err != nil {
 		return err
 	}
-	if err := w.members.join(ctx); err != nil {
+	if err := w.members.Join(ctx); err != nil {
 		return fmt.Errorf("join members bucket %s: %w", w.cfg.Streams.MembersBucket, err)
 	}
 	// Writes already started finish on workCtx, which outlives ctx by the
@@ -144,11 +150,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	views := make(chan []memberInfo, 1)
+	views := make(chan []streams.MemberRecord, 1)
 	membersDone := make(chan struct{})
 	go func() {
 		defer close(membersDone)
-		w.members.run(ctx, func(members []memberInfo) {
+		w.members.Watch(ctx, func(members []streams.MemberRecord) {
 			select { // only the latest view matters
 			case <-views:
 			default:
@@ -178,14 +184,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		closed <- nats.CLOSED
 	}
 	var lost error
-	var members []memberInfo
+	var members []streams.MemberRecord
 	for done := false; !done; {
 		select {
 		case members = <-views:
-			w.rebalance(ctx, workCtx, members)
+			ownership.Rebalance(ctx, workCtx, w.id, members, w.partitions)
 		case <-retry.C:
 			if members != nil {
-				w.rebalance(ctx, workCtx, members)
+				ownership.Rebalance(ctx, workCtx, w.id, members, w.partitions)
 			}
 		case <-closed:
 			// Closed without an error, the connection was closed by its
@@ -203,13 +209,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	<-membersDone
 	leaveCtx, cancelLeave := context.WithTimeout(workCtx, 5*time.Second)
-	if err := w.members.leave(leaveCtx); err != nil {
+	if err := w.members.Leave(leaveCtx); err != nil {
 		w.log.Warn().Err(err).Msg("cannot leave the members bucket; the others take over when the heartbeat expires")
 	}
 	cancelLeave()
 
 	released := make(chan struct{})
-	go func() { w.releaseAll(ctx); close(released) }()
+	go func() { ownership.ReleaseAll(ctx, w.partitions); close(released) }()
 	select {
 	case <-released:
 	case <-time.After(w.cfg.ShutdownTimeout):
@@ -232,57 +238,6 @@ func (w *Worker) Run(ctx context.Context) error {
 // was closed for good.
 var ErrConnectionClosed = errors.New("NATS connection closed")
 
-// rebalance releases the partitions no longer assigned to this worker, then
-// takes the newly assigned ones. Releasing first matters: the new owner's
-// pulls wait on the pin until the old owner has handed everything back.
-func (w *Worker) rebalance(ctx, workCtx context.Context, members []memberInfo) {
-	var releasing sync.WaitGroup
-	for _, g := range w.groups {
-		want := ownedPartitions(w.id, members, g.mode, w.cfg.Streams.Partitions)
-		for p, pt := range g.owned {
-			if !slices.Contains(want, p) {
-				delete(g.owned, p)
-				releasing.Add(1)
-				go func() { defer releasing.Done(); pt.release(ctx) }()
-			}
-		}
-	}
-	releasing.Wait()
-	for _, g := range w.groups {
-		for _, p := range ownedPartitions(w.id, members, g.mode, w.cfg.Streams.Partitions) {
-			if _, ok := g.owned[p]; ok || ctx.Err() != nil {
-				continue
-			}
-			pt, err := g.own(ctx, p, workCtx)
-			if err != nil {
-				if ctx.Err() != nil {
-					break // shutting down
-				}
-				g.log.Error().Err(err).Str("group", string(g.mode)).Int("partition", p).Msg("cannot pull from partition; trying again shortly")
-				continue
-			}
-			g.owned[p] = pt
-		}
-		owned := slices.Sorted(maps.Keys(g.owned))
-		if before := g.ownedView.Swap(&owned); before == nil || !slices.Equal(*before, owned) {
-			g.log.Info().Str("group", string(g.mode)).Int("members", len(members)).Ints("partitions", owned).Msg("partitions assigned")
-		}
-	}
-}
-
-func (w *Worker) releaseAll(ctx context.Context) {
-	var releasing sync.WaitGroup
-	for _, g := range w.groups {
-		for p, pt := range g.owned {
-			delete(g.owned, p)
-			releasing.Add(1)
-			go func() { defer releasing.Done(); pt.release(ctx) }()
-		}
-		g.ownedView.Store(nil)
-	}
-	releasing.Wait()
-}
-
 func (w *Worker) bind(ctx context.Context) error {
 	kv, err := w.js.KeyValue(ctx, w.cfg.Streams.AttemptsBucket)
 	if err != nil {
@@ -303,7 +258,7 @@ func (w *Worker) bind(ctx context.Context) error {
 		return fmt.Errorf("%w: consumer %s: %v", streams.ErrNotProvisioned, streams.StrayConsumer, err)
 	}
 	host, _ := os.Hostname()
-	w.members = newMembership(members, memberInfo{ID: w.id, Host: host, PID: os.Getpid(), Modes: w.cfg.Modes, Started: time.Now().UTC()}, w.cfg.Streams.MemberTTL, w.log)
+	w.members = ownership.NewMembers(members, streams.MemberRecord{ID: w.id, Host: host, PID: os.Getpid(), Modes: w.cfg.Modes, Started: time.Now().UTC()}, w.cfg.Streams.MemberTTL, w.log)
 	for _, g := range w.groups {
 		for p := range w.cfg.Streams.Partitions {
 			name := streams.PartitionConsumerName(g.mode, p)
@@ -352,6 +307,21 @@ func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery
 	return d
 }
 
+// notBefore is when a handed-back write may come back to the next owner.
+func (d delivery) notBefore() time.Time {
+	if d.w == nil {
+		return time.Time{}
+	}
+	return d.w.notBefore
+}
+
+// start is the partitions' Start hook: it decodes a write and places it in
+// its lane, in stream order, and returns its handling.
+func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+	d := g.prepare(msg, meta)
+	return func() { g.handle(pt.Context(), pt.WorkContext(), d, pt) }
+}
+
 // step is what happens to a write after an attempt.
 type step int
 
@@ -368,19 +338,19 @@ const (
 // attempted; a transient failure or an open breaker makes it wait, still
 // held, and try again. ctx ends when the partition is released: a write
 // not running then is handed back.
-func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) {
+func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.Partition) {
 	msg, meta, w := d.msg, d.meta, d.w
 	if meta == nil {
 		g.log.Error().Err(d.err).Msg("message without JetStream metadata")
 		return
 	}
-	workCtx, d.span = g.startProcess(workCtx, d, pt)
+	workCtx, d.span = g.startProcess(workCtx, d, pt.Number())
 	defer d.span.end()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !sleep(ctx, g.backoff(1, 0)) {
-				pt.handBack(d)
+				pt.HandBack(msg, d.notBefore())
 				return
 			}
 		}
@@ -397,7 +367,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		err := g.lanes.wait(ctx, d.turn)
 		g.metrics.waiting.WithLabelValues(string(g.mode)).Dec()
 		if err != nil {
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		}
 	}
@@ -408,11 +378,11 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 			sleep(ctx, 100*time.Millisecond)
 		}
 		if ctx.Err() != nil {
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		}
 		if wait := time.Until(w.notBefore); wait > 0 && !sleep(ctx, wait) {
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		}
 		moved, err := g.parking.divert(ctx, d)
@@ -423,13 +393,13 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		if err != nil {
 			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
 			if !sleep(ctx, g.backoff(1, 0)) {
-				pt.handBack(d)
+				pt.HandBack(msg, d.notBefore())
 				return
 			}
 			continue
 		}
 		if !g.misconfig.wait(ctx) || g.fair.acquire(ctx, w.addr.Tenant) != nil {
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		}
 		g.metrics.inFlight.Inc()
@@ -441,7 +411,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 		case settled:
 			return
 		case abandoned:
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		case deferred:
 			// The tenant's memory API is failing: move its writes aside so
@@ -459,7 +429,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *partition) 
 			}
 		}
 		if !sleep(ctx, after) {
-			pt.handBack(d)
+			pt.HandBack(msg, d.notBefore())
 			return
 		}
 	}

@@ -1,10 +1,12 @@
-package consumer
+package ownership
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,20 +15,20 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// partition is one (mode, partition) consumer while this worker owns it.
+// Partition is one (mode, partition) consumer while this worker owns it.
 //
-// Every write pulled from it is held here until it is settled (acked,
-// dead-lettered) or handed back: waiting for its lane, for a memory API
-// slot, or for a retry. Nothing is put back on the stream while the worker
-// owns the partition, so an owner's writes can only come back to the next
-// owner, and they come back in stream order:
+// Every write pulled from it is held here until it is done (its run
+// returned: acked, dead-lettered, moved aside) or handed back: waiting for
+// its lane, for a memory API slot, or for a retry. Nothing is put back on
+// the stream while the worker owns the partition, so an owner's writes can
+// only come back to the next owner, and they come back in stream order:
 //   - keep tells the server every held write is still in progress, all of
 //     them at once in sequence order, so after a crash their ack timers run
 //     out in that order;
-//   - release hands writes back with Nak in sequence order, after the
+//   - Release hands writes back with Nak in sequence order, after the
 //     running ones have finished, and only then unpins the consumer.
-type partition struct {
-	g        *group
+type Partition struct {
+	cfg      *Config
 	p        int
 	consumer jetstream.Consumer
 	ctx      context.Context // ends when the partition is released
@@ -34,34 +36,43 @@ type partition struct {
 	workCtx  context.Context // outlives ctx by the shutdown grace period
 	it       *jspull.Iterator
 	pulled   chan struct{} // closed when the pull loop has ended
-	released chan struct{} // closed when release is done
+	released chan struct{} // closed when Release is done
 	running  sync.WaitGroup
-	// replayers are the parked tenants' replayers running for this partition.
-	replayers sync.WaitGroup
-	// sureCh is closed once the previous owner has certainly let go.
-	sureCh   chan struct{}
-	sureOnce sync.Once
+	// others is what the owner runs on the partition besides its writes
+	// (Go).
+	others sync.WaitGroup
+	// sure is set once the previous owner has certainly let go.
+	sure atomic.Bool
 
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
-	handedBack []delivery
+	handedBack []handedBack
 }
 
-// own starts pulling a partition. The consumer's pinned priority group
+// handedBack is a write to give back to the stream at Release, not before
+// notBefore.
+type handedBack struct {
+	msg       jetstream.Msg
+	notBefore time.Time
+}
+
+// Take starts pulling partition p. The consumer's pinned priority group
 // makes the server deliver to one worker at a time: if the previous owner
 // has not let go yet, the pull waits until it does, or until its pin times
-// out (streams.Config.PinnedTTL).
-func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*partition, error) {
-	c, err := g.js.Consumer(ctx, g.cfg.Streams.Stream, streams.PartitionConsumerName(g.mode, p))
+// out (streams.Config.PinnedTTL). The partition's Context ends with ctx or
+// at Release; its WorkContext is workCtx.
+func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, error) {
+	cfg := &ps.cfg
+	c, err := cfg.JS.Consumer(ctx, cfg.Streams.Stream, streams.PartitionConsumerName(cfg.Mode, p))
 	if err != nil {
 		return nil, err
 	}
 	// jspull, not nats.go's iterator: a stored write that looks like a
 	// server status, or carries a pin id of its own, must reach the
 	// worker as the write it is (docs/NATSGO-STATUS-HEADER.md).
-	it, err := jspull.Messages(g.nc, g.cfg.Streams.Stream, streams.PartitionConsumerName(g.mode, p),
-		jspull.MaxMessages(g.batch),
-		jspull.MaxBytes(g.cfg.PullMaxBytes),
+	it, err := jspull.Messages(cfg.Conn, cfg.Streams.Stream, streams.PartitionConsumerName(cfg.Mode, p),
+		jspull.MaxMessages(cfg.Batch),
+		jspull.MaxBytes(cfg.MaxBytes),
 		jspull.Expiry(streams.PullExpiry),
 		jspull.Heartbeat(streams.PullExpiry/4),
 		jspull.PinnedGroup(streams.OwnerGroup),
@@ -69,21 +80,57 @@ func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*parti
 	if err != nil {
 		return nil, err
 	}
-	pt := &partition{
-		g: g, p: p, consumer: c, it: it, workCtx: workCtx,
-		pulled: make(chan struct{}), released: make(chan struct{}), sureCh: make(chan struct{}),
+	pt := &Partition{
+		cfg: cfg, p: p, consumer: c, it: it, workCtx: workCtx,
+		pulled: make(chan struct{}), released: make(chan struct{}),
 		held: map[uint64]jetstream.Msg{},
 	}
 	pt.ctx, pt.cancel = context.WithCancel(ctx)
 	// Past the pin's time-out and an ack wait, the previous owner has let
 	// go or lost everything it held, even if no write ever settles here.
-	stop := time.AfterFunc(g.cfg.Streams.PinnedTTL()+g.cfg.Streams.AckWait, pt.markSure)
+	stop := time.AfterFunc(cfg.Streams.PinnedTTL()+cfg.Streams.AckWait, pt.markSure)
 	context.AfterFunc(pt.ctx, func() { stop.Stop() })
 	go pt.pull()
 	go pt.keep()
-	g.parking.ensureReplayers(pt)
-	g.metrics.partitions.WithLabelValues(string(g.mode)).Inc()
+	pt.tend()
+	cfg.ownedChanged(+1)
 	return pt, nil
+}
+
+// Number is the partition's number within its mode.
+func (pt *Partition) Number() int { return pt.p }
+
+// Context ends when the partition is released (or the context it was
+// taken with ends): a write not running then is handed back.
+func (pt *Partition) Context() context.Context { return pt.ctx }
+
+// WorkContext is what writes already running finish on: it outlives
+// Context by the shutdown grace period.
+func (pt *Partition) WorkContext() context.Context { return pt.workCtx }
+
+// Sure says whether the previous owner has certainly let go: the partition
+// has settled here, or this worker has waited out the pin's time-out and
+// an ack wait.
+func (pt *Partition) Sure() bool { return pt.sure.Load() }
+
+func (pt *Partition) markSure() { pt.sure.Store(true) }
+
+// Go runs f in its own goroutine as part of the owner's work on the
+// partition: Release waits for it, after the running writes and before
+// handing anything back. f should end soon after Context does.
+func (pt *Partition) Go(f func()) {
+	pt.others.Add(1)
+	go func() {
+		defer pt.others.Done()
+		f()
+	}()
+}
+
+// tend calls the Tend hook, if any.
+func (pt *Partition) tend() {
+	if tend := pt.cfg.Hooks.Tend; tend != nil {
+		tend(pt)
+	}
 }
 
 // pull reads the partition's writes and starts each in its own goroutine.
@@ -97,9 +144,8 @@ func (g *group) own(ctx context.Context, p int, workCtx context.Context) (*parti
 // server, so the pin can reach the new owner, with a newer write, before
 // an older handed-back write is queued for redelivery; once everything
 // pending is here, the new owner starts the writes in stream order.
-func (pt *partition) pull() {
+func (pt *Partition) pull() {
 	defer close(pt.pulled)
-	g := pt.g
 	var early []jetstream.Msg // delivered before the partition settled
 	var checked time.Time
 	for settled := false; ; {
@@ -116,13 +162,13 @@ func (pt *partition) pull() {
 		case errors.Is(err, jspull.ErrIteratorClosed):
 			// Released before it settled: what came early goes back as it
 			// came, in stream order.
-			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
+			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
-				pt.handBack(delivery{msg: m})
+				pt.HandBack(m, time.Time{})
 			}
 			return
 		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !settled):
-			g.log.Debug().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("pull")
+			pt.cfg.Log.Debug().Err(err).Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Msg("pull")
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
@@ -140,16 +186,16 @@ func (pt *partition) pull() {
 			}
 			settled = true
 			pt.settle()
-			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmpSeq(msgSeq(a), msgSeq(b)) })
+			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
 				meta, _ := m.Metadata()
-				pt.start(delivered{m, meta})
+				pt.start(m, meta)
 			}
 			early = nil
 			continue
 		}
-		if dm, again := pt.hold(msg); !again {
-			pt.start(dm)
+		if meta, again := pt.hold(msg); !again {
+			pt.start(msg, meta)
 		}
 	}
 }
@@ -160,33 +206,25 @@ const settleCheck = 50 * time.Millisecond
 
 // allPendingHere reports whether every write pending on the consumer has
 // been delivered to this worker.
-func (pt *partition) allPendingHere(delivered int) bool {
+func (pt *Partition) allPendingHere(delivered int) bool {
 	ctx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
 	defer cancel()
 	info, err := pt.consumer.Info(ctx)
 	return err == nil && info.NumAckPending <= delivered
 }
 
-// settle runs once the previous owner has let go entirely: whatever it
-// parked or unparked before that is read before any write is handled.
-func (pt *partition) settle() {
-	g := pt.g
-	for err := g.catchUp(pt.ctx); err != nil && pt.ctx.Err() == nil; err = g.catchUp(pt.ctx) {
-		g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
-		time.Sleep(time.Second)
+// settle runs once the previous owner has let go entirely, before any
+// write starts.
+func (pt *Partition) settle() {
+	if settled := pt.cfg.Hooks.Settled; settled != nil {
+		settled(pt)
 	}
 	pt.markSure()
-	g.parking.ensureReplayers(pt)
+	pt.tend()
 }
 
-// delivered is a pulled write with its metadata, read once (reading it
-// parses the reply subject and allocates).
-type delivered struct {
-	msg  jetstream.Msg
-	meta *jetstream.MsgMetadata // nil when the reply subject is not JetStream's
-}
-
-// hold records a delivered write for the keeper. again says the write is
+// hold records a delivered write for the keeper, and reads its metadata
+// (nil when the reply subject is not JetStream's). again says the write is
 // held already: the server delivered it a second time, because its ack
 // timer ran out while the previous owner was still finishing, or because
 // the previous owner handed it back after that. The copy is the same
@@ -194,10 +232,10 @@ type delivered struct {
 // settle before an older write reached it, and started again, it would be
 // applied twice, maybe after a later write to its memory. The held copy
 // settles it (the server acks by stream sequence).
-func (pt *partition) hold(msg jetstream.Msg) (dm delivered, again bool) {
+func (pt *Partition) hold(msg jetstream.Msg) (meta *jetstream.MsgMetadata, again bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
-		return delivered{msg, nil}, false
+		return nil, false
 	}
 	pt.mu.Lock()
 	_, again = pt.held[meta.Sequence.Stream]
@@ -205,19 +243,29 @@ func (pt *partition) hold(msg jetstream.Msg) (dm delivered, again bool) {
 		pt.held[meta.Sequence.Stream] = msg
 	}
 	pt.mu.Unlock()
-	return delivered{msg, meta}, again
+	return meta, again
 }
 
-// start decodes a held write, places it in its lane and handles it in its
-// own goroutine.
-func (pt *partition) start(dm delivered) {
-	d := pt.g.prepare(dm.msg, dm.meta)
+// start hands a held write to the Start hook, on the pull loop, and runs
+// what it returns in its own goroutine; the write is held until that
+// returns.
+func (pt *Partition) start(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
+	run := pt.cfg.Hooks.Start(pt, msg, meta)
 	pt.running.Add(1)
 	go func() {
 		defer pt.running.Done()
-		defer pt.settled(d)
-		pt.g.handle(pt.ctx, pt.workCtx, d, pt)
+		defer pt.done(meta)
+		run()
 	}()
+}
+
+// done stops holding a write: it was settled, or handed back.
+func (pt *Partition) done(meta *jetstream.MsgMetadata) {
+	if meta != nil {
+		pt.mu.Lock()
+		delete(pt.held, meta.Sequence.Stream)
+		pt.mu.Unlock()
+	}
 }
 
 func msgSeq(m jetstream.Msg) uint64 {
@@ -228,32 +276,19 @@ func msgSeq(m jetstream.Msg) uint64 {
 	return meta.Sequence.Stream
 }
 
-func (pt *partition) markSure() { pt.sureOnce.Do(func() { close(pt.sureCh) }) }
-
-// sure says whether the previous owner has certainly let go: the partition
-// has settled here, or this worker has waited out the pin's time-out.
-func (pt *partition) sure() bool { return isClosed(pt.sureCh) }
-
-func (pt *partition) settled(d delivery) {
-	if d.meta != nil {
-		pt.mu.Lock()
-		delete(pt.held, d.meta.Sequence.Stream)
-		pt.mu.Unlock()
-	}
-}
-
-// handBack records a write to give back to the stream when the partition
-// is released.
-func (pt *partition) handBack(d delivery) {
+// HandBack records a write to give back to the stream when the partition
+// is released: with Nak, or with NakWithDelay while notBefore (when its
+// last attempt could still be applied late) is ahead.
+func (pt *Partition) HandBack(msg jetstream.Msg, notBefore time.Time) {
 	pt.mu.Lock()
-	pt.handedBack = append(pt.handedBack, d)
+	pt.handedBack = append(pt.handedBack, handedBack{msg, notBefore})
 	pt.mu.Unlock()
 }
 
 // keep sends InProgress for every held write every third of the ack wait,
 // lowest sequence first, until the partition is released.
-func (pt *partition) keep() {
-	t := time.NewTicker(pt.g.cfg.Streams.AckWait / 3)
+func (pt *Partition) keep() {
+	t := time.NewTicker(pt.cfg.Streams.AckWait / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -275,51 +310,50 @@ func (pt *partition) keep() {
 		for _, m := range msgs {
 			_ = m.InProgress()
 		}
-		pt.g.parking.ensureReplayers(pt)
+		pt.tend()
 	}
 }
 
-// release lets go of the partition without reordering anything: it stops
+// Release lets go of the partition without reordering anything: it stops
 // pulling and takes in what was already on its way, lets running writes
-// finish (until workCtx ends), hands every other write back in sequence
-// order, and unpins the consumer so the next owner starts at once.
-func (pt *partition) release(ctx context.Context) {
-	g := pt.g
+// finish (until WorkContext ends) and what runs under Go end, hands every
+// other write back in sequence order, and unpins the consumer so the next
+// owner starts at once.
+func (pt *Partition) Release(ctx context.Context) {
+	cfg := pt.cfg
 	defer close(pt.released)
 	pt.it.Drain()
 	<-pt.pulled
 	pt.cancel()
 	pt.running.Wait()
-	pt.replayers.Wait()
-	slices.SortFunc(pt.handedBack, func(a, b delivery) int { return cmpSeq(msgSeq(a.msg), msgSeq(b.msg)) })
-	for _, d := range pt.handedBack {
+	pt.others.Wait()
+	slices.SortFunc(pt.handedBack, func(a, b handedBack) int { return cmp.Compare(msgSeq(a.msg), msgSeq(b.msg)) })
+	for _, h := range pt.handedBack {
 		// A write whose last attempt got no answer comes back to the next
 		// owner only once that attempt can no longer be applied late.
-		if d.w != nil {
-			if wait := time.Until(d.w.notBefore); wait > 0 {
-				_ = d.msg.NakWithDelay(wait)
-				continue
-			}
+		if wait := time.Until(h.notBefore); wait > 0 {
+			_ = h.msg.NakWithDelay(wait)
+			continue
 		}
-		_ = d.msg.Nak()
+		_ = h.msg.Nak()
 	}
-	if err := g.nc.Flush(); err != nil {
-		g.log.Warn().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("flush hand-back")
+	if err := cfg.Conn.Flush(); err != nil {
+		cfg.Log.Warn().Err(err).Str("group", string(cfg.Mode)).Int("partition", pt.p).Msg("flush hand-back")
 	}
 	unpinCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := pt.unpin(unpinCtx); err != nil {
-		g.log.Warn().Err(err).Str("group", string(g.mode)).Int("partition", pt.p).Msg("cannot unpin; the next owner waits for the pin to time out")
+		cfg.Log.Warn().Err(err).Str("group", string(cfg.Mode)).Int("partition", pt.p).Msg("cannot unpin; the next owner waits for the pin to time out")
 	}
-	g.metrics.partitions.WithLabelValues(string(g.mode)).Dec()
-	g.log.Debug().Str("group", string(g.mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
+	cfg.ownedChanged(-1)
+	cfg.Log.Debug().Str("group", string(cfg.Mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
 }
 
 // unpin lets the next owner be pinned at once, if the pin is this worker's.
 // A worker that was never delivered a write was never pinned (the server
 // pins a client when it delivers to it), and must not unpin: the pin would
 // be the previous owner's, still handing back its writes.
-func (pt *partition) unpin(ctx context.Context) error {
+func (pt *Partition) unpin(ctx context.Context) error {
 	id := pt.it.PinID()
 	if id == "" {
 		return nil
@@ -330,22 +364,12 @@ func (pt *partition) unpin(ctx context.Context) error {
 	}
 	for _, pg := range info.PriorityGroups {
 		if pg.Group == streams.OwnerGroup && pg.PinnedClientID == id {
-			s, err := pt.g.js.Stream(ctx, pt.g.cfg.Streams.Stream)
+			s, err := pt.cfg.JS.Stream(ctx, pt.cfg.Streams.Stream)
 			if err != nil {
 				return err
 			}
-			return s.UnpinConsumer(ctx, streams.PartitionConsumerName(pt.g.mode, pt.p), streams.OwnerGroup)
+			return s.UnpinConsumer(ctx, streams.PartitionConsumerName(pt.cfg.Mode, pt.p), streams.OwnerGroup)
 		}
 	}
 	return nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

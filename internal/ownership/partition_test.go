@@ -1,0 +1,111 @@
+package ownership
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/internal/natstest"
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// Writes an owner gives up on, in whatever order, reach the next owner,
+// which starts them in stream order; and the owner letting go unpins the
+// consumer, so the next one starts at once rather than when the pin times
+// out.
+func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
+	nc, js := natstest.Start(t).Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	scfg := streams.DefaultConfig()
+	scfg.Partitions = 1
+	if _, err := streams.Provision(ctx, js, scfg); err != nil {
+		t.Fatal(err)
+	}
+	const writes = 5
+	for i := range writes {
+		if _, err := js.Publish(ctx, "memory.t.fast_ack.store", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owner := func(start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func()) *Partitions {
+		return NewPartitions(Config{
+			Conn: nc, JS: js, Streams: scfg, Mode: streams.ModeFastAck,
+			Batch: writes, MaxBytes: 1 << 20, Log: zerolog.Nop(),
+			Hooks: Hooks{Start: start},
+		})
+	}
+
+	// The first owner starts every write, and each gives up when the
+	// partition is released, the latest first.
+	started := make(chan uint64, writes)
+	gaveUp := make([]chan struct{}, writes+1)
+	for i := range gaveUp {
+		gaveUp[i] = make(chan struct{})
+	}
+	close(gaveUp[writes])
+	n := 0
+	first := owner(func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+		started <- meta.Sequence.Stream
+		i := n
+		n++
+		return func() {
+			<-pt.Context().Done()
+			<-gaveUp[i+1]
+			pt.HandBack(msg, time.Time{})
+			close(gaveUp[i])
+		}
+	})
+	pt, err := first.Take(ctx, ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for range writes {
+		select {
+		case seq := <-started:
+			seqs = append(seqs, seq)
+		case <-ctx.Done():
+			t.Fatalf("the first owner started %v", seqs)
+		}
+	}
+	if !slices.IsSorted(seqs) {
+		t.Fatalf("the first owner started %v, want stream order", seqs)
+	}
+	pt.Release(ctx)
+	released := time.Now()
+
+	next := make(chan uint64, writes)
+	second := owner(func(_ *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+		next <- meta.Sequence.Stream
+		return func() { _ = msg.Ack() }
+	})
+	pt, err = second.Take(ctx, ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pt.Release(ctx)
+	var again []uint64
+	for range writes {
+		select {
+		case seq := <-next:
+			again = append(again, seq)
+		case <-ctx.Done():
+			t.Fatalf("the next owner started %v, want %v", again, seqs)
+		}
+	}
+	if !slices.Equal(again, seqs) {
+		t.Fatalf("the next owner started %v, want %v", again, seqs)
+	}
+	if waited := time.Since(released); waited >= scfg.PinnedTTL() {
+		t.Fatalf("the next owner started after %s, the pin's time-out (%s): the first owner did not unpin", waited, scfg.PinnedTTL())
+	}
+	if !pt.Sure() {
+		t.Fatal("the next owner started writes before it was sure the first had let go")
+	}
+}

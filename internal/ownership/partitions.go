@@ -1,0 +1,134 @@
+package ownership
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// Config is what taking one mode's partitions needs.
+type Config struct {
+	Conn    *nats.Conn
+	JS      jetstream.JetStream
+	Streams streams.Config
+	Mode    streams.Mode
+	// Batch and MaxBytes are what the pull loop asks for per pull
+	// request: it never blocks, so as much as a partition may hold.
+	Batch    int
+	MaxBytes int
+	// OwnedChanged, if set, is told of each partition this worker takes
+	// (+1) and releases (-1), for a gauge of the partitions it owns.
+	OwnedChanged func(delta int)
+	Log          zerolog.Logger
+	Hooks        Hooks
+}
+
+func (cfg *Config) ownedChanged(delta int) {
+	if cfg.OwnedChanged != nil {
+		cfg.OwnedChanged(delta)
+	}
+}
+
+// Hooks are where the owner's delivery policy plugs in. Each is given the
+// partition it is called for.
+type Hooks struct {
+	// Start is called on the pull loop for each write, in stream order,
+	// once the partition has settled; it must not block. msg's metadata is
+	// meta, nil when it has none. The returned run goes in a goroutine of
+	// its own, and the write is held (kept in progress) until it returns;
+	// run gives a write it does not settle back with HandBack.
+	Start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) (run func())
+	// Settled, if set, runs once the partition has settled here, before
+	// Sure turns true and before any write starts: whatever the previous
+	// owner recorded before letting go is read there. It may block until
+	// the partition's Context ends.
+	Settled func(pt *Partition)
+	// Tend, if set, runs when the partition is taken, once it has settled
+	// and at every keeper tick: the owner starts there what it runs on the
+	// partition besides its writes (Go) and is missing.
+	Tend func(pt *Partition)
+}
+
+// Partitions takes and releases one mode's partitions for this worker.
+type Partitions struct {
+	cfg   Config
+	owned map[int]*Partition // touched only by Rebalance and ReleaseAll
+	view  atomic.Pointer[[]int]
+}
+
+// NewPartitions prepares a mode's partitions; Rebalance takes them.
+func NewPartitions(cfg Config) *Partitions {
+	return &Partitions{cfg: cfg, owned: map[int]*Partition{}}
+}
+
+// Owned is the partitions owned after the last Rebalance, sorted, or nil
+// after ReleaseAll; safe to call at any time.
+func (ps *Partitions) Owned() []int {
+	if p := ps.view.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Rebalance releases, in every mode, the partitions no longer assigned to
+// self among members, then takes the newly assigned ones (with Take; ctx
+// and workCtx are theirs). Releasing first matters: the new owner's pulls
+// wait on the pin until the old owner has handed everything back. A
+// partition that cannot be taken is logged and left for the next call.
+func Rebalance(ctx, workCtx context.Context, self string, members []streams.MemberRecord, modes []*Partitions) {
+	var releasing sync.WaitGroup
+	for _, ps := range modes {
+		want := Assign(self, members, ps.cfg.Mode, ps.cfg.Streams.Partitions)
+		for p, pt := range ps.owned {
+			if !slices.Contains(want, p) {
+				delete(ps.owned, p)
+				releasing.Add(1)
+				go func() { defer releasing.Done(); pt.Release(ctx) }()
+			}
+		}
+	}
+	releasing.Wait()
+	for _, ps := range modes {
+		log := ps.cfg.Log
+		for _, p := range Assign(self, members, ps.cfg.Mode, ps.cfg.Streams.Partitions) {
+			if _, ok := ps.owned[p]; ok || ctx.Err() != nil {
+				continue
+			}
+			pt, err := ps.Take(ctx, workCtx, p)
+			if err != nil {
+				if ctx.Err() != nil {
+					break // shutting down
+				}
+				log.Error().Err(err).Str("group", string(ps.cfg.Mode)).Int("partition", p).Msg("cannot pull from partition; trying again shortly")
+				continue
+			}
+			ps.owned[p] = pt
+		}
+		owned := slices.Sorted(maps.Keys(ps.owned))
+		if before := ps.view.Swap(&owned); before == nil || !slices.Equal(*before, owned) {
+			log.Info().Str("group", string(ps.cfg.Mode)).Int("members", len(members)).Ints("partitions", owned).Msg("partitions assigned")
+		}
+	}
+}
+
+// ReleaseAll releases every partition of every mode, at once.
+func ReleaseAll(ctx context.Context, modes []*Partitions) {
+	var releasing sync.WaitGroup
+	for _, ps := range modes {
+		for p, pt := range ps.owned {
+			delete(ps.owned, p)
+			releasing.Add(1)
+			go func() { defer releasing.Done(); pt.Release(ctx) }()
+		}
+		ps.view.Store(nil)
+	}
+	releasing.Wait()
+}
