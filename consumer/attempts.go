@@ -22,7 +22,7 @@ func (g *group) attemptKey(seq uint64) string {
 func (g *group) countAttempt(ctx context.Context, seq uint64) (int, error) {
 	key := g.attemptKey(seq)
 	n := 0
-	entry, err := g.attempts.Get(ctx, key)
+	entry, err := g.buckets.attempts.Get(ctx, key)
 	switch {
 	case err == nil:
 		n, _ = strconv.Atoi(string(entry.Value()))
@@ -30,7 +30,7 @@ func (g *group) countAttempt(ctx context.Context, seq uint64) (int, error) {
 		return 0, err
 	}
 	n++
-	if _, err := g.attempts.Put(ctx, key, []byte(strconv.Itoa(n))); err != nil {
+	if _, err := g.buckets.attempts.Put(ctx, key, []byte(strconv.Itoa(n))); err != nil {
 		return n, err
 	}
 	return n, nil
@@ -38,7 +38,7 @@ func (g *group) countAttempt(ctx context.Context, seq uint64) (int, error) {
 
 // forgetAttempts drops the count once the write is settled.
 func (g *group) forgetAttempts(ctx context.Context, seq uint64) {
-	if err := g.attempts.Purge(ctx, g.attemptKey(seq)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := g.buckets.attempts.Purge(ctx, g.attemptKey(seq)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		g.log.Debug().Err(err).Uint64("seq", seq).Msg("cannot forget attempt count; it expires with the bucket's TTL")
 	}
 }

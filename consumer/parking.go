@@ -95,8 +95,8 @@ func (pk *parking) park(ctx context.Context, d delivery, pt *ownership.Partition
 	t := pk.tenant(d.w.addr.Tenant)
 	t.mu.Lock()
 	if !t.parked {
-		rec, _ := json.Marshal(streams.ParkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.id})
-		if _, err := g.parked.Put(ctx, streams.ParkingKey(g.mode, d.w.addr.Token), rec); err != nil {
+		rec, _ := json.Marshal(streams.ParkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.workerID})
+		if _, err := g.buckets.parked.Put(ctx, streams.ParkingKey(g.mode, d.w.addr.Token), rec); err != nil {
 			t.mu.Unlock()
 			return fmt.Errorf("record parked tenant: %w", err)
 		}
@@ -178,7 +178,7 @@ func (pk *parking) unpark(ctx context.Context, tenant, token string) (bool, erro
 	if n > 0 {
 		return false, nil // still parked, or replayed and not yet acked
 	}
-	if err := g.parked.Delete(ctx, streams.ParkingKey(g.mode, token)); err != nil {
+	if err := g.buckets.parked.Delete(ctx, streams.ParkingKey(g.mode, token)); err != nil {
 		return false, err
 	}
 	if t.parked {
@@ -445,7 +445,7 @@ func parkedDelivery(msg jetstream.Msg, replyPrefixes []string) delivery {
 // watchParking keeps every group's parked set in step with the bucket and
 // records how far it has read, for catchUp.
 func (w *Worker) watchParking(ctx context.Context) error {
-	watcher, err := w.parked.WatchAll(ctx)
+	watcher, err := w.buckets.parked.WatchAll(ctx)
 	if err != nil {
 		return err
 	}
@@ -460,7 +460,7 @@ func (w *Worker) watchParking(ctx context.Context) error {
 					return
 				}
 				if e == nil {
-					w.parkingSeen.caughtUp()
+					w.buckets.parkingSeen.caughtUp()
 					continue
 				}
 				mode, token, found := streams.ParseParkingKey(e.Key())
@@ -472,7 +472,7 @@ func (w *Worker) watchParking(ctx context.Context) error {
 						}
 					}
 				}
-				w.parkingSeen.saw(e.Revision())
+				w.buckets.parkingSeen.saw(e.Revision())
 			}
 		}
 	}()
@@ -513,7 +513,7 @@ func (r *revisionWaiter) caughtUp() {
 // the partition is handled.
 func (g *group) catchUpParking(pt *ownership.Partition) {
 	ctx := pt.Context()
-	for err := g.catchUp(ctx); err != nil && ctx.Err() == nil; err = g.catchUp(ctx) {
+	for err := g.buckets.catchUp(ctx); err != nil && ctx.Err() == nil; err = g.buckets.catchUp(ctx) {
 		g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
 		time.Sleep(time.Second)
 	}
@@ -521,8 +521,8 @@ func (g *group) catchUpParking(pt *ownership.Partition) {
 
 // catchUp waits until the watcher has applied every parking bucket change
 // made so far, by anybody.
-func (w *Worker) catchUp(ctx context.Context) error {
-	status, err := w.parked.Status(ctx)
+func (b *buckets) catchUp(ctx context.Context) error {
+	status, err := b.parked.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -530,7 +530,7 @@ func (w *Worker) catchUp(ctx context.Context) error {
 	if s, ok := status.(*jetstream.KeyValueBucketStatus); ok {
 		last = s.StreamInfo().State.LastSeq
 	}
-	r := w.parkingSeen
+	r := b.parkingSeen
 	stop := context.AfterFunc(ctx, r.cond.Broadcast)
 	defer stop()
 	r.mu.Lock()

@@ -41,7 +41,7 @@ func BenchmarkTracedHotpath(b *testing.B) {
 			cfg := Config{Endpoint: srv.URL, Token: testToken, Concurrency: 4, RequestTimeout: 5 * time.Second}
 			w := &Worker{cfg: cfg, api: newMemoryAPI(cfg), log: zerolog.Nop()}
 			w.enableTracing(bc.tp())
-			g := &group{Worker: w, mode: streams.ModeFastAck}
+			g := &group{mode: streams.ModeFastAck, cfg: cfg, api: w.api, log: w.log, tracer: w.tracer}
 			// In a worker both come with the pulled message.
 			var msg jetstream.Msg = hotpathMsg("k")
 			meta := &jetstream.MsgMetadata{NumDelivered: 1}

@@ -47,23 +47,40 @@ type Worker struct {
 	metrics   *metrics
 	log       zerolog.Logger
 	groups    []*group
-	attempts  jetstream.KeyValue
-	parked    jetstream.KeyValue // parking bucket: parked tenants per group
+	buckets   *buckets
 	stray     jetstream.Consumer // writes stored without a partition
 	members   *ownership.Members
 	// partitions is every group's partitions, for rebalancing.
 	partitions []*ownership.Partitions
-	// parkingSeen is how far the parking watcher has read.
-	parkingSeen *revisionWaiter
-	bound       atomic.Bool
-	tracer      trace.Tracer // nil: tracing off
+	bound      atomic.Bool
+	tracer     trace.Tracer // nil: tracing off
 }
 
-// group is one write mode's consumer group inside this worker.
+// buckets are the KV buckets the groups share, bound when the worker runs.
+type buckets struct {
+	attempts jetstream.KeyValue // attempts per write, across workers
+	parked   jetstream.KeyValue // parked tenants per group
+	// parkingSeen is how far the parking watcher has read.
+	parkingSeen *revisionWaiter
+}
+
+// group is one write mode's consumer group inside this worker. What it
+// shares with the worker's other groups it is given when it is made.
 type group struct {
-	*Worker
-	mode     streams.Mode
-	level    int // priority: 0 is served first
+	mode  streams.Mode
+	level int // priority: 0 is served first
+
+	cfg       Config
+	workerID  string
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	api       *memoryAPI
+	misconfig *misconfigured
+	metrics   *metrics
+	log       zerolog.Logger
+	tracer    trace.Tracer // nil: tracing off
+	buckets   *buckets
+
 	breakers *breakers
 	lanes    *lanes
 	fair     *fair
@@ -96,8 +113,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
 		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
-
-		parkingSeen: newRevisionWaiter(),
+		buckets: &buckets{parkingSeen: newRevisionWaiter()},
 	}
 	w.enableTracing(cfg.TracerProvider)
 	w.misconfig = newMisconfigured(cfg, w.metrics)
@@ -106,7 +122,9 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 			continue
 		}
 		g := &group{
-			Worker: w, mode: mode, level: level,
+			mode: mode, level: level,
+			cfg: cfg, workerID: w.id, nc: nc, js: js, api: w.api, misconfig: w.misconfig,
+			metrics: w.metrics, log: w.log, tracer: w.tracer, buckets: w.buckets,
 			lanes: newLanes(), fair: newFair(w.slots, level),
 		}
 		g.parking = newParking(g)
@@ -243,8 +261,8 @@ func (w *Worker) bind(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.AttemptsBucket, err)
 	}
-	w.attempts = kv
-	if w.parked, err = w.js.KeyValue(ctx, w.cfg.Streams.ParkingBucket); err != nil {
+	w.buckets.attempts = kv
+	if w.buckets.parked, err = w.js.KeyValue(ctx, w.cfg.Streams.ParkingBucket); err != nil {
 		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.ParkingBucket, err)
 	}
 	if err := w.watchParking(ctx); err != nil {
