@@ -134,7 +134,7 @@ func main() {
 	}
 	if opts.natsSync != "" {
 		var err error
-		if opts.syncInterval, opts.syncAlways, err = (config.Config{NATSSync: opts.natsSync}).EmbeddedSync(); err != nil {
+		if opts.syncInterval, opts.syncAlways, err = (config.Embedded{NATSSync: opts.natsSync}).DiskSync(); err != nil {
 			fatal(fmt.Errorf("-nats-sync %q: want a duration above 0 or always: %w", opts.natsSync, err))
 		}
 	}

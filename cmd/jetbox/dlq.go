@@ -113,7 +113,7 @@ func withDLQ(cmd *cobra.Command, fn func(ctx context.Context, js jetstream.JetSt
 		return err
 	}
 	defer nc.Close()
-	return fn(cmd.Context(), js, cfg.Streams())
+	return fn(cmd.Context(), js, cfg.Outbox.Streams())
 }
 
 // selected lists the dead letters the filter flags select.

@@ -22,16 +22,16 @@ import (
 // requests, those in progress finish (up to the shutdown timeout), then
 // its background writes are flushed.
 func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint string, reg prometheus.Registerer, tp trace.TracerProvider, log zerolog.Logger) (stop func(), err error) {
-	tokens := frontdoor.Tokens{Service: cfg.IngestToken}
-	if cfg.IngestTokensFile != "" {
-		if tokens.Tenant, err = frontdoor.LoadTokensFile(cfg.IngestTokensFile); err != nil {
+	tokens := frontdoor.Tokens{Service: cfg.FrontDoor.Token}
+	if cfg.FrontDoor.TokensFile != "" {
+		if tokens.Tenant, err = frontdoor.LoadTokensFile(cfg.FrontDoor.TokensFile); err != nil {
 			return nil, err
 		}
 	}
 	exposure := config.Exposure{
-		Server: "front door", Addr: cfg.IngestListen, ListenVar: "SOMABRAIN_OUTBOX_INGEST_LISTEN",
+		Server: "front door", Addr: cfg.FrontDoor.Listen, ListenVar: "SOMABRAIN_OUTBOX_INGEST_LISTEN",
 		AuthVars:      "SOMABRAIN_OUTBOX_INGEST_TOKEN or SOMABRAIN_OUTBOX_INGEST_TOKENS_FILE",
-		Authenticated: tokens.Service != "" || len(tokens.Tenant) > 0, AllowInsecure: cfg.AllowInsecure,
+		Authenticated: tokens.Service != "" || len(tokens.Tenant) > 0, AllowInsecure: cfg.Embedded.AllowInsecure,
 	}
 	if err := exposure.Check(log); err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, natsURL, endpoint st
 	flog.Info().Str("addr", srv.Addr()).Str("mode", string(hcfg.Mode)).Bool("authenticated", h.Authenticated()).
 		Msg("front door serving SomaFractalMemory's API; writes go through the outbox")
 	stop = sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.Worker.ShutdownTimeout)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 		closeProducer(ctx)

@@ -190,27 +190,27 @@ func setup(cmd *cobra.Command) (config.Config, zerolog.Logger, error) {
 	if err != nil {
 		return cfg, zerolog.Nop(), err
 	}
-	return cfg, logging.New(cmd.ErrOrStderr(), cfg.LogLevel, cfg.LogFormat), nil
+	return cfg, logging.New(cmd.ErrOrStderr(), cfg.Log.Level, cfg.Log.Format), nil
 }
 
 func natsSettings(cfg config.Config, url, name string) natsconn.Settings {
 	return natsconn.Settings{
-		URL: url, Creds: cfg.NATSCreds, NKey: cfg.NATSNKey, User: cfg.NATSUser, Password: cfg.NATSPassword,
-		Token: cfg.NATSToken, CA: cfg.NATSCA, Cert: cfg.NATSCert, Key: cfg.NATSKey, Name: name,
-		InboxPrefix: cfg.NATSInbox,
+		URL: url, Creds: cfg.NATS.Creds, NKey: cfg.NATS.NKey, User: cfg.NATS.User, Password: cfg.NATS.Password,
+		Token: cfg.NATS.Token, CA: cfg.NATS.CA, Cert: cfg.NATS.Cert, Key: cfg.NATS.Key, Name: name,
+		InboxPrefix: cfg.NATS.InboxPrefix,
 	}
 }
 
 // connect dials NATS_URL, or the embedded server's default address when
 // NATS_URL is empty (the tools talk to a 'jetbox run' on this machine).
 func connect(cfg config.Config, name string) (*nats.Conn, error) {
-	url := cfg.NATSURL
+	url := cfg.NATS.URL
 	if url == "" {
-		url = "nats://" + cfg.NATSListen
+		url = "nats://" + cfg.Embedded.NATSListen
 	}
 	nc, err := natsconn.Connect(natsSettings(cfg, url, name), zerolog.Nop())
-	if err != nil && cfg.NATSURL == "" {
-		err = fmt.Errorf("%w (NATS_URL is empty: is 'jetbox run' running with SOMABRAIN_OUTBOX_NATS_LISTEN=%s? else set NATS_URL or --server)", err, cfg.NATSListen)
+	if err != nil && cfg.NATS.URL == "" {
+		err = fmt.Errorf("%w (NATS_URL is empty: is 'jetbox run' running with SOMABRAIN_OUTBOX_NATS_LISTEN=%s? else set NATS_URL or --server)", err, cfg.Embedded.NATSListen)
 	}
 	return nc, err
 }

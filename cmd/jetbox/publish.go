@@ -69,15 +69,15 @@ func newPublishCmd() *cobra.Command {
 // publish is 'jetbox publish': one write from the shell, printed as JSON.
 // The write mode is cfg's, which --mode overrides.
 func publish(ctx context.Context, cfg config.Config, pf publishFlags, stdout io.Writer) error {
-	m, err := streams.ParseMode(cfg.WriteMode)
+	m, err := streams.ParseMode(cfg.Memory.WriteMode)
 	if err != nil {
 		return usageError{err}
 	}
 	if _, err := streams.ParseOp(pf.op); err != nil {
 		return usageError{fmt.Errorf("--op: %w", err)}
 	}
-	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
-	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, log)
+	log := logging.New(os.Stderr, cfg.Log.Level, cfg.Log.Format)
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Ops.Tracing, log)
 	if err != nil {
 		return err
 	}

@@ -46,23 +46,23 @@ the relay of new rows, then exits.`,
 // until SIGINT or SIGTERM. install installs the notification trigger and
 // returns.
 func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stderr io.Writer, log zerolog.Logger) error {
-	if cfg.PostgresDSN == "" {
+	if cfg.Relay.PostgresDSN == "" {
 		return fmt.Errorf("%w: SOMABRAIN_POSTGRES_DSN is empty: set it to SomaBrain's database, e.g. postgres://user:password@host:5432/somabrain", config.ErrInvalid)
 	}
-	pcfg, err := pgxpool.ParseConfig(cfg.PostgresDSN)
+	pcfg, err := pgxpool.ParseConfig(cfg.Relay.PostgresDSN)
 	if err != nil {
 		// pgx's parse errors quote the string with its password removed.
 		return fmt.Errorf("%w: SOMABRAIN_POSTGRES_DSN: %v", config.ErrInvalid, err)
 	}
-	pcfg.MaxConns = int32(cfg.RelayConcurrency + 2) // the workers, the lag report, the count
+	pcfg.MaxConns = int32(cfg.Relay.Concurrency + 2) // the workers, the lag report, the count
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return fmt.Errorf("PostgreSQL %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
+		return fmt.Errorf("PostgreSQL %s: %w", config.RedactDSN(cfg.Relay.PostgresDSN), err)
 	}
 	defer pool.Close()
 	if install {
 		if err := relay.InstallTrigger(ctx, pool); err != nil {
-			return fmt.Errorf("install trigger on %s: %w", config.RedactDSN(cfg.PostgresDSN), err)
+			return fmt.Errorf("install trigger on %s: %w", config.RedactDSN(cfg.Relay.PostgresDSN), err)
 		}
 		fmt.Fprintf(stdout, "trigger installed: inserts into outbox_events notify %s\n", relay.NotifyChannel)
 		return nil
@@ -83,8 +83,8 @@ func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stde
 	if err != nil {
 		return err
 	}
-	if cfg.RelayHTTPListen != config.HTTPListenOff {
-		srv, err := serveOps(cfg.RelayHTTPListen, reg, cfg.Pprof, func() error {
+	if cfg.Relay.HTTPListen != config.HTTPListenOff {
+		srv, err := serveOps(cfg.Relay.HTTPListen, reg, cfg.Ops.Pprof, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
 			}
@@ -95,7 +95,7 @@ func runRelay(ctx context.Context, cfg config.Config, install bool, stdout, stde
 		}
 		defer srv.Close()
 	}
-	log.Info().Str("postgres", config.RedactDSN(cfg.PostgresDSN)).Str("mode", string(rcfg.Mode)).
+	log.Info().Str("postgres", config.RedactDSN(cfg.Relay.PostgresDSN)).Str("mode", string(rcfg.Mode)).
 		Msg("jetbox relay: moving outbox_events into the outbox; SIGTERM or Ctrl-C stops")
 	start := time.Now()
 	err = r.Run(ctx)

@@ -35,12 +35,12 @@ import (
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
 	setGCPercent()
-	tp, stopTracing, err := tracing.Setup(ctx, cfg.Tracing, log)
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.Ops.Tracing, log)
 	if err != nil {
 		return err
 	}
 	defer flushSpans(ctx, stopTracing, log)
-	url := cfg.NATSURL
+	url := cfg.NATS.URL
 	if url == "" {
 		opts := embeddedOptions(cfg)
 		opts.Log = log
@@ -53,7 +53,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 			ns.WaitForShutdown()
 		}()
 		url = ns.ClientURL()
-		log.Info().Str("url", url).Str("data", filepath.Join(cfg.DataDir, "nats")).Str("sync", cfg.NATSSync).Msg("embedded nats-server with JetStream listening")
+		log.Info().Str("url", url).Str("data", filepath.Join(cfg.Embedded.DataDir, "nats")).Str("sync", cfg.Embedded.NATSSync).Msg("embedded nats-server with JetStream listening")
 	}
 	nc, err := natsconn.Connect(natsSettings(cfg, url, "jetbox worker"), log)
 	if err != nil {
@@ -64,7 +64,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	if err != nil {
 		return err
 	}
-	scfg := cfg.Streams()
+	scfg := cfg.Outbox.Streams()
 	provisionCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	_, err = streams.Provision(provisionCtx, js, scfg)
 	cancel()
@@ -72,14 +72,14 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		return err
 	}
 
-	endpoint := cfg.MemoryEndpoint
+	endpoint := cfg.Memory.Endpoint
 	if endpoint == "" {
 		store, err := memapi.Open(memAPIOptions(cfg))
 		if err != nil {
 			return err
 		}
 		defer store.Close()
-		ln, err := memapi.Listen(cfg.MemAPIListen, store, log)
+		ln, err := memapi.Listen(cfg.Embedded.MemAPIListen, store, log)
 		if err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 			stopMem()
 			<-memDone
 		}()
-		endpoint = "http://" + cfg.MemAPIListen
+		endpoint = "http://" + cfg.Embedded.MemAPIListen
 		log.Info().Str("url", endpoint).Msg("development memory API listening")
 	}
 
@@ -104,7 +104,7 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 	if err != nil {
 		return err
 	}
-	if cfg.NATSGateway {
+	if cfg.Worker.NATSGateway {
 		gcfg := gatewayConfig(cfg)
 		gcfg.Registerer, gcfg.Log = reg, log
 		gw, err := ingest.Start(nc, gcfg)
@@ -112,14 +112,14 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 			return err
 		}
 		defer func() {
-			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Worker.ShutdownTimeout)
 			defer cancel()
 			if err := gw.Stop(stopCtx); err != nil {
 				log.Warn().Err(err).Msg("ingest gateway stop")
 			}
 		}()
 	}
-	if cfg.IngestListen != config.HTTPListenOff {
+	if cfg.FrontDoor.Listen != config.HTTPListenOff {
 		stopFrontDoor, err := serveFrontDoor(ctx, cfg, url, endpoint, reg, tp, log)
 		if err != nil {
 			return err
@@ -133,8 +133,8 @@ func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) erro
 		return w.Ready()
 	}
 	reg.MustRegister(opsmetrics.Ready(ready, opsmetrics.DefaultCacheTTL))
-	if cfg.HTTPListen != config.HTTPListenOff {
-		srv, err := serveOps(cfg.HTTPListen, reg, cfg.Pprof, func() error {
+	if cfg.Ops.HTTPListen != config.HTTPListenOff {
+		srv, err := serveOps(cfg.Ops.HTTPListen, reg, cfg.Ops.Pprof, func() error {
 			if !nc.IsConnected() {
 				return errors.New("not connected to NATS")
 			}
@@ -225,6 +225,6 @@ func runMemAPI(ctx context.Context, cfg config.Config, log zerolog.Logger) error
 		return err
 	}
 	defer store.Close()
-	log.Info().Str("addr", cfg.MemAPIListen).Msg("development memory API")
-	return memapi.Serve(ctx, cfg.MemAPIListen, store, log)
+	log.Info().Str("addr", cfg.Embedded.MemAPIListen).Msg("development memory API")
+	return memapi.Serve(ctx, cfg.Embedded.MemAPIListen, store, log)
 }

@@ -59,7 +59,7 @@ func newStatusCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(r)
 			}
-			return r.print(cmd.OutOrStdout(), cfg.Partitions, time.Now())
+			return r.print(cmd.OutOrStdout(), cfg.Outbox.Partitions, time.Now())
 		}),
 	}
 	cmd.Flags().DurationVar(&wait, "wait", time.Second, "how long to collect answers from workers")
@@ -114,7 +114,7 @@ type parkedTenant struct {
 }
 
 func gatherReport(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg config.Config, wait time.Duration) (statusReport, error) {
-	scfg := cfg.Streams()
+	scfg := cfg.Outbox.Streams()
 	r := statusReport{Errors: map[string]string{}}
 	var err error
 	if r.Groups, err = partitionCounts(ctx, js, scfg.Stream); err != nil {

@@ -32,7 +32,7 @@ func TestDefaultsAreTheLibrarys(t *testing.T) {
 		got, want  any
 		notFromEnv []string
 	}{
-		{"streams.Config", cfg.Streams(), streams.DefaultConfig(), nil},
+		{"streams.Config", cfg.Outbox.Streams(), streams.DefaultConfig(), nil},
 		{"consumer.Config", workerConfig(cfg, ""), consumer.DefaultConfig(),
 			[]string{"Endpoint", "Token", "MisconfiguredProbe", "Log", "Registerer", "HTTPClient", "TracerProvider"}},
 		{"producer.Config", producerConfig(cfg), producer.DefaultConfig(),

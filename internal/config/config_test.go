@@ -14,10 +14,10 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WriteMode != "sync" || c.FailureThreshold != 3 || c.ResetInterval.Duration() != time.Minute || c.DefaultTenant != "public" {
+	if c.Memory.WriteMode != "sync" || c.Memory.FailureThreshold != 3 || c.Memory.ResetInterval.Duration() != time.Minute || c.Memory.DefaultTenant != "public" {
 		t.Fatalf("contract defaults not kept: %+v", c)
 	}
-	if modes, _ := c.GroupModes(); len(modes) != 3 {
+	if modes, _ := c.Worker.GroupModes(); len(modes) != 3 {
 		t.Fatalf("groups %v", modes)
 	}
 }
@@ -27,14 +27,14 @@ func TestStreamsLayoutFollowsTheVariables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Streams(); s.Partitions != 24 || s.MemberTTL != 10*time.Second || s.MembersBucket != "MEMORY_WORKERS" {
+	if s := c.Outbox.Streams(); s.Partitions != 24 || s.MemberTTL != 10*time.Second || s.MembersBucket != "MEMORY_WORKERS" {
 		t.Fatalf("default layout: %d partitions, member TTL %v, bucket %s", s.Partitions, s.MemberTTL, s.MembersBucket)
 	}
 	c, err = Load(map[string]string{"SOMABRAIN_OUTBOX_PARTITIONS": "4", "SOMABRAIN_OUTBOX_MEMBER_TTL": "3s", "SOMABRAIN_OUTBOX_MAX_ACK_PENDING": "50"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := c.Streams(); s.Partitions != 4 || s.MemberTTL != 3*time.Second || s.MaxAckPending != 50 {
+	if s := c.Outbox.Streams(); s.Partitions != 4 || s.MemberTTL != 3*time.Second || s.MaxAckPending != 50 {
 		t.Fatalf("layout: %d partitions, member TTL %v, max ack pending %d", s.Partitions, s.MemberTTL, s.MaxAckPending)
 	}
 	for _, bad := range []string{"0", "-1", "x"} {
@@ -47,8 +47,8 @@ func TestStreamsLayoutFollowsTheVariables(t *testing.T) {
 func TestResetIntervalIsSeconds(t *testing.T) {
 	for in, want := range map[string]time.Duration{"60": time.Minute, "0.5": 500 * time.Millisecond, "90s": 90 * time.Second} {
 		c, err := Load(map[string]string{"SOMABRAIN_MEMORY_RESET_INTERVAL": in})
-		if err != nil || c.ResetInterval.Duration() != want {
-			t.Errorf("%q: %v %v, want %v", in, c.ResetInterval.Duration(), err, want)
+		if err != nil || c.Memory.ResetInterval.Duration() != want {
+			t.Errorf("%q: %v %v, want %v", in, c.Memory.ResetInterval.Duration(), err, want)
 		}
 	}
 }
@@ -73,6 +73,8 @@ func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 		"SOMABRAIN_OUTBOX_MEMBER_TTL":         {"500ms", "at least 1s"},
 		"SOMABRAIN_OUTBOX_NATS_SYNC":          {"often", "or always"},
 		"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": {"0", "at least 1, or -1 for unlimited"},
+		// Relay.Concurrency has the name of a Worker field too.
+		"SOMABRAIN_RELAY_CONCURRENCY": {"x", "tenants relayed at once"},
 	}
 	for name, c := range cases {
 		_, err := Load(map[string]string{name: c[0]})
@@ -86,12 +88,12 @@ func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 // turned off with "off", not with an empty value.
 func TestHTTPListenOff(t *testing.T) {
 	c, err := Load(map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": ""})
-	if err != nil || c.HTTPListen != "127.0.0.1:9464" {
-		t.Fatalf("empty: %q %v, want the default", c.HTTPListen, err)
+	if err != nil || c.Ops.HTTPListen != "127.0.0.1:9464" {
+		t.Fatalf("empty: %q %v, want the default", c.Ops.HTTPListen, err)
 	}
 	c, err = Load(map[string]string{"SOMABRAIN_OUTBOX_HTTP_LISTEN": "off"})
-	if err != nil || c.HTTPListen != HTTPListenOff {
-		t.Fatalf("off: %q %v", c.HTTPListen, err)
+	if err != nil || c.Ops.HTTPListen != HTTPListenOff {
+		t.Fatalf("off: %q %v", c.Ops.HTTPListen, err)
 	}
 }
 
@@ -120,8 +122,8 @@ func TestTenantMaxPending(t *testing.T) {
 		}
 		for _, env := range []map[string]string{environ, {"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING": in}} {
 			c, err := Load(env)
-			if err != nil || c.TenantMaxPending != want || c.Streams().TenantMaxPending != want {
-				t.Errorf("%v: %d (streams %d), %v; want %d", env, c.TenantMaxPending, c.Streams().TenantMaxPending, err, want)
+			if err != nil || c.Outbox.TenantMaxPending != want || c.Outbox.Streams().TenantMaxPending != want {
+				t.Errorf("%v: %d (streams %d), %v; want %d", env, c.Outbox.TenantMaxPending, c.Outbox.Streams().TenantMaxPending, err, want)
 			}
 		}
 	}
@@ -160,8 +162,8 @@ func TestSomaBrainFastAckAlias(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || cfg.WriteMode != c.mode {
-			t.Errorf("%v: mode %q, err %v; want %q", c.env, cfg.WriteMode, err, c.mode)
+		if err != nil || cfg.Memory.WriteMode != c.mode {
+			t.Errorf("%v: mode %q, err %v; want %q", c.env, cfg.Memory.WriteMode, err, c.mode)
 		}
 		if notes := AliasNotes(c.env); len(notes) != 1 || !strings.Contains(notes[0], c.note) {
 			t.Errorf("%v: notes %q, want one saying %q", c.env, notes, c.note)
