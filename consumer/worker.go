@@ -133,7 +133,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
 			OwnedChanged: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
 			Log:          w.log,
-			Hooks:        ownership.Hooks{Start: g.start, Settled: g.catchUpParking, Tend: g.parking.ensureReplayers},
+			Hooks:        ownership.Hooks{Start: g.start, Gathered: g.catchUpParking, Tend: g.parking.ensureReplayers},
 		})
 		w.partitions = append(w.partitions, g.partitions)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {

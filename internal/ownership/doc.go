@@ -23,9 +23,9 @@
 // of them, and a new owner's pulls wait until the previous owner unpins or
 // its pin times out.
 //
-// Settle before starting. A new owner starts nothing until every write
+// Gather before starting. A new owner starts nothing until every write
 // pending on the consumer (NumAckPending) has been delivered to it,
-// counting distinct stream sequences; then Hooks.Settled runs, the
+// counting distinct stream sequences; then Hooks.Gathered runs, the
 // partition is Sure, and the writes start in stream order. A write
 // delivered again while it is held is the same write: it neither counts
 // twice nor starts twice. A partition is also Sure once the pin's time-out

@@ -87,7 +87,7 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 	}
 	pt.ctx, pt.cancel = context.WithCancel(ctx)
 	// Past the pin's time-out and an ack wait, the previous owner has let
-	// go or lost everything it held, even if no write ever settles here.
+	// go or lost everything it held, even if no write is ever acked here.
 	stop := time.AfterFunc(cfg.Streams.PinnedTTL()+cfg.Streams.AckWait, pt.markSure)
 	context.AfterFunc(pt.ctx, func() { stop.Stop() })
 	go pt.pull()
@@ -109,7 +109,7 @@ func (pt *Partition) Context() context.Context { return pt.ctx }
 func (pt *Partition) WorkContext() context.Context { return pt.workCtx }
 
 // Sure says whether the previous owner has certainly let go: the partition
-// has settled here, or this worker has waited out the pin's time-out and
+// has gathered here, or this worker has waited out the pin's time-out and
 // an ack wait.
 func (pt *Partition) Sure() bool { return pt.sure.Load() }
 
@@ -138,7 +138,7 @@ func (pt *Partition) tend() {
 // keep its pin alive however busy it is; the consumer's MaxAckPending
 // bounds how many writes it holds.
 //
-// A new owner first lets the partition settle: it starts nothing until
+// A new owner first gathers the partition: it starts nothing until
 // every write pending on the consumer has been delivered to it. The
 // previous owner's hand-back (Nak) and unpin travel separately inside the
 // server, so the pin can reach the new owner, with a newer write, before
@@ -146,46 +146,46 @@ func (pt *Partition) tend() {
 // pending is here, the new owner starts the writes in stream order.
 func (pt *Partition) pull() {
 	defer close(pt.pulled)
-	var early []jetstream.Msg // delivered before the partition settled
+	var early []jetstream.Msg // delivered before the partition was gathered
 	var checked time.Time
-	for settled := false; ; {
+	for gathered := false; ; {
 		var msg jetstream.Msg
 		var err error
-		if settled {
+		if gathered {
 			msg, err = pt.it.Next(context.Background())
 		} else {
-			wait, cancel := context.WithTimeout(context.Background(), settleCheck)
+			wait, cancel := context.WithTimeout(context.Background(), gatherCheck)
 			msg, err = pt.it.Next(wait)
 			cancel()
 		}
 		switch {
 		case errors.Is(err, jspull.ErrIteratorClosed):
-			// Released before it settled: what came early goes back as it
+			// Released before it was gathered: what came early goes back as it
 			// came, in stream order.
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
 				pt.HandBack(m, time.Time{})
 			}
 			return
-		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !settled):
+		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !gathered):
 			pt.cfg.Log.Debug().Err(err).Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Msg("pull")
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		if msg != nil && !settled {
+		if msg != nil && !gathered {
 			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
 			}
 		}
-		if !settled {
-			if len(early) == 0 || time.Since(checked) < settleCheck/2 {
+		if !gathered {
+			if len(early) == 0 || time.Since(checked) < gatherCheck/2 {
 				continue
 			}
 			if checked = time.Now(); !pt.allPendingHere(len(early)) {
 				continue
 			}
-			settled = true
-			pt.settle()
+			gathered = true
+			pt.gathered()
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
 				meta, _ := m.Metadata()
@@ -200,9 +200,9 @@ func (pt *Partition) pull() {
 	}
 }
 
-// settleCheck is how often a new owner checks whether the partition has
-// settled.
-const settleCheck = 50 * time.Millisecond
+// gatherCheck is how often a new owner checks whether every write pending
+// on the partition has reached it.
+const gatherCheck = 50 * time.Millisecond
 
 // allPendingHere reports whether every write pending on the consumer has
 // been delivered to this worker.
@@ -213,11 +213,11 @@ func (pt *Partition) allPendingHere(delivered int) bool {
 	return err == nil && info.NumAckPending <= delivered
 }
 
-// settle runs once the previous owner has let go entirely, before any
+// gathered runs once the previous owner has let go entirely, before any
 // write starts.
-func (pt *Partition) settle() {
-	if settled := pt.cfg.Hooks.Settled; settled != nil {
-		settled(pt)
+func (pt *Partition) gathered() {
+	if gathered := pt.cfg.Hooks.Gathered; gathered != nil {
+		gathered(pt)
 	}
 	pt.markSure()
 	pt.tend()
@@ -229,9 +229,9 @@ func (pt *Partition) settle() {
 // timer ran out while the previous owner was still finishing, or because
 // the previous owner handed it back after that. The copy is the same
 // pending write, not another one: counted again, it would let a new owner
-// settle before an older write reached it, and started again, it would be
+// gather the partition before an older write reached it, and started again, it would be
 // applied twice, maybe after a later write to its memory. The held copy
-// settles it (the server acks by stream sequence).
+// acks it (the server acks by stream sequence).
 func (pt *Partition) hold(msg jetstream.Msg) (meta *jetstream.MsgMetadata, again bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -259,7 +259,8 @@ func (pt *Partition) start(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	}()
 }
 
-// done stops holding a write: it was settled, or handed back.
+// done stops holding a write: it was acked (applied, dead-lettered or
+// parked), or handed back.
 func (pt *Partition) done(meta *jetstream.MsgMetadata) {
 	if meta != nil {
 		pt.mu.Lock()

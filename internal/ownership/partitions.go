@@ -41,18 +41,19 @@ func (cfg *Config) ownedChanged(delta int) {
 // partition it is called for.
 type Hooks struct {
 	// Start is called on the pull loop for each write, in stream order,
-	// once the partition has settled; it must not block. msg's metadata is
-	// meta, nil when it has none. The returned run goes in a goroutine of
+	// once the partition has been gathered; it must not block. msg's
+	// metadata is meta, nil when it has none. The returned run goes in a goroutine of
 	// its own, and the write is held (kept in progress) until it returns;
-	// run gives a write it does not settle back with HandBack.
+	// run gives a write it does not ack back with HandBack.
 	Start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) (run func())
-	// Settled, if set, runs once the partition has settled here, before
-	// Sure turns true and before any write starts: whatever the previous
+	// Gathered, if set, runs once every write pending on the partition
+	// has reached this worker, before Sure turns true and before any
+	// write starts: whatever the previous
 	// owner recorded before letting go is read there. It may block until
 	// the partition's Context ends.
-	Settled func(pt *Partition)
-	// Tend, if set, runs when the partition is taken, once it has settled
-	// and at every keeper tick: the owner starts there what it runs on the
+	Gathered func(pt *Partition)
+	// Tend, if set, runs when the partition is taken, once it has been
+	// gathered and at every keeper tick: the owner starts there what it runs on the
 	// partition besides its writes (Go) and is missing.
 	Tend func(pt *Partition)
 }
