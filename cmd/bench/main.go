@@ -92,10 +92,13 @@ type Results struct {
 	WorkerSyscalls map[string]float64 `json:"worker_rw_syscalls_per_applied_write"`
 	// WorkerStartupSeconds is, in the drain, how long after the worker
 	// processes were started the first write was applied.
-	WorkerStartupSeconds float64           `json:"worker_startup_seconds,omitempty"`
-	Watermill            *WatermillReport  `json:"watermill,omitempty"`
-	Skipped              map[string]string `json:"skipped,omitempty"` // phase: why
-	Table                []Row             `json:"table"`
+	WorkerStartupSeconds float64 `json:"worker_startup_seconds,omitempty"`
+	// WorkerReadySeconds is, in the drain, how long after the worker
+	// processes were started their /readyz answered 200.
+	WorkerReadySeconds float64           `json:"worker_ready_seconds,omitempty"`
+	Watermill          *WatermillReport  `json:"watermill,omitempty"`
+	Skipped            map[string]string `json:"skipped,omitempty"` // phase: why
+	Table              []Row             `json:"table"`
 }
 
 // bench is one run.
