@@ -16,6 +16,11 @@ import (
 // drainResult is how long the router took to apply every published
 // message, and each message's latency from its Publish call to its
 // handler's success.
+//
+// The figures "from ready" start when the router is running (every
+// subscription made), as a jetbox worker's drain starts when its /readyz
+// answers: the rate of the writes applied after that moment, and the
+// process's CPU time over the same interval.
 type drainResult struct {
 	N        int     `json:"n"`
 	Secs     float64 `json:"seconds"`
@@ -24,6 +29,13 @@ type drainResult struct {
 	E2EP99ms float64 `json:"e2e_p99_ms"`
 	Errors   int64   `json:"errors"`
 	Repeats  int64   `json:"repeats"`
+
+	ReadySecs       float64 `json:"ready_seconds"`    // router started to running
+	AppliedAtReady  int64   `json:"applied_at_ready"` // applied before it was running
+	FromReadySecs   float64 `json:"from_ready_seconds"`
+	FromReadyPerSec float64 `json:"from_ready_per_sec"`
+	CPUSeconds      float64 `json:"cpu_seconds"`    // from ready to the last message applied
+	PeakRSS         int64   `json:"peak_rss_bytes"` // the process's, at the end of the drain
 }
 
 // drainAll starts the router on the published backlog and waits until every
@@ -43,6 +55,15 @@ func drainAll(ctx context.Context, s settings, logger watermill.LoggerAdapter) (
 	start := time.Now()
 	stopped := make(chan error, 1)
 	go func() { stopped <- router.Run(ctx) }()
+	var ready time.Time
+	var readyCPU time.Duration
+	var appliedAtReady int64
+	select {
+	case <-router.Running():
+	case <-p.done: // everything applied before the router said it ran
+	case <-ctx.Done():
+	}
+	ready, readyCPU, appliedAtReady = time.Now(), cpuTime(), p.applied.Load()
 	select {
 	case <-p.done:
 	case err := <-stopped:
@@ -54,7 +75,9 @@ func drainAll(ctx context.Context, s settings, logger watermill.LoggerAdapter) (
 		_ = router.Close()
 		return drainResult{}, fmt.Errorf("%d of %d messages applied: %w", p.applied.Load(), s.N, ctx.Err())
 	}
-	elapsed := time.Since(start)
+	end := time.Now()
+	drainCPU, peak := cpuTime()-readyCPU, peakRSS()
+	elapsed := end.Sub(start)
 	// Every message is applied: a failure to shut down cleanly is worth a
 	// line on stderr, not the run's figures.
 	if err := router.Close(); err != nil {
@@ -73,6 +96,13 @@ func drainAll(ctx context.Context, s settings, logger watermill.LoggerAdapter) (
 		E2EP99ms: millis(q[1]),
 		Errors:   p.errors.Load(),
 		Repeats:  p.repeats.Load(),
+
+		ReadySecs:       ready.Sub(start).Seconds(),
+		AppliedAtReady:  appliedAtReady,
+		FromReadySecs:   end.Sub(ready).Seconds(),
+		FromReadyPerSec: float64(int64(s.N)-appliedAtReady) / end.Sub(ready).Seconds(),
+		CPUSeconds:      drainCPU.Seconds(),
+		PeakRSS:         peak,
 	}, nil
 }
 

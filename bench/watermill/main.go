@@ -27,6 +27,10 @@ const (
 	phasePublish = "publish" // time the publisher only
 	phaseDrain   = "drain"   // publish untimed, then time the router applying everything
 	phaseBoth    = "both"    // time the publisher, then time the drain of what it published
+	// phaseDrainOnly drains a backlog an earlier run with -phase publish
+	// -keep-stream left in the stream: this process publishes nothing, so
+	// its CPU time and peak memory are the drain's alone.
+	phaseDrainOnly = "drain-only"
 )
 
 // settings are the flags, parsed once. The tagged ones are reported with the
@@ -42,6 +46,7 @@ type settings struct {
 	Publishers  int           `json:"publishers"`
 	Phase       string        `json:"phase"`
 	Stream      string        `json:"stream"`
+	KeepStream  bool          `json:"keep_stream"`
 	Timeout     time.Duration `json:"-"`
 	Verbose     bool          `json:"-"`
 
@@ -61,8 +66,9 @@ func parseSettings(args []string) (settings, error) {
 	fs.IntVar(&s.Tenants, "tenants", 1000, "tenants the messages are spread over")
 	fs.IntVar(&s.Concurrency, "concurrency", 64, "subscribers, and so handlers running at once")
 	fs.IntVar(&s.Publishers, "publishers", 64, "goroutines publishing at once")
-	fs.StringVar(&s.Phase, "phase", phaseBoth, "publish, drain or both")
+	fs.StringVar(&s.Phase, "phase", phaseBoth, "publish, drain, both or drain-only (the backlog a -phase publish -keep-stream run left)")
 	fs.StringVar(&s.Stream, "stream", "WATERMILL_BENCH", "JetStream stream the run creates and deletes")
+	fs.BoolVar(&s.KeepStream, "keep-stream", false, "leave the stream and what it holds at the end, for a -phase drain-only run")
 	fs.DurationVar(&s.Timeout, "timeout", 30*time.Minute, "give up when the run takes longer")
 	fs.BoolVar(&s.Verbose, "v", false, "log Watermill at info level instead of error")
 	fs.BoolVar(&s.AckAsync, "ack-async", true, "ack without waiting for the server's confirmation")
@@ -88,8 +94,8 @@ func parseSettings(args []string) (settings, error) {
 		return s, fmt.Errorf("-concurrency %d: want at least 1", s.Concurrency)
 	case s.Publishers < 1:
 		return s, fmt.Errorf("-publishers %d: want at least 1", s.Publishers)
-	case s.Phase != phasePublish && s.Phase != phaseDrain && s.Phase != phaseBoth:
-		return s, fmt.Errorf("-phase %q: want %s, %s or %s", s.Phase, phasePublish, phaseDrain, phaseBoth)
+	case s.Phase != phasePublish && s.Phase != phaseDrain && s.Phase != phaseBoth && s.Phase != phaseDrainOnly:
+		return s, fmt.Errorf("-phase %q: want %s, %s, %s or %s", s.Phase, phasePublish, phaseDrain, phaseBoth, phaseDrainOnly)
 	case s.Stream == "":
 		return s, fmt.Errorf("-stream is required")
 	case s.MaxAckPending < 1:
@@ -128,7 +134,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "watermill:", err)
 		os.Exit(1)
 	}
-	r.CPUSeconds, r.PeakRSS = resourceUsage()
+	r.CPUSeconds, r.PeakRSS = cpuTime().Seconds(), peakRSS()
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(r); err != nil {
 		fmt.Fprintln(os.Stderr, "watermill:", err)
@@ -148,19 +154,34 @@ func run(ctx context.Context, s settings) (report, error) {
 	if err != nil {
 		return r, err
 	}
-	if err := createStream(ctx, js, s.Stream); err != nil {
+	if s.Phase == phaseDrainOnly {
+		err = checkBacklog(ctx, js, s.Stream, s.N)
+	} else {
+		err = createStream(ctx, js, s.Stream)
+	}
+	if err != nil {
 		return r, err
 	}
-	defer func() {
-		// The run's context may be over; the cleanup still gets its own time.
-		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if err := js.DeleteStream(cleanup, s.Stream); err != nil {
-			fmt.Fprintf(os.Stderr, "watermill: delete stream %s: %v\n", s.Stream, err)
-		}
-	}()
+	if !s.KeepStream {
+		defer func() {
+			// The run's context may be over; the cleanup still gets its own time.
+			cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			if err := js.DeleteStream(cleanup, s.Stream); err != nil {
+				fmt.Fprintf(os.Stderr, "watermill: delete stream %s: %v\n", s.Stream, err)
+			}
+		}()
+	}
 
 	logger := newLogger(s.Verbose)
+	if s.Phase == phaseDrainOnly {
+		drained, err := drainAll(ctx, s, logger)
+		if err != nil {
+			return r, err
+		}
+		r.Drain = &drained
+		return r, nil
+	}
 	published, err := publishAll(ctx, s, logger)
 	if err != nil {
 		return r, err

@@ -51,3 +51,19 @@ func createStream(ctx context.Context, js jetstream.JetStream, name string) erro
 	}
 	return nil
 }
+
+// checkBacklog makes sure the stream holds the n messages a drain-only run
+// is to apply, as an earlier -phase publish -keep-stream run left them.
+func checkBacklog(ctx context.Context, js jetstream.JetStream, name string, n int) error {
+	stream, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s, with the backlog to drain: %w", name, err)
+	}
+	if !slices.Equal(stream.CachedInfo().Config.Subjects, streamConfig(name).Subjects) {
+		return fmt.Errorf("stream %s takes subjects %v: it is not this benchmark's", name, stream.CachedInfo().Config.Subjects)
+	}
+	if held := stream.CachedInfo().State.Msgs; held != uint64(n) {
+		return fmt.Errorf("stream %s holds %d messages, not the -n %d to drain", name, held, n)
+	}
+	return nil
+}

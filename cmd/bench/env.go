@@ -171,6 +171,14 @@ func (l *appliedLog) wrap(h http.Handler) http.Handler {
 
 func (l *appliedLog) count() int { return int(l.n.Load()) }
 
+// reset forgets every write applied so far.
+func (l *appliedLog) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.at)
+	l.n.Store(0)
+}
+
 func (l *appliedLog) when(tenant, idempotencyKey string) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -191,7 +199,8 @@ func (w *statusWriter) WriteHeader(status int) {
 // workerProc is a 'jetbox run' started here.
 type workerProc struct {
 	proc *testrig.Process
-	ops  string // host:port of its ops HTTP listener, when profiling
+	ops  string // host:port of its ops HTTP listener: /readyz, and profiles when asked for
+	log  string
 }
 
 func (e *env) startWorkers(n int) error {
@@ -210,21 +219,20 @@ func (e *env) startWorker() error {
 	settings := []string{
 		"SOMABRAIN_OUTBOX_LOG_LEVEL=warn", "SOMABRAIN_OUTBOX_PARTITIONS=" + strconv.Itoa(e.partitions),
 	}
-	ops := ""
-	if e.profiles {
-		var err error
-		if ops, err = freeLoopbackAddr(); err != nil {
-			return err
-		}
-		settings = append(settings, "SOMABRAIN_OUTBOX_HTTP_LISTEN="+ops, "SOMABRAIN_OUTBOX_PPROF=true")
-	} else {
-		settings = append(settings, "SOMABRAIN_OUTBOX_HTTP_LISTEN=off")
-	}
-	proc, err := e.rig.StartJetbox(e.bin, filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers))), settings...)
+	ops, err := freeLoopbackAddr()
 	if err != nil {
 		return err
 	}
-	e.workers = append(e.workers, &workerProc{proc: proc, ops: ops})
+	settings = append(settings, "SOMABRAIN_OUTBOX_HTTP_LISTEN="+ops)
+	if e.profiles {
+		settings = append(settings, "SOMABRAIN_OUTBOX_PPROF=true")
+	}
+	log := filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers)))
+	proc, err := e.rig.StartJetbox(e.bin, log, settings...)
+	if err != nil {
+		return err
+	}
+	e.workers = append(e.workers, &workerProc{proc: proc, ops: ops, log: log})
 	return nil
 }
 
@@ -330,7 +338,7 @@ func freeLoopbackAddr() (string, error) {
 // given time, into dir/drain-worker.pprof, then its allocations so far into
 // dir/drain-worker-allocs.pprof.
 func (e *env) profileWorker(ctx context.Context, seconds int, dir string) error {
-	if len(e.workers) == 0 || e.workers[0].ops == "" {
+	if len(e.workers) == 0 || !e.profiles {
 		return errors.New("no worker serving profiles")
 	}
 	base := "http://" + e.workers[0].ops + "/debug/pprof/"

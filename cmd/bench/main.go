@@ -12,16 +12,20 @@
 //   - http: the request a worker sends, POSTed straight to the memory API;
 //   - fast_ack, background: the producer package, no worker running;
 //   - frontdoor: SomaFractalMemory's HTTP API served by the front door,
-//     called as SomaBrain calls it from 64 callers: fast_ack with no worker
-//     running, then sync with the workers;
+//     called as SomaBrain calls it from 1 and 64 callers: fast_ack with no
+//     worker running, then sync with the workers;
 //   - sync: the producer with jetbox workers running ('jetbox run'
 //     processes, so their CPU time and peak memory are their own);
 //   - e2e: each mode from 64 callers, timed from the call to the memory API
 //     applying the write, and fast_ack from one paced caller;
-//   - drain: a backlog over 1,000 tenants stored with no worker running,
-//     then timed until the workers have applied all of it;
-//   - watermill: 'go run .' in bench/watermill against a fresh nats-server
-//     and memory API.
+//   - drain: the drain's ceiling (the backlog pulled and acked through the
+//     outbox's consumers with no HTTP, and as many POSTs to the memory API
+//     from 64 callers), then a backlog of 50,000 writes over 1,000 tenants
+//     stored with no worker running, timed from the workers' /readyz until
+//     they have applied all of it;
+//   - watermill: bench/watermill, built, against a fresh nats-server and
+//     memory API: one process publishes the same backlog, another drains
+//     it, timed from its router running.
 //
 // The raw, http and producer runs are swept over 1, 4, 16 and 64 callers.
 // On a shared machine the figures move with its load: the load average is
@@ -92,10 +96,13 @@ type Results struct {
 	WorkerSyscalls map[string]float64 `json:"worker_rw_syscalls_per_applied_write"`
 	// WorkerStartupSeconds is, in the drain, how long after the worker
 	// processes were started the first write was applied.
-	WorkerStartupSeconds float64           `json:"worker_startup_seconds,omitempty"`
-	Watermill            *WatermillReport  `json:"watermill,omitempty"`
-	Skipped              map[string]string `json:"skipped,omitempty"` // phase: why
-	Table                []Row             `json:"table"`
+	WorkerStartupSeconds float64 `json:"worker_startup_seconds,omitempty"`
+	// WorkerReadySeconds is, in the drain, how long after the worker
+	// processes were started their /readyz answered 200.
+	WorkerReadySeconds float64           `json:"worker_ready_seconds,omitempty"`
+	Watermill          *WatermillReport  `json:"watermill,omitempty"`
+	Skipped            map[string]string `json:"skipped,omitempty"` // phase: why
+	Table              []Row             `json:"table"`
 }
 
 // bench is one run.
@@ -112,7 +119,7 @@ type bench struct {
 func main() {
 	var opts options
 	only := flag.String("only", "", "comma-separated phases to run (default all): "+strings.Join(phases, ", "))
-	flag.Float64Var(&opts.scale, "scale", 1, "multiply message counts by this (1: 100,000 per publish run, 5,000 sync and 10,000 HTTP calls per run (100,000 with -instant-api), a 200,000-write backlog)")
+	flag.Float64Var(&opts.scale, "scale", 1, "multiply message counts by this (1: 100,000 per publish run, 5,000 sync and 10,000 HTTP calls per run (100,000 with -instant-api), a 50,000-write backlog)")
 	flag.StringVar(&opts.out, "out", "bench-results", "directory for results.json and charts.html")
 	flag.IntVar(&opts.size, "size", 512, "size in bytes of each write's body")
 	flag.IntVar(&opts.workers, "workers", 1, "jetbox worker processes")

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -193,10 +190,8 @@ func rawConsume(ctx context.Context, s jetstream.Stream, n int) (Measurement, er
 // httpPhase is the memory API's own capacity: the request a worker sends,
 // POSTed straight from c callers.
 func (b *bench) httpPhase(ctx context.Context, e *env) error {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
-	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 2*sweep[len(sweep)-1], 2*sweep[len(sweep)-1]
-	client := &http.Client{Transport: transport}
-	defer transport.CloseIdleConnections()
+	client := newAPIClient(sweep[len(sweep)-1])
+	defer client.CloseIdleConnections()
 	n := b.n(10000) // the development memory API takes hundreds a second at c=1
 	if b.opts.instantAPI {
 		// 10,000 calls to an API that answers at once last a quarter of a
@@ -215,6 +210,14 @@ func (b *bench) httpPhase(ctx context.Context, e *env) error {
 		b.add(newMeasurement("http", c, n, elapsed, lat))
 	}
 	return nil
+}
+
+// newAPIClient keeps twice as many idle connections as there are callers,
+// so no call opens one once all are open.
+func newAPIClient(callers int) *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = 2*callers, 2*callers
+	return &http.Client{Transport: transport}
 }
 
 // postMemory sends write w as consumer/memoryapi.go does.
@@ -427,94 +430,4 @@ func (e *env) appliedLatencies(writes []write, starts []time.Time) ([]time.Durat
 		}
 	}
 	return lat, last, nil
-}
-
-// drainPhase preloads a backlog over 1,000 tenants with no worker running,
-// then starts the workers and times them until every write is applied.
-func (b *bench) drainPhase(ctx context.Context) error {
-	if err := b.buildJetbox(); err != nil {
-		return err
-	}
-	e, err := b.newEnv(ctx)
-	if err != nil {
-		return err
-	}
-	defer e.close()
-	e.bin = b.bin
-	e.profiles = b.opts.profile != ""
-	n := b.n(200000)
-	pre, _, err := b.producerRun(ctx, e, "drain: preload background c=1", streams.ModeBackground, n, 1, 1000, nil)
-	if err != nil {
-		return err
-	}
-	pre.Name = "preload_background"
-	b.add(pre)
-
-	bar := newProgress(fmt.Sprintf("drain: %d worker(s) apply", b.opts.workers), n)
-	start := time.Now()
-	if err := e.startWorkers(b.opts.workers); err != nil {
-		bar.done()
-		return err
-	}
-	profiled := make(chan error, 1)
-	if e.profiles {
-		go func() { profiled <- b.profileDrain(ctx, e) }()
-	} else {
-		profiled <- nil
-	}
-	// Reached in turn: the first write applied (the workers are up), 10%
-	// and 90% (a rate with no start-up and no tail), all.
-	var at [4]time.Time
-	for i, want := range []int{1, max(1, n/10), max(1, n*9/10), n} {
-		if at[i], err = e.waitApplied(ctx, want, bar, 0); err != nil {
-			bar.done()
-			return fmt.Errorf("drain: %w", err)
-		}
-	}
-	bar.done()
-	running := e.workersUsage()
-	cpu := running.CPU
-	b.res.WorkerSyscalls["drain"] = float64(running.Syscalls) / float64(n)
-	if err := <-profiled; err != nil {
-		return fmt.Errorf("drain: profiling: %w", err)
-	}
-	e.stopWorkers()
-	m := newMeasurement("drain", b.opts.workers, n, at[3].Sub(start), nil)
-	m.Note = fmt.Sprintf("first write applied %.2f s after the workers started", at[0].Sub(start).Seconds())
-	b.add(m)
-	if n > 1 {
-		b.add(newMeasurement("drain_from_first", b.opts.workers, n-1, at[3].Sub(at[0]), nil))
-	}
-	if n >= 10 && at[2].After(at[1]) {
-		b.add(newMeasurement("drain_10_90", b.opts.workers, n*9/10-n/10, at[2].Sub(at[1]), nil))
-	}
-	b.res.WorkerStartupSeconds = at[0].Sub(start).Seconds()
-	b.res.WorkerCPUus["drain"] = us(cpu) / float64(n)
-	b.res.WorkerPeakMB["drain"] = running.PeakMB
-	return nil
-}
-
-// profileDrain takes CPU profiles of the first worker and of this process
-// (the nats-server and the memory API) over the same seconds of a drain,
-// from one second after the workers start.
-func (b *bench) profileDrain(ctx context.Context, e *env) error {
-	select {
-	case <-time.After(time.Second):
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if err := os.MkdirAll(b.opts.profile, 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(b.opts.profile, "drain-bench.pprof"))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := pprof.StartCPUProfile(f); err != nil {
-		return err
-	}
-	err = e.profileWorker(ctx, b.opts.profileSeconds, b.opts.profile)
-	pprof.StopCPUProfile()
-	return err
 }
