@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -331,7 +332,7 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 			_ = msg.Term()
 			return true
 		}
-		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !holdFor(pt.Context(), msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
 				_ = msg.Nak()
 				return false

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -59,7 +60,7 @@ func (w *Worker) deadLetterStray(ctx context.Context, msg jetstream.Msg) {
 	if err != nil {
 		reason += ": " + err.Error()
 	}
-	if g.deadLetter(ctx, msg, meta, wr, failure{class: streams.ClassBadInput, reason: reason}, streams.OutcomeDead) > 0 {
+	if g.deadLetter(ctx, msg, meta, wr, dlq.Failure{Class: streams.ClassBadInput, Reason: reason}, streams.OutcomeDead) > 0 {
 		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Msg("cannot dead-letter a write stored without a partition; it comes back after the ack wait")
 	}
 }

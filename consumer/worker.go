@@ -28,9 +28,11 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/internal/priority"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
+	"github.com/jetbox-dev/jetbox/internal/text"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -366,7 +368,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 	defer d.span.end()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
-		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+		for g.deadLetter(workCtx, msg, meta, w, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !sleep(ctx, g.backoff(1, 0)) {
 				pt.HandBack(msg, d.notBefore())
 				return
@@ -499,7 +501,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
 		return settled, 0
 	case sfmapi.Permanent:
-		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassPermanent, reason: a.err.Error(), status: a.status, answer: a.body}, streams.OutcomeRejected))
+		return g.settle(g.deadLetter(ctx, msg, meta, w, dlq.Failure{Class: streams.ClassPermanent, Reason: a.err.Error(), Status: a.status, Answer: a.body}, streams.OutcomeRejected))
 	}
 	if ctx.Err() != nil {
 		return abandoned, 0
@@ -510,7 +512,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 	}
 	w.attempts = n
 	if n >= g.cfg.MaxAttempts {
-		return g.settle(g.deadLetter(ctx, msg, meta, w, failure{class: streams.ClassExhausted, reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), status: a.status, answer: a.body}, streams.OutcomeDead))
+		return g.settle(g.deadLetter(ctx, msg, meta, w, dlq.Failure{Class: streams.ClassExhausted, Reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), Status: a.status, Answer: a.body}, streams.OutcomeDead))
 	}
 	delay := g.backoff(n, a.retryAfter)
 	if a.status == 0 {
@@ -544,7 +546,7 @@ func (g *group) withPayloads(e *zerolog.Event, msg jetstream.Msg, answer []byte)
 	if !g.cfg.LogPayloads {
 		return e
 	}
-	return e.Str("body", headerSafe(string(msg.Data()), 4096)).Str("answer", headerSafe(string(answer), 4096))
+	return e.Str("body", text.HeaderSafe(string(msg.Data()), 4096)).Str("answer", text.HeaderSafe(string(answer), 4096))
 }
 
 // backoff is exponential with equal jitter: the n-th retry waits between
@@ -579,7 +581,7 @@ func (g *group) reply(w *write, seq uint64, outcome streams.Outcome, status int,
 	out.Header.Set(streams.HeaderHTTPStatus, fmt.Sprint(status))
 	out.Header.Set(streams.HeaderStreamSeq, fmt.Sprint(seq))
 	if errText != "" {
-		out.Header.Set(streams.HeaderError, headerSafe(errText, 512))
+		out.Header.Set(streams.HeaderError, text.HeaderSafe(errText, 512))
 	}
 	out.Data = body
 	if err := g.nc.PublishMsg(out); err != nil {

@@ -1,5 +1,7 @@
-// Package dlq lists, shows, replays and drops dead letters: writes the
-// workers could not apply, kept in the dead-letter stream with the reason.
+// Package dlq owns the dead letter: writes the workers could not apply,
+// kept in the dead-letter stream with the reason. It builds a dead letter
+// from a failed write (Letter, the format a worker stores) and lists,
+// shows, replays and drops the stored ones.
 package dlq
 
 import (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,13 +26,18 @@ func deadLetter(ctx context.Context, t *testing.T, js jetstream.JetStream, subje
 
 func deadLetterOf(ctx context.Context, t *testing.T, js jetstream.JetStream, subject string, seq int, key string, class streams.DLQClass) {
 	t.Helper()
-	msg := nats.NewMsg(streams.DLQSubjectFor(subject))
-	msg.Header.Set(streams.HeaderIdempotencyKey, key)
-	msg.Header.Set(streams.HeaderDLQSubject, subject)
-	msg.Header.Set(streams.HeaderDLQStreamSeq, strconv.Itoa(seq))
-	msg.Header.Set(streams.HeaderDLQClass, string(class))
-	msg.Data = []byte(`{"coord":"1,2,3","payload":{}}`)
-	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID("dlq:MEMORY:"+strconv.Itoa(seq))); err != nil {
+	h := nats.Header{}
+	h.Set(streams.HeaderIdempotencyKey, key)
+	w := dlq.Write{
+		Subject:    subject,
+		Seq:        uint64(seq),
+		Header:     h,
+		Data:       []byte(`{"coord":"1,2,3","payload":{}}`),
+		Deliveries: 1,
+		Group:      streams.Mode(strings.Split(subject, ".")[2]),
+	}
+	msg := dlq.Letter(w, dlq.Failure{Class: class, Reason: "refused"})
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(dlq.MsgID(streams.DefaultConfig().Stream, w.Seq))); err != nil {
 		t.Fatalf("store dead letter: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-// Package text holds the one string helper several packages need for error
+// Package text holds the string helpers several packages need for error
 // messages and headers.
 package text
 
