@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -24,13 +25,16 @@ type failure struct {
 	reason string
 	status int
 	answer []byte
+	// attempts is how many failed attempts were counted before: their
+	// count is forgotten once the write is dead-lettered.
+	attempts int
 }
 
 // deadLetter stores the write in the dead-letter stream, then acks it. If
 // the dead letter cannot be stored the write stays in the outbox and comes
 // back later: nothing is dropped on the way to the DLQ. It returns how long
 // to wait before trying again, 0 when the write was dead-lettered.
-func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
+func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *intake.Write, f failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
 	dl := nats.NewMsg(streams.DeadLetterSubject(msg.Subject()))
 	var misread []string
@@ -56,7 +60,7 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	if dl.Header.Get(streams.HeaderIdempotencyKey) == "" {
 		// Replays get a fresh Nats-Msg-Id; the key is what keeps them
 		// idempotent at the memory API.
-		dl.Header.Set(streams.HeaderIdempotencyKey, w.idempotencyKey)
+		dl.Header.Set(streams.HeaderIdempotencyKey, w.IdempotencyKey)
 	}
 	dl.Header.Set(streams.HeaderDLQSubject, msg.Subject())
 	dl.Header.Set(streams.HeaderDLQStreamSeq, fmt.Sprint(seq))
@@ -84,12 +88,12 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	if err := msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after dead-lettering failed")
 	}
-	if meta.NumDelivered > 1 || (w != nil && w.attempts > 0) {
+	if meta.NumDelivered > 1 || f.attempts > 0 {
 		g.forgetAttempts(ctx, seq)
 	}
 	tenant := otherTenants
-	if w.addr.Tenant != "" {
-		tenant = g.metrics.tenants.label(w.addr.Tenant)
+	if w.Addr.Tenant != "" {
+		tenant = g.metrics.tenants.label(w.Addr.Tenant)
 	}
 	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
 	g.withPayloads(g.log.Warn().Ctx(ctx), msg, f.answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -54,7 +55,7 @@ func (w *Worker) deadLetterStray(ctx context.Context, msg jetstream.Msg) {
 			}
 		}
 	}
-	wr, err := decodeWrite(msg, meta.Sequence.Stream, w.cfg.ReplyPrefixes)
+	wr, err := intake.Decode(msg, meta.Sequence.Stream, w.cfg.ReplyPrefixes)
 	reason := "stored without a partition: the subject is not literal (a wildcard token); publish to memory.<tenant>.<mode>.<op>"
 	if err != nil {
 		reason += ": " + err.Error()
