@@ -95,7 +95,7 @@ func TestMemoryAPICallWithoutAnAnswerIsTimedAsError(t *testing.T) {
 	srv.Close() // nothing listens there any more
 	reg := prometheus.NewRegistry()
 	m := newMemoryAPI(Config{Endpoint: srv.URL, Concurrency: 1, RequestTimeout: 2 * time.Second, Registerer: reg})
-	if a := m.apply(context.Background(), storeWrite(t)); a.class != sfmapi.Transient {
+	if a := m.Apply(context.Background(), storeWrite(t)); a.Class != sfmapi.Transient {
 		t.Fatalf("a call to a closed port: %+v, want a transient failure", a)
 	}
 	if got := sample(t, reg, "jetbox_memory_api_request_duration_seconds", map[string]string{"op": "store", "status_class": "error"}); got != 1 {

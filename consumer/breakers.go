@@ -8,6 +8,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -27,7 +28,7 @@ type breakers struct {
 }
 
 type tenantBreaker struct {
-	cb       *gobreaker.CircuitBreaker[answer]
+	cb       *gobreaker.CircuitBreaker[memclient.Answer]
 	lastUsed atomic.Int64 // unix nanos
 	openedAt atomic.Int64 // unix nanos of the last transition to open
 	// openedBy is the run of consecutive failures that opened the breaker:
@@ -57,7 +58,7 @@ func (b *breakers) get(tenant string, now time.Time) *tenantBreaker {
 	if !ok {
 		tb = &tenantBreaker{}
 		threshold := b.threshold
-		tb.cb = gobreaker.NewCircuitBreaker[answer](gobreaker.Settings{
+		tb.cb = gobreaker.NewCircuitBreaker[memclient.Answer](gobreaker.Settings{
 			Name:        tenant,
 			MaxRequests: 1,
 			Timeout:     b.resetInterval,
@@ -88,16 +89,16 @@ func (b *breakers) get(tenant string, now time.Time) *tenantBreaker {
 
 // attempt runs one memory API call through the breaker. ok is false when the
 // breaker refused to let the call through.
-func (tb *tenantBreaker) attempt(call func() answer) (a answer, ok bool) {
-	a, err := tb.cb.Execute(func() (answer, error) {
+func (tb *tenantBreaker) attempt(call func() memclient.Answer) (a memclient.Answer, ok bool) {
+	a, err := tb.cb.Execute(func() (memclient.Answer, error) {
 		a := call()
-		if a.class == sfmapi.Transient {
+		if a.Class == sfmapi.Transient {
 			return a, errTransient
 		}
 		return a, nil
 	})
 	if err == gobreaker.ErrOpenState || err == gobreaker.ErrTooManyRequests {
-		return answer{}, false
+		return memclient.Answer{}, false
 	}
 	return a, true
 }

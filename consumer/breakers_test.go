@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
@@ -13,7 +14,7 @@ import (
 func TestOpenBreakerReportsTheFailuresThatOpenedIt(t *testing.T) {
 	b := newBreakers("sync", Config{FailureThreshold: 3, ResetInterval: 50 * time.Millisecond, BreakerIdleTTL: time.Hour}, nil)
 	tb := b.get("acme", time.Now())
-	fail := func() answer { return answer{class: sfmapi.Transient, status: 503} }
+	fail := func() memclient.Answer { return memclient.Answer{Class: sfmapi.Transient, Status: 503} }
 	before := time.Now()
 	for range 3 {
 		tb.attempt(fail)
@@ -30,7 +31,7 @@ func TestOpenBreakerReportsTheFailuresThatOpenedIt(t *testing.T) {
 		t.Fatalf("after a failed probe: %+v, want open by 4", s)
 	}
 	time.Sleep(60 * time.Millisecond)
-	tb.attempt(func() answer { return answer{class: sfmapi.Applied, status: 200} })
+	tb.attempt(func() memclient.Answer { return memclient.Answer{Class: sfmapi.Applied, Status: 200} })
 	if s := b.snapshot(); s[0].State != "closed" || s[0].ConsecutiveFailures != 0 || !s[0].OpenSince.IsZero() {
 		t.Fatalf("after a good probe: %+v, want closed with no failures", s)
 	}

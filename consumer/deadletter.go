@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -15,7 +16,9 @@ import (
 // the dead letter cannot be stored the write stays in the outbox and comes
 // back later: nothing is dropped on the way to the DLQ. It returns how long
 // to wait before trying again, 0 when the write was dead-lettered.
-func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *write, f dlq.Failure, outcome streams.Outcome) (retryIn time.Duration) {
+// attempts is how many failed attempts were counted for it: their count is
+// forgotten once it is dead-lettered.
+func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, w *intake.Write, attempts int, f dlq.Failure, outcome streams.Outcome) (retryIn time.Duration) {
 	seq := meta.Sequence.Stream
 	dl := dlq.Letter(dlq.Write{
 		Subject:        msg.Subject(),
@@ -24,7 +27,7 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		Data:           msg.Data(),
 		Deliveries:     meta.NumDelivered,
 		Group:          g.mode,
-		IdempotencyKey: w.idempotencyKey,
+		IdempotencyKey: w.IdempotencyKey,
 	}, f)
 	if _, err := g.js.PublishMsg(ctx, dl, jetstream.WithMsgID(dlq.MsgID(g.cfg.Streams.Stream, seq))); err != nil {
 		g.log.Error().Err(err).Uint64("seq", seq).Str("class", string(f.Class)).Msg("cannot store dead letter; the write stays in the outbox")
@@ -33,12 +36,12 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	if err := msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after dead-lettering failed")
 	}
-	if meta.NumDelivered > 1 || (w != nil && w.attempts > 0) {
+	if meta.NumDelivered > 1 || attempts > 0 {
 		g.forgetAttempts(ctx, seq)
 	}
 	tenant := otherTenants
-	if w.addr.Tenant != "" {
-		tenant = g.metrics.tenants.label(w.addr.Tenant)
+	if w.Addr.Tenant != "" {
+		tenant = g.metrics.tenants.label(w.Addr.Tenant)
 	}
 	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.Class)).Inc()
 	g.withPayloads(g.log.Warn().Ctx(ctx), msg, f.Answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).

@@ -8,38 +8,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake/intaketest"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
-	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// hotpathBody is a store as the Go producer writes it.
-const hotpathBody = `{"coord":"-0.12503166683018208,-0.7219827054068446,0.24664257746189833","payload":{"text":"likes tea","user":"user-42","tags":["drink","morning"],"score":0.75},"memory_type":"episodic"}`
-
-// hotpathMsg is a pulled store with the headers the Go producer sets; key
-// makes its idempotency key unique.
-func hotpathMsg(key string) fuzzMsg {
-	h := nats.Header{}
-	h.Set(streams.HeaderIdempotencyKey, key)
-	h.Set(streams.HeaderMsgID, "sandbox-tenant:"+key)
-	h.Set(streams.HeaderTenant, "sandbox-tenant")
-	h.Set(streams.HeaderNamespace, "memory:sandbox-tenant")
-	return fuzzMsg{subject: "memory.fast_ack.3.sandbox-tenant.store", header: h, data: []byte(hotpathBody)}
+// storeWrite is a store as the Go producer writes it, decoded.
+func storeWrite(t *testing.T) *intake.Write {
+	t.Helper()
+	w, err := intake.Decode(intaketest.StoreMsg("k"), 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // BenchmarkHotpath measures what a worker does for one write between
-// pulling it and settling it: decodeWrite, then one memory API call over
+// pulling it and settling it: intake.Decode, then one memory API call over
 // the keep-alive client. One op is one write, so allocs/op is allocations
 // per applied write (the memapi case counts the in-process server's too).
 func BenchmarkHotpath(b *testing.B) {
 	prefixes := []string{"_INBOX."}
 	b.Run("decode", func(b *testing.B) {
-		msg := hotpathMsg("k")
+		msg := intaketest.StoreMsg("k")
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := decodeWrite(msg, 42, prefixes); err != nil {
+			if _, err := intake.Decode(msg, 42, prefixes); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -51,22 +46,22 @@ func BenchmarkHotpath(b *testing.B) {
 		ctx := context.Background()
 		// Every write has its own key, as in production; building the
 		// messages is not part of the measure.
-		msgs := []fuzzMsg{hotpathMsg("k")}
+		msgs := []intaketest.Msg{intaketest.StoreMsg("k")}
 		if unique {
-			msgs = make([]fuzzMsg, b.N)
+			msgs = make([]intaketest.Msg, b.N)
 			for i := range msgs {
-				msgs[i] = hotpathMsg("k" + strconv.Itoa(i))
+				msgs[i] = intaketest.StoreMsg("k" + strconv.Itoa(i))
 			}
 		}
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
-			w, err := decodeWrite(msgs[i%len(msgs)], uint64(i), prefixes)
+			w, err := intake.Decode(msgs[i%len(msgs)], uint64(i), prefixes)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if a := api.apply(ctx, w); a.class != sfmapi.Applied {
-				b.Fatalf("answer %d %s: %v", a.status, a.body, a.err)
+			if a := api.Apply(ctx, w); a.Class != sfmapi.Applied {
+				b.Fatalf("answer %d %s: %v", a.Status, a.Body, a.Err)
 			}
 		}
 	}
@@ -82,21 +77,5 @@ func BenchmarkHotpath(b *testing.B) {
 		apply(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusOK)
 		}), false)
-	})
-	// The duplicate and case-variant key check on its own: what the single
-	// pass does with each top-level key of hotpathBody.
-	b.Run("keys", func(b *testing.B) {
-		keys := [][]byte{[]byte(`"coord"`), []byte(`"payload"`), []byte(`"memory_type"`)}
-		value := []byte(`"x"`)
-		b.ReportAllocs()
-		for b.Loop() {
-			var body scannedBody
-			for _, k := range keys {
-				body.key(k, value)
-			}
-			if body.keyErr != nil {
-				b.Fatal(body.keyErr)
-			}
-		}
 	})
 }

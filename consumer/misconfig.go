@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
@@ -85,8 +86,8 @@ func (mc *misconfigured) wait(ctx context.Context) bool {
 
 // observe records what the memory API answered a write that wait let
 // through.
-func (mc *misconfigured) observe(a answer) {
-	refusal := a.status != 0 && sfmapi.IsMisconfiguration(a.status)
+func (mc *misconfigured) observe(a memclient.Answer) {
+	refusal := a.Status != 0 && sfmapi.IsMisconfiguration(a.Status)
 	if !refusal && !mc.refused.Load() {
 		return
 	}
@@ -96,14 +97,14 @@ func (mc *misconfigured) observe(a answer) {
 		mc.refusals.Inc()
 		if mc.status == 0 {
 			mc.gauge.Set(1)
-			mc.log.Error().Str("endpoint", mc.endpoint).Int("status", a.status).Str("check", mc.advice(a.status)).
+			mc.log.Error().Str("endpoint", mc.endpoint).Int("status", a.Status).Str("check", mc.advice(a.Status)).
 				Msg("the memory API refuses this worker: every write is held in the outbox, none is dead-lettered, until it accepts again")
 		}
-		mc.status, mc.next = a.status, time.Now().Add(mc.probe)
+		mc.status, mc.next = a.Status, time.Now().Add(mc.probe)
 		mc.refused.Store(true)
 		return
 	}
-	if a.status == 0 {
+	if a.Status == 0 {
 		// No answer: says nothing about the configuration.
 		return
 	}

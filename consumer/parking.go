@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
@@ -77,7 +78,7 @@ func (pk *parking) tenant(tenant string) *parkedTenant {
 // write is still held.
 func (pk *parking) divert(ctx context.Context, d delivery) (moved bool, err error) {
 	pk.mu.Lock()
-	t := pk.m[d.w.addr.Tenant]
+	t := pk.m[d.w.Addr.Tenant]
 	pk.mu.Unlock()
 	if t == nil {
 		return false, nil // never parked: the common case costs one map lookup
@@ -93,20 +94,20 @@ func (pk *parking) divert(ctx context.Context, d delivery) (moved bool, err erro
 // park parks d's tenant, if it is not parked yet, and moves d there.
 func (pk *parking) park(ctx context.Context, d delivery, pt *ownership.Partition, reason string) error {
 	g := pk.g
-	t := pk.tenant(d.w.addr.Tenant)
+	t := pk.tenant(d.w.Addr.Tenant)
 	t.mu.Lock()
 	if !t.parked {
 		rec, _ := json.Marshal(streams.ParkedRecord{Since: time.Now().UTC(), Reason: reason, Worker: g.workerID})
-		if _, err := g.buckets.parked.Put(ctx, streams.ParkingKey(g.mode, d.w.addr.Token), rec); err != nil {
+		if _, err := g.buckets.parked.Put(ctx, streams.ParkingKey(g.mode, d.w.Addr.Token), rec); err != nil {
 			t.mu.Unlock()
 			return fmt.Errorf("record parked tenant: %w", err)
 		}
 		t.parked = true
 		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Inc()
-		g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Str("reason", reason).Msg("tenant parked: its writes wait aside until its memory API recovers")
+		g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.Addr.Tenant).Str("reason", reason).Msg("tenant parked: its writes wait aside until its memory API recovers")
 	}
 	if t.replayer == nil || t.replayer.ended() {
-		t.replayer = pk.startReplayer(d.w.addr.Tenant, d.w.addr.Token, pt)
+		t.replayer = pk.startReplayer(d.w.Addr.Tenant, d.w.Addr.Token, pt)
 	}
 	t.mu.Unlock()
 	// Unparked in between (the lot emptied): d goes through the memory API
@@ -126,22 +127,22 @@ var errUnparked = errors.New("tenant unparked meanwhile")
 // between the two a duplicate the parking stream absorbs.
 func (pk *parking) move(ctx context.Context, d delivery) error {
 	g := pk.g
-	m := nats.NewMsg(streams.ParkedSubject(d.w.addr))
+	m := nats.NewMsg(streams.ParkedSubject(d.w.Addr))
 	for name, values := range d.msg.Headers() {
 		if strings.HasPrefix(name, "Nats-") {
 			continue
 		}
 		m.Header[name] = values
 	}
-	m.Header.Set(streams.HeaderIdempotencyKey, d.w.idempotencyKey)
+	m.Header.Set(streams.HeaderIdempotencyKey, d.w.IdempotencyKey)
 	m.Header.Set(streams.HeaderParkedSubject, d.msg.Subject())
 	m.Header.Set(streams.HeaderParkedSeq, strconv.FormatUint(d.meta.Sequence.Stream, 10))
 	m.Header.Set(streams.HeaderParkedTime, d.meta.Timestamp.UTC().Format(time.RFC3339Nano))
-	if d.w.attempts > 0 {
-		m.Header.Set(streams.HeaderParkedAttempts, strconv.Itoa(d.w.attempts))
+	if d.retry.attempts > 0 {
+		m.Header.Set(streams.HeaderParkedAttempts, strconv.Itoa(d.retry.attempts))
 	}
-	if time.Until(d.w.notBefore) > 0 {
-		m.Header.Set(streams.HeaderParkedNotBefore, d.w.notBefore.UTC().Format(time.RFC3339Nano))
+	if time.Until(d.retry.notBefore) > 0 {
+		m.Header.Set(streams.HeaderParkedNotBefore, d.retry.notBefore.UTC().Format(time.RFC3339Nano))
 	}
 	m.Data = d.msg.Data()
 	id := fmt.Sprintf("parked:%s:%d", g.cfg.Streams.Stream, d.meta.Sequence.Stream)
@@ -151,7 +152,7 @@ func (pk *parking) move(ctx context.Context, d delivery) error {
 	if err := d.msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", d.meta.Sequence.Stream).Msg("ack after parking failed; the redelivery is absorbed as a duplicate")
 	}
-	g.metrics.parked.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.addr.Tenant)).Inc()
+	g.metrics.parked.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.Addr.Tenant)).Inc()
 	return nil
 }
 
@@ -332,7 +333,7 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 			_ = msg.Term()
 			return true
 		}
-		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, d.retry.attempts, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !holdFor(pt.Context(), msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
 				_ = msg.Nak()
 				return false
@@ -345,9 +346,9 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 	defer d.span.end()
 	tenant := g.metrics.tenants.label(r.tenant)
 	// handBack gives the parked write back, after the time its last
-	// attempt could still be applied late (write.notBefore).
+	// attempt could still be applied late (retryState.notBefore).
 	handBack := func() bool {
-		if wait := time.Until(d.w.notBefore); wait > 0 {
+		if wait := time.Until(d.notBefore()); wait > 0 {
 			_ = msg.NakWithDelay(wait)
 		} else {
 			_ = msg.Nak()
@@ -355,15 +356,15 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		return false
 	}
 	for {
-		if wait := time.Until(d.w.notBefore); wait > 0 && !holdFor(pt.Context(), msg, wait, g.cfg.Streams.AckWait) {
+		if wait := time.Until(d.notBefore()); wait > 0 && !holdFor(pt.Context(), msg, wait, g.cfg.Streams.AckWait) {
 			return handBack()
 		}
 		if !g.misconfig.wait(pt.Context()) || g.fair.acquire(pt.Context(), r.tenant) != nil {
 			return handBack()
 		}
-		next, after := g.apply(workCtx, d, tenant)
+		next, after := g.apply(workCtx, &d, tenant)
 		g.fair.release()
-		d.span.stepped(next, d.w.attempts, after)
+		d.span.stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:
 			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()
@@ -426,21 +427,22 @@ func parkedDelivery(msg jetstream.Msg, replyPrefixes []string) delivery {
 	orig := *meta
 	seq, err := strconv.ParseUint(h.Get(streams.HeaderParkedSeq), 10, 64)
 	if err != nil {
-		return delivery{msg: msg, meta: meta, w: &write{}, err: fmt.Errorf("parked write without its outbox sequence: %v", err)}
+		return delivery{msg: msg, meta: meta, w: &intake.Write{}, err: fmt.Errorf("parked write without its outbox sequence: %v", err)}
 	}
 	orig.Sequence.Stream = seq
 	if at, err := time.Parse(time.RFC3339Nano, h.Get(streams.HeaderParkedTime)); err == nil {
 		orig.Timestamp = at
 	}
 	pm := parkedMsg{Msg: msg, subject: h.Get(streams.HeaderParkedSubject)}
-	w, err := decodeWrite(pm, seq, replyPrefixes)
-	if n, perr := strconv.Atoi(h.Get(streams.HeaderParkedAttempts)); perr == nil && w != nil {
-		w.attempts = n
+	w, err := intake.Decode(pm, seq, replyPrefixes)
+	d := delivery{msg: pm, meta: &orig, w: w, err: err}
+	if n, perr := strconv.Atoi(h.Get(streams.HeaderParkedAttempts)); perr == nil {
+		d.retry.attempts = n
 	}
-	if at, perr := time.Parse(time.RFC3339Nano, h.Get(streams.HeaderParkedNotBefore)); perr == nil && w != nil {
-		w.notBefore = at
+	if at, perr := time.Parse(time.RFC3339Nano, h.Get(streams.HeaderParkedNotBefore)); perr == nil {
+		d.retry.notBefore = at
 	}
-	return delivery{msg: pm, meta: &orig, w: w, err: err}
+	return d
 }
 
 // watchParking keeps every group's parked set in step with the bucket and

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -55,12 +56,12 @@ func (w *Worker) deadLetterStray(ctx context.Context, msg jetstream.Msg) {
 			}
 		}
 	}
-	wr, err := decodeWrite(msg, meta.Sequence.Stream, w.cfg.ReplyPrefixes)
+	wr, err := intake.Decode(msg, meta.Sequence.Stream, w.cfg.ReplyPrefixes)
 	reason := "stored without a partition: the subject is not literal (a wildcard token); publish to memory.<tenant>.<mode>.<op>"
 	if err != nil {
 		reason += ": " + err.Error()
 	}
-	if g.deadLetter(ctx, msg, meta, wr, dlq.Failure{Class: streams.ClassBadInput, Reason: reason}, streams.OutcomeDead) > 0 {
+	if g.deadLetter(ctx, msg, meta, wr, 0, dlq.Failure{Class: streams.ClassBadInput, Reason: reason}, streams.OutcomeDead) > 0 {
 		w.log.Warn().Uint64("seq", meta.Sequence.Stream).Msg("cannot dead-letter a write stored without a partition; it comes back after the ack wait")
 	}
 }

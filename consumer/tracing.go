@@ -15,6 +15,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/tracing/spanconv"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -56,7 +57,7 @@ func (w *Worker) enableTracing(tp trace.TracerProvider) {
 		return
 	}
 	w.tracer = tp.Tracer(tracerName, trace.WithSchemaURL(spanconv.SchemaURL))
-	w.api.send = tracedSend(w.tracer, w.api.send)
+	w.api.WrapSend(func(send memclient.Send) memclient.Send { return tracedSend(w.tracer, send) })
 	w.log = w.log.Hook(traceIDHook{})
 }
 
@@ -74,12 +75,12 @@ func (g *group) startProcess(ctx context.Context, d delivery, partition int) (co
 		return ctx, nil
 	}
 	w, subject := d.w, d.msg.Subject()
-	op := string(w.addr.Op)
+	op := string(w.Addr.Op)
 	if op == "" {
 		op = "{op}" // a write whose subject could not be read
 	}
 	template := streams.SubjectPrefix + "." + string(g.mode) + ".{partition}.{tenant}." + op
-	parent := spanconv.Propagator.Extract(ctx, &spanconv.Headers{Traceparent: w.traceparent, Tracestate: w.tracestate})
+	parent := spanconv.Propagator.Extract(ctx, &spanconv.Headers{Traceparent: w.Traceparent, Tracestate: w.Tracestate})
 	ctx, span := g.tracer.Start(parent, "process "+template, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 		spanconv.MessagingSystem,
 		semconv.MessagingOperationTypeProcess,
@@ -88,9 +89,9 @@ func (g *group) startProcess(ctx context.Context, d delivery, partition int) (co
 		semconv.MessagingDestinationTemplate(template),
 		semconv.MessagingConsumerGroupName(streams.PartitionConsumerName(g.mode, partition)),
 		semconv.MessagingMessageBodySize(len(d.msg.Data())),
-		spanconv.Tenant.String(w.addr.Tenant),
+		spanconv.Tenant.String(w.Addr.Tenant),
 		spanconv.Mode.String(string(g.mode)),
-		spanconv.Op.String(string(w.addr.Op)),
+		spanconv.Op.String(string(w.Addr.Op)),
 		spanconv.Sequence.Int64(int64(d.meta.Sequence.Stream)),
 		spanconv.Deliveries.Int64(int64(d.meta.NumDelivered)),
 	))
@@ -169,7 +170,7 @@ func tracedSend(tracer trace.Tracer, send func(*http.Request) (*http.Response, e
 				kind = "timeout"
 			}
 			span.SetAttributes(semconv.ErrorTypeKey.String(kind))
-			span.SetStatus(codes.Error, transportError(err).Error())
+			span.SetStatus(codes.Error, memclient.TransportError(err).Error())
 		case resp.StatusCode >= 400:
 			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode), semconv.ErrorTypeKey.String(strconv.Itoa(resp.StatusCode)))
 			span.SetStatus(codes.Error, "")

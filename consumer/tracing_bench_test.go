@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake/intaketest"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -43,14 +45,14 @@ func BenchmarkTracedHotpath(b *testing.B) {
 			w.enableTracing(bc.tp())
 			g := &group{mode: streams.ModeFastAck, cfg: cfg, api: w.api, log: w.log, tracer: w.tracer}
 			// In a worker both come with the pulled message.
-			var msg jetstream.Msg = hotpathMsg("k")
+			var msg jetstream.Msg = intaketest.StoreMsg("k")
 			meta := &jetstream.MsgMetadata{NumDelivered: 1}
 			prefixes := []string{"_INBOX."}
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				wr, err := decodeWrite(msg, uint64(i), prefixes)
+				wr, err := intake.Decode(msg, uint64(i), prefixes)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -58,8 +60,8 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				d := delivery{msg: msg, meta: meta, w: wr}
 				callCtx, span := g.startProcess(ctx, d, 3)
 				d.span = span
-				if a := g.api.apply(callCtx, wr); a.class != sfmapi.Applied {
-					b.Fatalf("answer %d: %v", a.status, a.err)
+				if a := g.api.Apply(callCtx, wr); a.Class != sfmapi.Applied {
+					b.Fatalf("answer %d: %v", a.Status, a.Err)
 				}
 				d.span.settle(outcomeApplied)
 				d.span.stepped(settled, 0, 0)

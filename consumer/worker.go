@@ -28,6 +28,8 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
+	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/internal/priority"
@@ -42,7 +44,7 @@ type Worker struct {
 	id  string // member id in the members bucket
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	api *memoryAPI
+	api *memclient.Client
 	// misconfig holds every write while the memory API refuses the worker.
 	misconfig *misconfigured
 	slots     *priority.Semaphore
@@ -76,7 +78,7 @@ type group struct {
 	workerID  string
 	nc        *nats.Conn
 	js        jetstream.JetStream
-	api       *memoryAPI
+	api       *memclient.Client
 	misconfig *misconfigured
 	metrics   *metrics
 	log       zerolog.Logger
@@ -301,15 +303,27 @@ func (w *Worker) Ready() error {
 	return w.misconfig.err()
 }
 
-// delivery is a pulled write, decoded.
+// delivery is a pulled write, decoded, and what attempting it taught.
 type delivery struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
-	w    *write
+	w    *intake.Write
 	err  error // why it cannot be applied
 	turn *turn // its place in its memory's lane, when decoded
 	// span is its process span (tracing.go); nil when tracing is off.
 	span *processSpan
+
+	retry retryState
+}
+
+// retryState is what the delivery policy learned of a write by attempting
+// it. A parked write carries it along (Soma-Parked-Attempts,
+// Soma-Parked-Not-Before).
+type retryState struct {
+	attempts int // failed attempts counted so far, 0 if none here
+	// notBefore is when the write may next be sent: an attempt that got
+	// no answer may still be applied by the memory API until then.
+	notBefore time.Time
 }
 
 // prepare decodes a write and places it in its lane. meta is the write's
@@ -319,20 +333,17 @@ func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery
 		_, err := msg.Metadata()
 		return delivery{msg: msg, err: err}
 	}
-	w, err := decodeWrite(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
+	w, err := intake.Decode(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
 	d := delivery{msg: msg, meta: meta, w: w, err: err}
 	if err == nil {
-		d.turn = g.lanes.expect(laneKey{w.addr.Tenant, w.memory}, meta.Sequence.Stream)
+		d.turn = g.lanes.expect(laneKey{w.Addr.Tenant, w.Memory}, meta.Sequence.Stream)
 	}
 	return d
 }
 
 // notBefore is when a handed-back write may come back to the next owner.
 func (d delivery) notBefore() time.Time {
-	if d.w == nil {
-		return time.Time{}
-	}
-	return d.w.notBefore
+	return d.retry.notBefore
 }
 
 // start is the partitions' Start hook: it decodes a write and places it in
@@ -368,7 +379,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 	defer d.span.end()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
-		for g.deadLetter(workCtx, msg, meta, w, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
+		for g.deadLetter(workCtx, msg, meta, w, 0, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !sleep(ctx, g.backoff(1, 0)) {
 				pt.HandBack(msg, d.notBefore())
 				return
@@ -378,7 +389,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		return
 	}
 	defer g.lanes.leave(d.turn)
-	tenant := g.metrics.tenants.label(w.addr.Tenant)
+	tenant := g.metrics.tenants.label(w.Addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
@@ -401,7 +412,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
-		if wait := time.Until(w.notBefore); wait > 0 && !sleep(ctx, wait) {
+		if wait := time.Until(d.notBefore()); wait > 0 && !sleep(ctx, wait) {
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
@@ -418,15 +429,15 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			}
 			continue
 		}
-		if !g.misconfig.wait(ctx) || g.fair.acquire(ctx, w.addr.Tenant) != nil {
+		if !g.misconfig.wait(ctx) || g.fair.acquire(ctx, w.Addr.Tenant) != nil {
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
 		g.metrics.inFlight.Inc()
-		next, after := g.apply(workCtx, d, tenant)
+		next, after := g.apply(workCtx, &d, tenant)
 		g.metrics.inFlight.Dec()
 		g.fair.release()
-		d.span.stepped(next, w.attempts, after)
+		d.span.stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:
 			return
@@ -470,38 +481,38 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // apply makes one attempt through the tenant's breaker and settles the
 // write: acked after a 2xx, dead-lettered, or to be tried again after the
 // returned delay.
-func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, time.Duration) {
+func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, time.Duration) {
 	msg, meta, w := d.msg, d.meta, d.w
 	seq := meta.Sequence.Stream
 	now := time.Now()
-	tb := g.breakers.get(w.addr.Tenant, now)
-	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })
+	tb := g.breakers.get(w.Addr.Tenant, now)
+	a, attempted := tb.attempt(func() memclient.Answer { return g.api.Apply(ctx, w) })
 	if !attempted {
 		// Not an attempt, no budget used.
 		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
 		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
 	g.misconfig.observe(a)
-	if sfmapi.IsMisconfiguration(a.status) {
+	if sfmapi.IsMisconfiguration(a.Status) {
 		// The worker's fault, not the write's: held, no budget used, tried
 		// again when the memory API accepts the worker (misconfigured).
 		return again, 0
 	}
-	switch a.class {
+	switch a.Class {
 	case sfmapi.Applied:
 		if err := msg.Ack(); err != nil {
 			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
 		}
-		if meta.NumDelivered > 1 || w.attempts > 0 {
+		if meta.NumDelivered > 1 || d.retry.attempts > 0 {
 			g.forgetAttempts(ctx, seq)
 		}
 		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
 		d.span.settle(outcomeApplied)
-		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
+		g.reply(w, seq, streams.OutcomeApplied, a.Status, a.Body, "")
 		return settled, 0
 	case sfmapi.Permanent:
-		return g.settle(g.deadLetter(ctx, msg, meta, w, dlq.Failure{Class: streams.ClassPermanent, Reason: a.err.Error(), Status: a.status, Answer: a.body}, streams.OutcomeRejected))
+		return g.settle(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassPermanent, Reason: a.Err.Error(), Status: a.Status, Answer: a.Body}, streams.OutcomeRejected))
 	}
 	if ctx.Err() != nil {
 		return abandoned, 0
@@ -510,23 +521,23 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 	if err != nil {
 		g.log.Warn().Err(err).Uint64("seq", seq).Msg("cannot count attempt; retrying without using the budget")
 	}
-	w.attempts = n
+	d.retry.attempts = n
 	if n >= g.cfg.MaxAttempts {
-		return g.settle(g.deadLetter(ctx, msg, meta, w, dlq.Failure{Class: streams.ClassExhausted, Reason: fmt.Sprintf("%d attempts, last: %v", n, a.err), Status: a.status, Answer: a.body}, streams.OutcomeDead))
+		return g.settle(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassExhausted, Reason: fmt.Sprintf("%d attempts, last: %v", n, a.Err), Status: a.Status, Answer: a.Body}, streams.OutcomeDead))
 	}
-	delay := g.backoff(n, a.retryAfter)
-	if a.status == 0 {
+	delay := g.backoff(n, a.RetryAfter)
+	if a.Status == 0 {
 		// No answer (a time-out, a cut connection): the memory API may
 		// still be applying the attempt. It reads no idempotency key, so
 		// an attempt it applies after this write's next attempt and the
 		// memory's next write would put the memory back. Nothing of this
 		// write is sent for a request timeout, here, parked or handed
 		// over, so that such a late attempt lands first.
-		w.notBefore = time.Now().Add(g.cfg.RequestTimeout)
+		d.retry.notBefore = time.Now().Add(g.cfg.RequestTimeout)
 		delay = max(delay, g.cfg.RequestTimeout)
 	}
 	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
-	g.withPayloads(g.log.Debug().Ctx(ctx), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
+	g.withPayloads(g.log.Debug().Ctx(ctx), msg, a.Body).Str("group", string(g.mode)).Str("tenant", w.Addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.Err).Msg("transient failure, will retry")
 	return again, delay
 }
 
@@ -572,11 +583,11 @@ func jitter(upTo time.Duration) time.Duration {
 	return rand.N(upTo)
 }
 
-func (g *group) reply(w *write, seq uint64, outcome streams.Outcome, status int, body []byte, errText string) {
-	if w.replyTo == "" {
+func (g *group) reply(w *intake.Write, seq uint64, outcome streams.Outcome, status int, body []byte, errText string) {
+	if w.ReplyTo == "" {
 		return
 	}
-	out := nats.NewMsg(w.replyTo)
+	out := nats.NewMsg(w.ReplyTo)
 	out.Header.Set(streams.HeaderOutcome, string(outcome))
 	out.Header.Set(streams.HeaderHTTPStatus, fmt.Sprint(status))
 	out.Header.Set(streams.HeaderStreamSeq, fmt.Sprint(seq))
@@ -625,11 +636,11 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 // claims may have had a write with that id refused as a duplicate, which
 // only this signal brings to light.
 func (g *group) noteForeignMsgID(d delivery) {
-	var bad *BadInputError
+	var bad *intake.BadInputError
 	if !errors.As(d.err, &bad) || !bad.ForeignMsgID {
 		return
 	}
-	g.metrics.foreignMsgIDs.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.addr.Tenant)).Inc()
-	g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Uint64("seq", d.meta.Sequence.Stream).
+	g.metrics.foreignMsgIDs.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.Addr.Tenant)).Inc()
+	g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.Addr.Tenant).Uint64("seq", d.meta.Sequence.Stream).
 		Str("reason", g.loggable(bad.Reason)).Msg("write claims another tenant's message id: that tenant's write with the same id may have been refused as a duplicate")
 }

@@ -1,4 +1,4 @@
-package consumer
+package memclient
 
 import (
 	"context"
@@ -10,17 +10,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-func storeWrite(t *testing.T) *write {
+func storeWrite(t *testing.T) *intake.Write {
 	t.Helper()
 	addr, err := streams.NewAddress("acme", streams.ModeSync, streams.OpStore)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &write{addr: addr, idempotencyKey: "k1", method: http.MethodPost, path: sfmapi.PathMemories, body: []byte(`{"coord":"1,2,3","payload":{}}`)}
+	return &intake.Write{Addr: addr, IdempotencyKey: "k1", Method: http.MethodPost, Path: sfmapi.PathMemories, Body: []byte(`{"coord":"1,2,3","payload":{}}`)}
 }
 
 // Each call carries its headers and body, and a kept-alive connection the
@@ -38,9 +39,9 @@ func TestMemoryAPICallSendsTheWriteAndSurvivesAClosedKeepAlive(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer srv.Close()
-	m := newMemoryAPI(Config{Endpoint: srv.URL + "/", Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
+	m := New(Config{Endpoint: srv.URL + "/", Token: "secret", Concurrency: 4, Timeout: 5 * time.Second})
 	for i := range 3 {
-		if a := m.apply(context.Background(), storeWrite(t)); a.class != sfmapi.Applied || a.err != nil {
+		if a := m.Apply(context.Background(), storeWrite(t)); a.Class != sfmapi.Applied || a.Err != nil {
 			t.Fatalf("call %d: %+v", i, a)
 		}
 		// Drop the kept-alive connections, as a restarting memory API does.
@@ -62,9 +63,9 @@ func TestMemoryAPIRedirectIsAPermanentFailure(t *testing.T) {
 		http.Redirect(w, r, target.URL+r.URL.Path, http.StatusFound)
 	}))
 	defer srv.Close()
-	m := newMemoryAPI(Config{Endpoint: srv.URL, Token: "secret", Concurrency: 4, RequestTimeout: 5 * time.Second})
-	a := m.apply(context.Background(), storeWrite(t))
-	if a.class != sfmapi.Permanent || a.status != http.StatusFound || a.err == nil || !strings.Contains(a.err.Error(), "302") {
+	m := New(Config{Endpoint: srv.URL, Token: "secret", Concurrency: 4, Timeout: 5 * time.Second})
+	a := m.Apply(context.Background(), storeWrite(t))
+	if a.Class != sfmapi.Permanent || a.Status != http.StatusFound || a.Err == nil || !strings.Contains(a.Err.Error(), "302") {
 		t.Fatalf("answer %+v, want a permanent failure with status 302", a)
 	}
 	if n := elsewhere.Load(); n != 0 {
@@ -81,8 +82,8 @@ func TestMemoryAPIEndpointUserInfoIsBasicAuth(t *testing.T) {
 	}))
 	defer srv.Close()
 	endpoint := strings.Replace(srv.URL, "http://", "http://jetbox:pw@", 1)
-	m := newMemoryAPI(Config{Endpoint: endpoint, Concurrency: 4, RequestTimeout: 5 * time.Second})
-	if a := m.apply(context.Background(), storeWrite(t)); a.class != sfmapi.Applied {
+	m := New(Config{Endpoint: endpoint, Concurrency: 4, Timeout: 5 * time.Second})
+	if a := m.Apply(context.Background(), storeWrite(t)); a.Class != sfmapi.Applied {
 		t.Fatalf("answer %+v, want applied with basic auth", a)
 	}
 }

@@ -1,4 +1,4 @@
-package consumer
+package intake
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/intake/intaketest"
 	"github.com/jetbox-dev/jetbox/internal/jsonscan"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/internal/text"
@@ -121,17 +122,17 @@ func checkAgainstReference(t *testing.T, data []byte) {
 		t.Fatalf("scan(%q) = %v, json.Valid says %v", clipBody(data), got, want)
 	}
 	for _, op := range []streams.Op{streams.OpStore, streams.OpDelete, streams.OpLink} {
-		w := &write{addr: streams.Address{Op: op}}
+		w := &Write{Addr: streams.Address{Op: op}}
 		err := w.decodeBody(data)
 		method, path, coord, refErr := referenceDecodeBody(op, data)
 		if (err == nil) != (refErr == nil) || err != nil && err.Error() != refErr.Error() {
 			t.Fatalf("%s body %q: error %v, the reference says %v", op, clipBody(data), err, refErr)
 		}
-		if err == nil && (w.method != method || w.path != path || w.coord != coord) {
-			t.Fatalf("%s body %q: %s %s coord %q, the reference says %s %s coord %q", op, clipBody(data), w.method, w.path, w.coord, method, path, coord)
+		if err == nil && (w.Method != method || w.Path != path || w.Coord != coord) {
+			t.Fatalf("%s body %q: %s %s coord %q, the reference says %s %s coord %q", op, clipBody(data), w.Method, w.Path, w.Coord, method, path, coord)
 		}
 		if err == nil && method == "POST" {
-			checkForwarded(t, op, data, w.body)
+			checkForwarded(t, op, data, w.Body)
 		}
 	}
 }
@@ -143,7 +144,7 @@ func clipBody(data []byte) string { return text.Clip(string(data), 200) }
 // keys, case variants outside ASCII.
 func bodyCorpus() []string {
 	bodies := []string{
-		hotpathBody, okStore,
+		intaketest.StoreBody, intaketest.OKStore,
 		`{"coord":"1,2,3","payload":{"a":1},"memory_type":"semantic"}`,
 		`{"from_coord":"1,2,3","to_coord":" -1.5e3 ,0,0","link_type":"related","weight":0.5}`,
 		`{"coord":"0,0,0"}`,
@@ -187,8 +188,8 @@ func bodyCorpus() []string {
 			`{"coord":"1,2,3","payload":`+strings.Repeat(`{"a":`, depth-2)+`{}`+strings.Repeat(`}`, depth-1),
 			strings.Repeat(`[`, depth)+strings.Repeat(`]`, depth))
 	}
-	for _, c := range hostileMessages() {
-		bodies = append(bodies, c.body)
+	for _, c := range intaketest.HostileMessages() {
+		bodies = append(bodies, c.Body)
 	}
 	return bodies
 }

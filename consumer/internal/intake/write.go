@@ -1,4 +1,15 @@
-package consumer
+// Package intake decodes an outbox message into a Write for the memory
+// API. It owns the contract's checks on a pulled message: the subject, every
+// header the worker forwards, the body of each op, and that every part of
+// the message names the subject's tenant (the Soma-Tenant header, the
+// namespace, a Nats-Msg-Id's tenant token). What it refuses is bad input
+// (ErrBadInput), dead-lettered by the worker without an attempt; a Write it
+// accepts cannot be malformed on the wire to the memory API, and carries
+// only the body fields the memory API's contract names.
+//
+// A Write is the input of the delivery policy, never changed once decoded:
+// what the worker learns by attempting it is kept apart.
+package intake
 
 import (
 	"bytes"
@@ -8,7 +19,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,41 +48,41 @@ func badInput(format string, args ...any) error {
 	return &BadInputError{Reason: fmt.Sprintf(format, args...)}
 }
 
-// write is a decoded outbox message, ready to be sent to the memory API.
-type write struct {
-	addr           streams.Address
-	namespace      string
-	idempotencyKey string
-	requestID      string
-	traceparent    string
-	tracestate     string
-	replyTo        string
-	method         string
-	path           string
-	body           []byte // sent as is; nil for DELETE
-	coord          string // the coord the write touches, as given (for logs)
-	memory         string // the memory it touches: its coord's values, canonical (for order)
-	attempts       int    // failed attempts counted so far, 0 if none here
-	// notBefore is when the write may next be sent: an attempt that got
-	// no answer may still be applied by the memory API until then.
-	notBefore time.Time
+// Write is a decoded outbox message, ready to be sent to the memory API.
+// Its fields are read-only once Decode has returned it.
+type Write struct {
+	Addr           streams.Address
+	Namespace      string
+	IdempotencyKey string
+	RequestID      string
+	Traceparent    string
+	Tracestate     string
+	ReplyTo        string // where a sync write's outcome goes, checked; "" for none
+	Method         string
+	Path           string
+	Body           []byte // sent as is; nil for DELETE
+	Coord          string // the coord the write touches, as given (for logs)
+	// Memory is the memory it touches: its coord's values, canonical, so
+	// that writes to one memory share one order lane.
+	Memory string
 }
 
-// decodeWrite checks a message against the contract. Anything it refuses is
-// dead-lettered with the reason; nothing it accepts can be malformed on the
-// wire to the memory API. The write it returns with an error carries what
+// Decode checks a message against the contract. Anything it refuses is
+// bad input, which the worker dead-letters with the reason; nothing it
+// accepts can be malformed on the wire to the memory API. streamSeq makes
+// the idempotency key of a message that carries none. The write it returns with an error carries what
 // could be read, so the dead letter keeps the idempotency key and a sync
 // caller still hears that its write was refused.
-func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*write, error) {
+func Decode(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*Write, error) {
 	h := msg.Headers()
-	w := &write{idempotencyKey: h.Get(streams.HeaderIdempotencyKey)}
-	if w.idempotencyKey == "" {
-		w.idempotencyKey = h.Get(streams.HeaderMsgID)
+	w := &Write{IdempotencyKey: h.Get(streams.HeaderIdempotencyKey)}
+	if w.IdempotencyKey == "" {
+		w.IdempotencyKey = h.Get(streams.HeaderMsgID)
 	}
-	if w.idempotencyKey == "" {
+	if w.IdempotencyKey == "" {
 		// A raw client that sets neither still gets exactly-once: the stream
 		// sequence is unique and survives redelivery.
-		w.idempotencyKey = "jetbox-seq-" + strconv.FormatUint(streamSeq, 10)
+		w.IdempotencyKey = "jetbox-seq-" + strconv.FormatUint(streamSeq, 10)
 	}
 	if isSyncSubject(msg.Subject()) {
 		// Only a checked subject is ever kept: the worker publishes the
@@ -81,27 +91,27 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 			if err := streams.CheckReplyTo(replyTo, replyPrefixes); err != nil {
 				return w, badInput("%s: %v", streams.HeaderReplyTo, err)
 			}
-			w.replyTo = replyTo
+			w.ReplyTo = replyTo
 		}
 	}
 	addr, err := streams.ParseSubject(msg.Subject())
 	if err != nil {
 		return w, badInput("%v", err)
 	}
-	w.addr = addr
+	w.Addr = addr
 	if t := h.Get(streams.HeaderTenant); t != "" && t != addr.Tenant {
 		return w, badInput("header %s %q disagrees with the subject's tenant %q", streams.HeaderTenant, text.Clip(t, 64), text.Clip(addr.Tenant, 64))
 	}
-	w.namespace = h.Get(streams.HeaderNamespace)
-	w.requestID = h.Get(streams.HeaderRequestID)
-	w.traceparent = h.Get(streams.HeaderTraceparent)
-	w.tracestate = h.Get(streams.HeaderTracestate)
+	w.Namespace = h.Get(streams.HeaderNamespace)
+	w.RequestID = h.Get(streams.HeaderRequestID)
+	w.Traceparent = h.Get(streams.HeaderTraceparent)
+	w.Tracestate = h.Get(streams.HeaderTracestate)
 	for _, hv := range []struct{ name, value string }{
-		{"idempotency key", w.idempotencyKey},
-		{streams.HeaderRequestID, w.requestID},
-		{streams.HeaderNamespace, w.namespace},
-		{streams.HeaderTraceparent, w.traceparent},
-		{streams.HeaderTracestate, w.tracestate},
+		{"idempotency key", w.IdempotencyKey},
+		{streams.HeaderRequestID, w.RequestID},
+		{streams.HeaderNamespace, w.Namespace},
+		{streams.HeaderTraceparent, w.Traceparent},
+		{streams.HeaderTracestate, w.Tracestate},
 	} {
 		if err := streams.CheckHeaderValue(hv.value); err != nil {
 			return w, badInput("%s: %v", hv.name, err)
@@ -109,9 +119,9 @@ func decodeWrite(msg jetstream.Msg, streamSeq uint64, replyPrefixes []string) (*
 	}
 	// The memory API scopes a write by its namespace as much as by its
 	// tenant: a namespace naming another tenant would write there.
-	if w.namespace != "" {
-		if nt := tenancy.FromNamespace(w.namespace); nt != addr.Tenant {
-			return w, badInput("header %s %q names tenant %q, not the subject's tenant %q", streams.HeaderNamespace, text.Clip(w.namespace, 64), text.Clip(nt, 64), text.Clip(addr.Tenant, 64))
+	if w.Namespace != "" {
+		if nt := tenancy.FromNamespace(w.Namespace); nt != addr.Tenant {
+			return w, badInput("header %s %q names tenant %q, not the subject's tenant %q", streams.HeaderNamespace, text.Clip(w.Namespace, 64), text.Clip(nt, 64), text.Clip(addr.Tenant, 64))
 		}
 	}
 	// The duplicate window is stream-wide: a write stored under another
@@ -169,7 +179,7 @@ type linkBody struct {
 // decodeBody checks the body in one pass: JSON validity, top-level keys and
 // the op's fields, in the order of the reasons it gives (not JSON, not
 // UTF-8, a key, a field's JSON type, a field's value).
-func (w *write) decodeBody(data []byte) error {
+func (w *Write) decodeBody(data []byte) error {
 	if len(data) == 0 {
 		return badInput("empty body")
 	}
@@ -185,7 +195,7 @@ func (w *write) decodeBody(data []byte) error {
 	if b.keyErr != nil {
 		return b.keyErr
 	}
-	switch w.addr.Op {
+	switch w.Addr.Op {
 	case streams.OpStore:
 		coord, hasCoord, ok1 := b.str(sfmapi.FieldCoord)
 		memoryType, hasMemoryType, ok2 := b.str(sfmapi.FieldMemoryType)
@@ -196,7 +206,7 @@ func (w *write) decodeBody(data []byte) error {
 		if err != nil {
 			return err
 		}
-		w.memory = memoryKey(xyz)
+		w.Memory = memoryKey(xyz)
 		if payload := b.fields[sfmapi.FieldPayload]; len(payload) == 0 || payload[0] != '{' {
 			return badInput("store body: payload must be a JSON object")
 		}
@@ -205,7 +215,7 @@ func (w *write) decodeBody(data []byte) error {
 				return badInput("store body: %v", err)
 			}
 		}
-		w.method, w.path, w.body, w.coord = http.MethodPost, sfmapi.PathMemories, b.forward(data, sfmapi.StoreFields), coord
+		w.Method, w.Path, w.Body, w.Coord = http.MethodPost, sfmapi.PathMemories, b.forward(data, sfmapi.StoreFields), coord
 	case streams.OpDelete:
 		coord, hasCoord, ok := b.str(sfmapi.FieldCoord)
 		if !b.object || !ok {
@@ -215,8 +225,8 @@ func (w *write) decodeBody(data []byte) error {
 		if err != nil {
 			return err
 		}
-		w.memory = memoryKey(xyz)
-		w.method, w.path, w.coord = http.MethodDelete, sfmapi.MemoryPath(coord), coord
+		w.Memory = memoryKey(xyz)
+		w.Method, w.Path, w.Coord = http.MethodDelete, sfmapi.MemoryPath(coord), coord
 	case streams.OpLink:
 		from, hasFrom, ok1 := b.str(sfmapi.FieldFromCoord)
 		to, hasTo, ok2 := b.str(sfmapi.FieldToCoord)
@@ -235,8 +245,8 @@ func (w *write) decodeBody(data []byte) error {
 		if _, err := checkCoord("to_coord", to, hasTo); err != nil {
 			return err
 		}
-		w.memory = memoryKey(xyz)
-		w.method, w.path, w.body, w.coord = http.MethodPost, sfmapi.PathLink, b.forward(data, sfmapi.LinkFields), from
+		w.Memory = memoryKey(xyz)
+		w.Method, w.Path, w.Body, w.Coord = http.MethodPost, sfmapi.PathLink, b.forward(data, sfmapi.LinkFields), from
 	}
 	return nil
 }
