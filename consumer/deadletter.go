@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -87,11 +88,11 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	if meta.NumDelivered > 1 || (w != nil && w.attempts > 0) {
 		g.forgetAttempts(ctx, seq)
 	}
-	tenant := otherTenants
+	tenant := telemetry.OtherTenants
 	if w.addr.Tenant != "" {
-		tenant = g.metrics.tenants.label(w.addr.Tenant)
+		tenant = g.metrics.TenantLabel(w.addr.Tenant)
 	}
-	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
+	g.metrics.DeadLettered.WithLabelValues(string(g.mode), tenant, string(f.class)).Inc()
 	g.withPayloads(g.log.Warn().Ctx(ctx), msg, f.answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
 		Str("class", string(f.class)).Int("status", f.status).Str("reason", g.loggable(f.reason)).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.status, f.answer, f.reason)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
 
@@ -38,7 +39,7 @@ type memoryAPI struct {
 	// URLs of the calls with a body, parsed once; requests share them and
 	// nothing in a round trip changes them.
 	memoriesURL, linkURL *url.URL
-	durations            *apiDurations // nil without a Registerer
+	durations            *telemetry.APIDurations // nil without a Registerer
 }
 
 func newMemoryAPI(cfg Config) *memoryAPI {
@@ -59,7 +60,7 @@ func newMemoryAPI(cfg Config) *memoryAPI {
 		send = transport.RoundTrip
 	}
 	base := strings.TrimRight(cfg.Endpoint, "/")
-	m := &memoryAPI{base: base, auth: sfmapi.Bearer(cfg.Token), send: send, timeout: cfg.RequestTimeout, durations: newAPIDurations(cfg.Registerer)}
+	m := &memoryAPI{base: base, auth: sfmapi.Bearer(cfg.Token), send: send, timeout: cfg.RequestTimeout, durations: telemetry.NewAPIDurations(cfg.Registerer)}
 	// A bad endpoint fails every call with "build request" instead.
 	m.memoriesURL, _ = url.Parse(base + sfmapi.PathMemories)
 	m.linkURL, _ = url.Parse(base + sfmapi.PathLink)
@@ -128,16 +129,16 @@ func (m *memoryAPI) apply(ctx context.Context, w *write) answer {
 	start := time.Now()
 	resp, err := m.send(req)
 	if err != nil {
-		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds())
+		m.durations.Observe(w.addr.Op, 0, time.Since(start).Seconds())
 		return answer{class: sfmapi.Transient, err: transportError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := readAnswer(resp)
 	if err != nil {
-		m.durations.observe(w.addr.Op, 0, time.Since(start).Seconds()) // a broken answer is no answer
+		m.durations.Observe(w.addr.Op, 0, time.Since(start).Seconds()) // a broken answer is no answer
 		return answer{class: sfmapi.Transient, status: resp.StatusCode, err: fmt.Errorf("read answer: %w", transportError(err))}
 	}
-	m.durations.observe(w.addr.Op, resp.StatusCode, time.Since(start).Seconds())
+	m.durations.Observe(w.addr.Op, resp.StatusCode, time.Since(start).Seconds())
 	a := answer{status: resp.StatusCode, body: data, class: sfmapi.Classify(resp.StatusCode)}
 	if a.class == sfmapi.Transient {
 		a.retryAfter = sfmapi.ParseRetryAfter(resp.Header.Get(sfmapi.HeaderRetryAfter), time.Now())

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -61,9 +62,9 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				if a := g.api.apply(callCtx, wr); a.class != sfmapi.Applied {
 					b.Fatalf("answer %d: %v", a.status, a.err)
 				}
-				d.span.settle(outcomeApplied)
-				d.span.stepped(settled, 0, 0)
-				d.span.end()
+				d.span.Settle(telemetry.OutcomeApplied)
+				d.span.Stepped(settled, 0, 0)
+				d.span.End()
 			}
 		})
 	}

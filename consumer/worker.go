@@ -26,8 +26,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel/trace"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/internal/priority"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
@@ -44,7 +44,7 @@ type Worker struct {
 	// misconfig holds every write while the memory API refuses the worker.
 	misconfig *misconfigured
 	slots     *priority.Semaphore
-	metrics   *metrics
+	metrics   *telemetry.Metrics
 	log       zerolog.Logger
 	groups    []*group
 	buckets   *buckets
@@ -53,7 +53,7 @@ type Worker struct {
 	// partitions is every group's partitions, for rebalancing.
 	partitions []*ownership.Partitions
 	bound      atomic.Bool
-	tracer     trace.Tracer // nil: tracing off
+	tracer     *telemetry.Tracer // nil: tracing off
 }
 
 // buckets are the KV buckets the groups share, bound when the worker runs.
@@ -76,9 +76,9 @@ type group struct {
 	js        jetstream.JetStream
 	api       *memoryAPI
 	misconfig *misconfigured
-	metrics   *metrics
+	metrics   *telemetry.Metrics
 	log       zerolog.Logger
-	tracer    trace.Tracer // nil: tracing off
+	tracer    *telemetry.Tracer // nil: tracing off
 	buckets   *buckets
 
 	breakers *breakers
@@ -111,7 +111,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		js:      js,
 		api:     newMemoryAPI(cfg),
 		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
-		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
+		metrics: telemetry.NewMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
 		buckets: &buckets{parkingSeen: newRevisionWaiter()},
 	}
@@ -131,13 +131,13 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		g.partitions = ownership.NewPartitions(ownership.Config{
 			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
-			OwnedChanged: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
+			OwnedChanged: func(delta int) { w.metrics.Partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
 			Log:          w.log,
 			Hooks:        ownership.Hooks{Start: g.start, Settled: g.catchUpParking, Tend: g.parking.ensureReplayers},
 		})
 		w.partitions = append(w.partitions, g.partitions)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
-			w.metrics.breakerChanged(string(mode), tenant, to)
+			w.metrics.BreakerChanged(string(mode), tenant, to)
 			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
 		})
 		w.groups = append(w.groups, g)
@@ -307,7 +307,7 @@ type delivery struct {
 	err  error // why it cannot be applied
 	turn *turn // its place in its memory's lane, when decoded
 	// span is its process span (tracing.go); nil when tracing is off.
-	span *processSpan
+	span *telemetry.ProcessSpan
 }
 
 // prepare decodes a write and places it in its lane. meta is the write's
@@ -340,14 +340,15 @@ func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstrea
 	return func() { g.handle(pt.Context(), pt.WorkContext(), d, pt) }
 }
 
-// step is what happens to a write after an attempt.
-type step int
+// step is what happens to a write after an attempt; its process span
+// records it.
+type step = telemetry.Step
 
 const (
-	settled   step = iota // acked: applied, dead-lettered or parked
-	again                 // to be attempted again after a delay
-	deferred              // not attempted: the tenant's breaker is open
-	abandoned             // not the write's fault (shutdown): hand it back
+	settled   = telemetry.Settled   // acked: applied, dead-lettered or parked
+	again     = telemetry.Again     // to be attempted again after a delay
+	deferred  = telemetry.Deferred  // not attempted: the tenant's breaker is open
+	abandoned = telemetry.Abandoned // not the write's fault (shutdown): hand it back
 )
 
 // handle is the delivery policy for one write, from the moment it is
@@ -363,7 +364,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		return
 	}
 	workCtx, d.span = g.startProcess(workCtx, d, pt.Number())
-	defer d.span.end()
+	defer d.span.End()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, failure{class: streams.ClassBadInput, reason: d.err.Error()}, streams.OutcomeDead) > 0 {
@@ -372,18 +373,18 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 				return
 			}
 		}
-		d.span.settle(outcomeDeadLettered)
+		d.span.Settle(telemetry.OutcomeDeadLettered)
 		return
 	}
 	defer g.lanes.leave(d.turn)
-	tenant := g.metrics.tenants.label(w.addr.Tenant)
+	tenant := g.metrics.TenantLabel(w.addr.Tenant)
 	if meta.NumDelivered == 1 {
-		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
 	if !d.turn.told() {
-		g.metrics.waiting.WithLabelValues(string(g.mode)).Inc()
+		g.metrics.Waiting.WithLabelValues(string(g.mode)).Inc()
 		err := g.lanes.wait(ctx, d.turn)
-		g.metrics.waiting.WithLabelValues(string(g.mode)).Dec()
+		g.metrics.Waiting.WithLabelValues(string(g.mode)).Dec()
 		if err != nil {
 			pt.HandBack(msg, d.notBefore())
 			return
@@ -405,7 +406,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		}
 		moved, err := g.parking.divert(ctx, d)
 		if moved && err == nil {
-			d.span.settle(outcomeParked)
+			d.span.Settle(telemetry.OutcomeParked)
 			return
 		}
 		if err != nil {
@@ -420,11 +421,11 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
-		g.metrics.inFlight.Inc()
+		g.metrics.InFlight.Inc()
 		next, after := g.apply(workCtx, d, tenant)
-		g.metrics.inFlight.Dec()
+		g.metrics.InFlight.Dec()
 		g.fair.release()
-		d.span.stepped(next, w.attempts, after)
+		d.span.Stepped(next, w.attempts, after)
 		switch next {
 		case settled:
 			return
@@ -437,7 +438,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			if ctx.Err() == nil {
 				err := g.parking.park(ctx, d, pt, "breaker open")
 				if err == nil {
-					d.span.settle(outcomeParked)
+					d.span.Settle(telemetry.OutcomeParked)
 					return
 				}
 				if errors.Is(err, errUnparked) {
@@ -476,7 +477,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 	a, attempted := tb.attempt(func() answer { return g.api.apply(ctx, w) })
 	if !attempted {
 		// Not an attempt, no budget used.
-		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Deferred.WithLabelValues(string(g.mode), tenant).Inc()
 		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
 	g.misconfig.observe(a)
@@ -493,9 +494,9 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		if meta.NumDelivered > 1 || w.attempts > 0 {
 			g.forgetAttempts(ctx, seq)
 		}
-		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
-		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
-		d.span.settle(outcomeApplied)
+		g.metrics.Applied.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
+		d.span.Settle(telemetry.OutcomeApplied)
 		g.reply(w, seq, streams.OutcomeApplied, a.status, a.body, "")
 		return settled, 0
 	case sfmapi.Permanent:
@@ -523,7 +524,7 @@ func (g *group) apply(ctx context.Context, d delivery, tenant string) (step, tim
 		w.notBefore = time.Now().Add(g.cfg.RequestTimeout)
 		delay = max(delay, g.cfg.RequestTimeout)
 	}
-	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
+	g.metrics.Retried.WithLabelValues(string(g.mode), tenant).Inc()
 	g.withPayloads(g.log.Debug().Ctx(ctx), msg, a.body).Str("group", string(g.mode)).Str("tenant", w.addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.err).Msg("transient failure, will retry")
 	return again, delay
 }
@@ -604,10 +605,10 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 			for _, g := range w.groups {
 				evicted := g.breakers.evictIdle(now)
 				for _, tenant := range evicted {
-					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))
+					w.metrics.BreakerState.DeleteLabelValues(string(g.mode), w.metrics.TenantLabel(tenant))
 				}
 				total += len(evicted)
-				w.metrics.breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
+				w.metrics.Breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
 			}
 			if total >= massEviction {
 				// A wave of tenants went idle: hand their memory back to the
@@ -627,7 +628,7 @@ func (g *group) noteForeignMsgID(d delivery) {
 	if !errors.As(d.err, &bad) || !bad.ForeignMsgID {
 		return
 	}
-	g.metrics.foreignMsgIDs.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.addr.Tenant)).Inc()
+	g.metrics.ForeignMsgIDs.WithLabelValues(string(g.mode), g.metrics.TenantLabel(d.w.addr.Tenant)).Inc()
 	g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.addr.Tenant).Uint64("seq", d.meta.Sequence.Stream).
 		Str("reason", g.loggable(bad.Reason)).Msg("write claims another tenant's message id: that tenant's write with the same id may have been refused as a duplicate")
 }
