@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -39,11 +40,11 @@ func (g *group) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	if meta.NumDelivered > 1 || attempts > 0 {
 		g.forgetAttempts(ctx, seq)
 	}
-	tenant := otherTenants
+	tenant := telemetry.OtherTenants
 	if w.Addr.Tenant != "" {
-		tenant = g.metrics.tenants.label(w.Addr.Tenant)
+		tenant = g.metrics.TenantLabel(w.Addr.Tenant)
 	}
-	g.metrics.deadLettered.WithLabelValues(string(g.mode), tenant, string(f.Class)).Inc()
+	g.metrics.DeadLettered.WithLabelValues(string(g.mode), tenant, string(f.Class)).Inc()
 	g.withPayloads(g.log.Warn().Ctx(ctx), msg, f.Answer).Str("group", string(g.mode)).Str("subject", msg.Subject()).Uint64("seq", seq).
 		Str("class", string(f.Class)).Int("status", f.Status).Str("reason", g.loggable(f.Reason)).Msg("dead-lettered")
 	g.reply(w, seq, outcome, f.Status, f.Answer, f.Reason)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/internal/config"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 )
@@ -44,10 +45,10 @@ type misconfigured struct {
 	cleared chan struct{} // closed when the memory API accepts again
 }
 
-func newMisconfigured(cfg Config, m *metrics) *misconfigured {
+func newMisconfigured(cfg Config, m *telemetry.Metrics) *misconfigured {
 	return &misconfigured{
 		endpoint: config.RedactURL(cfg.Endpoint), probe: cfg.MisconfiguredProbe, log: cfg.Log,
-		gauge: m.misconfigured, refusals: m.misconfigRefusals, cleared: make(chan struct{}),
+		gauge: m.Misconfigured, refusals: m.MisconfigRefusals, cleared: make(chan struct{}),
 	}
 }
 

@@ -103,7 +103,7 @@ func (pk *parking) park(ctx context.Context, d delivery, pt *ownership.Partition
 			return fmt.Errorf("record parked tenant: %w", err)
 		}
 		t.parked = true
-		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Inc()
+		g.metrics.ParkedTenants.WithLabelValues(string(g.mode)).Inc()
 		g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.Addr.Tenant).Str("reason", reason).Msg("tenant parked: its writes wait aside until its memory API recovers")
 	}
 	if t.replayer == nil || t.replayer.ended() {
@@ -152,7 +152,7 @@ func (pk *parking) move(ctx context.Context, d delivery) error {
 	if err := d.msg.Ack(); err != nil {
 		g.log.Warn().Err(err).Uint64("seq", d.meta.Sequence.Stream).Msg("ack after parking failed; the redelivery is absorbed as a duplicate")
 	}
-	g.metrics.parked.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.Addr.Tenant)).Inc()
+	g.metrics.Parked.WithLabelValues(string(g.mode), g.metrics.TenantLabel(d.w.Addr.Tenant)).Inc()
 	return nil
 }
 
@@ -184,7 +184,7 @@ func (pk *parking) unpark(ctx context.Context, tenant, token string) (bool, erro
 		return false, err
 	}
 	if t.parked {
-		g.metrics.parkedTenants.WithLabelValues(string(g.mode)).Dec()
+		g.metrics.ParkedTenants.WithLabelValues(string(g.mode)).Dec()
 	}
 	t.parked = false
 	t.replayer = nil
@@ -207,9 +207,9 @@ func (pk *parking) learned(tenant string, parked bool) {
 	defer t.mu.Unlock()
 	if t.parked != parked {
 		if parked {
-			pk.g.metrics.parkedTenants.WithLabelValues(string(pk.g.mode)).Inc()
+			pk.g.metrics.ParkedTenants.WithLabelValues(string(pk.g.mode)).Inc()
 		} else {
-			pk.g.metrics.parkedTenants.WithLabelValues(string(pk.g.mode)).Dec()
+			pk.g.metrics.ParkedTenants.WithLabelValues(string(pk.g.mode)).Dec()
 		}
 	}
 	t.parked = parked
@@ -343,8 +343,8 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 	}
 	var workCtx context.Context
 	workCtx, d.span = g.startProcess(pt.WorkContext(), d, pt.Number())
-	defer d.span.end()
-	tenant := g.metrics.tenants.label(r.tenant)
+	defer d.span.End()
+	tenant := g.metrics.TenantLabel(r.tenant)
 	// handBack gives the parked write back, after the time its last
 	// attempt could still be applied late (retryState.notBefore).
 	handBack := func() bool {
@@ -364,10 +364,10 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		}
 		next, after := g.apply(workCtx, &d, tenant)
 		g.fair.release()
-		d.span.stepped(next, d.retry.attempts, after)
+		d.span.Stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:
-			g.metrics.replayed.WithLabelValues(string(g.mode), tenant).Inc()
+			g.metrics.Replayed.WithLabelValues(string(g.mode), tenant).Inc()
 			return true
 		case abandoned:
 			return handBack()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake/intaketest"
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/internal/sfmapi"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -63,9 +64,9 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				if a := g.api.Apply(callCtx, wr); a.Class != sfmapi.Applied {
 					b.Fatalf("answer %d: %v", a.Status, a.Err)
 				}
-				d.span.settle(outcomeApplied)
-				d.span.stepped(settled, 0, 0)
-				d.span.end()
+				d.span.Settle(telemetry.OutcomeApplied)
+				d.span.Stepped(settled, 0, 0)
+				d.span.End()
 			}
 		})
 	}

@@ -26,10 +26,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
 	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
+	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/internal/priority"
@@ -48,7 +48,7 @@ type Worker struct {
 	// misconfig holds every write while the memory API refuses the worker.
 	misconfig *misconfigured
 	slots     *priority.Semaphore
-	metrics   *metrics
+	metrics   *telemetry.Metrics
 	log       zerolog.Logger
 	groups    []*group
 	buckets   *buckets
@@ -57,7 +57,7 @@ type Worker struct {
 	// partitions is every group's partitions, for rebalancing.
 	partitions []*ownership.Partitions
 	bound      atomic.Bool
-	tracer     trace.Tracer // nil: tracing off
+	tracer     *telemetry.Tracer // nil: tracing off
 }
 
 // buckets are the KV buckets the groups share, bound when the worker runs.
@@ -80,9 +80,9 @@ type group struct {
 	js        jetstream.JetStream
 	api       *memclient.Client
 	misconfig *misconfigured
-	metrics   *metrics
+	metrics   *telemetry.Metrics
 	log       zerolog.Logger
-	tracer    trace.Tracer // nil: tracing off
+	tracer    *telemetry.Tracer // nil: tracing off
 	buckets   *buckets
 
 	breakers *breakers
@@ -115,7 +115,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		js:      js,
 		api:     newMemoryAPI(cfg),
 		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
-		metrics: newMetrics(cfg.Registerer, cfg.MetricsTenants),
+		metrics: telemetry.NewMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
 		buckets: &buckets{parkingSeen: newRevisionWaiter()},
 	}
@@ -135,13 +135,13 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		g.partitions = ownership.NewPartitions(ownership.Config{
 			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
-			OwnedChanged: func(delta int) { w.metrics.partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
+			OwnedChanged: func(delta int) { w.metrics.Partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
 			Log:          w.log,
 			Hooks:        ownership.Hooks{Start: g.start, Gathered: g.catchUpParking, Tend: g.parking.ensureReplayers},
 		})
 		w.partitions = append(w.partitions, g.partitions)
 		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
-			w.metrics.breakerChanged(string(mode), tenant, to)
+			w.metrics.BreakerChanged(string(mode), tenant, to)
 			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
 		})
 		w.groups = append(w.groups, g)
@@ -311,7 +311,7 @@ type delivery struct {
 	err  error // why it cannot be applied
 	turn *turn // its place in its memory's lane, when decoded
 	// span is its process span (tracing.go); nil when tracing is off.
-	span *processSpan
+	span *telemetry.ProcessSpan
 
 	retry retryState
 }
@@ -353,14 +353,15 @@ func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstrea
 	return func() { g.handle(pt.Context(), pt.WorkContext(), d, pt) }
 }
 
-// step is what happens to a write after an attempt.
-type step int
+// step is what happens to a write after an attempt; its process span
+// records it.
+type step = telemetry.Step
 
 const (
-	settled   step = iota // acked: applied, dead-lettered or parked
-	again                 // to be attempted again after a delay
-	deferred              // not attempted: the tenant's breaker is open
-	abandoned             // not the write's fault (shutdown): hand it back
+	settled   = telemetry.Settled   // acked: applied, dead-lettered or parked
+	again     = telemetry.Again     // to be attempted again after a delay
+	deferred  = telemetry.Deferred  // not attempted: the tenant's breaker is open
+	abandoned = telemetry.Abandoned // not the write's fault (shutdown): hand it back
 )
 
 // handle is the delivery policy for one write, from the moment it is
@@ -376,7 +377,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		return
 	}
 	workCtx, d.span = g.startProcess(workCtx, d, pt.Number())
-	defer d.span.end()
+	defer d.span.End()
 	if d.err != nil {
 		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, 0, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
@@ -385,18 +386,18 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 				return
 			}
 		}
-		d.span.settle(outcomeDeadLettered)
+		d.span.Settle(telemetry.OutcomeDeadLettered)
 		return
 	}
 	defer g.lanes.leave(d.turn)
-	tenant := g.metrics.tenants.label(w.Addr.Tenant)
+	tenant := g.metrics.TenantLabel(w.Addr.Tenant)
 	if meta.NumDelivered == 1 {
-		g.metrics.received.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
 	if !d.turn.told() {
-		g.metrics.waiting.WithLabelValues(string(g.mode)).Inc()
+		g.metrics.Waiting.WithLabelValues(string(g.mode)).Inc()
 		err := g.lanes.wait(ctx, d.turn)
-		g.metrics.waiting.WithLabelValues(string(g.mode)).Dec()
+		g.metrics.Waiting.WithLabelValues(string(g.mode)).Dec()
 		if err != nil {
 			pt.HandBack(msg, d.notBefore())
 			return
@@ -418,7 +419,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		}
 		moved, err := g.parking.divert(ctx, d)
 		if moved && err == nil {
-			d.span.settle(outcomeParked)
+			d.span.Settle(telemetry.OutcomeParked)
 			return
 		}
 		if err != nil {
@@ -433,11 +434,11 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
-		g.metrics.inFlight.Inc()
+		g.metrics.InFlight.Inc()
 		next, after := g.apply(workCtx, &d, tenant)
-		g.metrics.inFlight.Dec()
+		g.metrics.InFlight.Dec()
 		g.fair.release()
-		d.span.stepped(next, d.retry.attempts, after)
+		d.span.Stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:
 			return
@@ -450,7 +451,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			if ctx.Err() == nil {
 				err := g.parking.park(ctx, d, pt, "breaker open")
 				if err == nil {
-					d.span.settle(outcomeParked)
+					d.span.Settle(telemetry.OutcomeParked)
 					return
 				}
 				if errors.Is(err, errUnparked) {
@@ -489,7 +490,7 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 	a, attempted := tb.attempt(func() memclient.Answer { return g.api.Apply(ctx, w) })
 	if !attempted {
 		// Not an attempt, no budget used.
-		g.metrics.deferred.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Deferred.WithLabelValues(string(g.mode), tenant).Inc()
 		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
 	g.misconfig.observe(a)
@@ -506,9 +507,9 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 		if meta.NumDelivered > 1 || d.retry.attempts > 0 {
 			g.forgetAttempts(ctx, seq)
 		}
-		g.metrics.applied.WithLabelValues(string(g.mode), tenant).Inc()
-		g.metrics.latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
-		d.span.settle(outcomeApplied)
+		g.metrics.Applied.WithLabelValues(string(g.mode), tenant).Inc()
+		g.metrics.Latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
+		d.span.Settle(telemetry.OutcomeApplied)
 		g.reply(w, seq, streams.OutcomeApplied, a.Status, a.Body, "")
 		return settled, 0
 	case sfmapi.Permanent:
@@ -536,7 +537,7 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 		d.retry.notBefore = time.Now().Add(g.cfg.RequestTimeout)
 		delay = max(delay, g.cfg.RequestTimeout)
 	}
-	g.metrics.retried.WithLabelValues(string(g.mode), tenant).Inc()
+	g.metrics.Retried.WithLabelValues(string(g.mode), tenant).Inc()
 	g.withPayloads(g.log.Debug().Ctx(ctx), msg, a.Body).Str("group", string(g.mode)).Str("tenant", w.Addr.Tenant).Uint64("seq", seq).Int("attempt", n).Err(a.Err).Msg("transient failure, will retry")
 	return again, delay
 }
@@ -617,10 +618,10 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 			for _, g := range w.groups {
 				evicted := g.breakers.evictIdle(now)
 				for _, tenant := range evicted {
-					w.metrics.breakerState.DeleteLabelValues(string(g.mode), w.metrics.tenants.label(tenant))
+					w.metrics.BreakerState.DeleteLabelValues(string(g.mode), w.metrics.TenantLabel(tenant))
 				}
 				total += len(evicted)
-				w.metrics.breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
+				w.metrics.Breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
 			}
 			if total >= massEviction {
 				// A wave of tenants went idle: hand their memory back to the
@@ -640,7 +641,7 @@ func (g *group) noteForeignMsgID(d delivery) {
 	if !errors.As(d.err, &bad) || !bad.ForeignMsgID {
 		return
 	}
-	g.metrics.foreignMsgIDs.WithLabelValues(string(g.mode), g.metrics.tenants.label(d.w.Addr.Tenant)).Inc()
+	g.metrics.ForeignMsgIDs.WithLabelValues(string(g.mode), g.metrics.TenantLabel(d.w.Addr.Tenant)).Inc()
 	g.log.Warn().Str("group", string(g.mode)).Str("tenant", d.w.Addr.Tenant).Uint64("seq", d.meta.Sequence.Stream).
 		Str("reason", g.loggable(bad.Reason)).Msg("write claims another tenant's message id: that tenant's write with the same id may have been refused as a duplicate")
 }

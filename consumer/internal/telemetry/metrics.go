@@ -1,4 +1,4 @@
-package consumer
+package telemetry
 
 import (
 	"sync"
@@ -9,8 +9,8 @@ import (
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
-// otherTenants is the label shared by every tenant past the label budget.
-const otherTenants = "_other"
+// OtherTenants is the label shared by every tenant past the label budget.
+const OtherTenants = "_other"
 
 // tenantLabels bounds the tenant label's cardinality: the first max tenants
 // a worker sees keep their own label value for the life of the process, every
@@ -29,107 +29,117 @@ func (l *tenantLabels) label(tenant string) string {
 		return tenant
 	}
 	if len(l.seen) >= l.max {
-		return otherTenants
+		return OtherTenants
 	}
 	l.seen[tenant] = struct{}{}
 	return tenant
 }
 
-type metrics struct {
+// Metrics are the worker's Prometheus metrics. Every tenant label goes
+// through TenantLabel.
+type Metrics struct {
 	tenants       *tenantLabels
-	received      *prometheus.CounterVec
-	applied       *prometheus.CounterVec
-	retried       *prometheus.CounterVec
-	deferred      *prometheus.CounterVec
-	deadLettered  *prometheus.CounterVec
-	foreignMsgIDs *prometheus.CounterVec
-	// misconfigured is 1 while the memory API refuses the worker itself
-	// (401, 403, 404 to a write), misconfigRefusals counts its refusals.
-	misconfigured     prometheus.Gauge
-	misconfigRefusals prometheus.Counter
-	latency           *prometheus.HistogramVec
-	breakerState      *prometheus.GaugeVec
-	breakers          *prometheus.GaugeVec
-	inFlight          prometheus.Gauge
-	waiting           *prometheus.GaugeVec
-	parked            *prometheus.CounterVec
-	replayed          *prometheus.CounterVec
-	parkedTenants     *prometheus.GaugeVec
-	partitions        *prometheus.GaugeVec
+	Received      *prometheus.CounterVec
+	Applied       *prometheus.CounterVec
+	Retried       *prometheus.CounterVec
+	Deferred      *prometheus.CounterVec
+	DeadLettered  *prometheus.CounterVec
+	ForeignMsgIDs *prometheus.CounterVec
+	// Misconfigured is 1 while the memory API refuses the worker itself
+	// (401, 403, 404 to a write), MisconfigRefusals counts its refusals.
+	Misconfigured     prometheus.Gauge
+	MisconfigRefusals prometheus.Counter
+	Latency           *prometheus.HistogramVec
+	BreakerState      *prometheus.GaugeVec
+	Breakers          *prometheus.GaugeVec
+	InFlight          prometheus.Gauge
+	Waiting           *prometheus.GaugeVec
+	Parked            *prometheus.CounterVec
+	Replayed          *prometheus.CounterVec
+	ParkedTenants     *prometheus.GaugeVec
+	Partitions        *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer, maxTenants int) *metrics {
-	m := &metrics{
+// NewMetrics makes the worker's metrics and registers them with reg (nil:
+// not registered), the tenant label bounded to maxTenants values.
+func NewMetrics(reg prometheus.Registerer, maxTenants int) *Metrics {
+	m := &Metrics{
 		tenants: &tenantLabels{max: maxTenants, seen: map[string]struct{}{}},
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_received_total", Help: "Writes published to the group, counted at their first delivery.",
 		}, []string{"group", "tenant"}),
-		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Applied: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_applied_total", Help: "Writes the memory API applied (2xx).",
 		}, []string{"group", "tenant"}),
-		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_retried_total", Help: "Transient failures scheduled for another attempt.",
 		}, []string{"group", "tenant"}),
-		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_deferred_total", Help: "Attempts not made because the tenant's breaker was open.",
 		}, []string{"group", "tenant"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_dead_lettered_total", Help: "Writes moved to the dead-letter stream, by class.",
 		}, []string{"group", "tenant", "class"}),
-		foreignMsgIDs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		ForeignMsgIDs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_foreign_msg_ids_total", Help: "Writes dead-lettered because their Nats-Msg-Id claims another tenant, by the tenant that published them.",
 		}, []string{"group", "tenant"}),
-		misconfigured: prometheus.NewGauge(prometheus.GaugeOpts{
+		Misconfigured: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jetbox_worker_memory_api_misconfigured", Help: "1 while the memory API refuses this worker itself (401, 403, or 404 to a write route): every write is held, none dead-lettered.",
 		}),
-		misconfigRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+		MisconfigRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "jetbox_worker_memory_api_refusals_total", Help: "Memory API answers that refuse the worker itself (401, 403, or 404 to a write route).",
 		}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "jetbox_worker_delivery_seconds",
 			Help:    "From the stream storing a write to the memory API applying it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18),
 		}, []string{"group"}),
-		breakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		BreakerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jetbox_worker_breaker_state", Help: "A tenant's breaker: 0 closed, 1 half-open, 2 open. Only non-closed breakers are listed.",
 		}, []string{"group", "tenant"}),
-		breakers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Breakers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jetbox_worker_breakers", Help: "Tenants with a breaker in memory.",
 		}, []string{"group"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jetbox_worker_in_flight", Help: "Memory API calls in flight.",
 		}),
-		waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Waiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jetbox_worker_lane_waiting", Help: "Writes held behind an earlier write to the same memory.",
 		}, []string{"group"}),
-		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Parked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_parked_total", Help: "Writes moved aside to their tenant's parking subject.",
 		}, []string{"group", "tenant"}),
-		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jetbox_worker_replayed_total", Help: "Parked writes settled by a replayer.",
 		}, []string{"group", "tenant"}),
-		parkedTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		ParkedTenants: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jetbox_worker_parked_tenants", Help: "Tenants parked, as this worker knows them.",
 		}, []string{"group"}),
-		partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Partitions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "jetbox_worker_partitions", Help: "Partitions this worker owns.",
 		}, []string{"group"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.received, m.applied, m.retried, m.deferred, m.deadLettered, m.foreignMsgIDs, m.misconfigured, m.misconfigRefusals, m.latency, m.breakerState, m.breakers, m.inFlight, m.waiting, m.partitions, m.parked, m.replayed, m.parkedTenants)
+		reg.MustRegister(m.Received, m.Applied, m.Retried, m.Deferred, m.DeadLettered, m.ForeignMsgIDs, m.Misconfigured, m.MisconfigRefusals, m.Latency, m.BreakerState, m.Breakers, m.InFlight, m.Waiting, m.Partitions, m.Parked, m.Replayed, m.ParkedTenants)
 	}
 	return m
 }
 
-// breakerChanged keeps the breaker gauge to the tenants whose breaker is not
+// TenantLabel is the tenant label of tenant: its own id, or OtherTenants
+// past the label budget.
+func (m *Metrics) TenantLabel(tenant string) string {
+	return m.tenants.label(tenant)
+}
+
+// BreakerChanged keeps the breaker gauge to the tenants whose breaker is not
 // closed, so the series count follows trouble, not the tenant count.
-func (m *metrics) breakerChanged(group, tenant string, to gobreaker.State) {
-	label := m.tenants.label(tenant)
+func (m *Metrics) BreakerChanged(group, tenant string, to gobreaker.State) {
+	label := m.TenantLabel(tenant)
 	if to == gobreaker.StateClosed {
-		m.breakerState.DeleteLabelValues(group, label)
+		m.BreakerState.DeleteLabelValues(group, label)
 		return
 	}
-	m.breakerState.WithLabelValues(group, label).Set(float64(to))
+	m.BreakerState.WithLabelValues(group, label).Set(float64(to))
 }
 
 // Values of the status_class label of
@@ -150,16 +160,16 @@ func statusClassOf(status int) int {
 	return status/100 - 2
 }
 
-// apiDurations is jetbox_memory_api_request_duration_seconds with its
+// APIDurations is jetbox_memory_api_request_duration_seconds with its
 // children resolved once, so a call costs no label lookup. A nil
-// *apiDurations records nothing.
-type apiDurations struct {
+// *APIDurations records nothing.
+type APIDurations struct {
 	byOp [][len(statusClasses)]prometheus.Observer // [op's place in streams.Ops][status class]
 }
 
-// newAPIDurations registers the memory API histogram with reg (nil: no
+// NewAPIDurations registers the memory API histogram with reg (nil: no
 // histogram).
-func newAPIDurations(reg prometheus.Registerer) *apiDurations {
+func NewAPIDurations(reg prometheus.Registerer) *APIDurations {
 	if reg == nil {
 		return nil
 	}
@@ -169,7 +179,7 @@ func newAPIDurations(reg prometheus.Registerer) *apiDurations {
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"op", "status_class"})
 	reg.MustRegister(vec)
-	d := &apiDurations{byOp: make([][len(statusClasses)]prometheus.Observer, len(streams.Ops))}
+	d := &APIDurations{byOp: make([][len(statusClasses)]prometheus.Observer, len(streams.Ops))}
 	for i, op := range streams.Ops {
 		for j, class := range statusClasses {
 			d.byOp[i][j] = vec.WithLabelValues(string(op), class)
@@ -178,9 +188,9 @@ func newAPIDurations(reg prometheus.Registerer) *apiDurations {
 	return d
 }
 
-// observe records one call of op that ended with status (0: no answer)
+// Observe records one call of op that ended with status (0: no answer)
 // and took seconds.
-func (d *apiDurations) observe(op streams.Op, status int, seconds float64) {
+func (d *APIDurations) Observe(op streams.Op, status int, seconds float64) {
 	if d == nil {
 		return
 	}
