@@ -4,10 +4,11 @@
 // The contract: the pull loop tells the lanes of every write in delivery
 // order (Expect) before any starts; a write then waits (Wait) until it is
 // the lowest sequence this worker holds for its memory, runs, and leaves
-// (Leave, exactly once per Turn), which lets the next one run. A write
-// waiting for an earlier one stays in the worker, held (the consumer's
-// partition keeps it in progress), instead of being put back on the stream:
-// put back, it could come back after a later write, or go to another worker.
+// (Leave), which lets the next one run: every Turn must leave, settled or
+// handed back, or the writes after it wait until their context ends. A write
+// waiting for an earlier one stays in the worker, held (ownership.Partition
+// keeps it in progress), instead of being put back on the stream: put
+// back, it could come back after a later write, or go to another worker.
 //
 // Across workers the order needs every write of a memory to reach one
 // worker at a time: partitions and their owners (see docs/TOPOLOGY.md).
