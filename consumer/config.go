@@ -55,6 +55,11 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// DefaultMisconfiguredProbe is how often a worker that the memory API
+// refuses as misconfigured lets one write through to see whether it is
+// accepted again.
+const DefaultMisconfiguredProbe = 5 * time.Second
+
 // DefaultConfig holds the defaults the zero values of Config stand for.
 // The settings without one (Endpoint, Token, Log, Registerer, HTTPClient,
 // TracerProvider, LogPayloads) are left zero.

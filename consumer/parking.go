@@ -267,6 +267,16 @@ type replayer struct {
 
 func (r *replayer) ended() bool { return isClosed(r.done) }
 
+// isClosed says whether a signal channel has been closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // run replays until the parking lot is empty (and the tenant unparked) or
 // the partition is released. The parked consumer lets one write out at a
 // time (MaxAckPending 1), so even a replayer of a previous owner that is
@@ -359,11 +369,11 @@ func (r *replayer) replay(msg jetstream.Msg) bool {
 		if wait := time.Until(d.notBefore()); wait > 0 && !holdFor(pt.Context(), msg, wait, g.cfg.Streams.AckWait) {
 			return handBack()
 		}
-		if !g.misconfig.wait(pt.Context()) || g.fair.acquire(pt.Context(), r.tenant) != nil {
+		if !g.misconfig.Wait(pt.Context()) || g.fair.Acquire(pt.Context(), r.tenant) != nil {
 			return handBack()
 		}
 		next, after := g.apply(workCtx, &d, tenant)
-		g.fair.release()
+		g.fair.Release()
 		d.span.Stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:

@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetbox-dev/jetbox/consumer/internal/breakers"
 )
 
 // StatusSubject is where every running worker answers with its Status, so
@@ -27,12 +29,15 @@ type GroupStatus struct {
 	Breakers   []BreakerState `json:"breakers"`
 }
 
+// BreakerState is one tenant's breaker as seen by status.
+type BreakerState = breakers.State
+
 // Status is a snapshot of this worker's breakers.
 func (w *Worker) Status() Status {
 	host, _ := os.Hostname()
 	s := Status{Worker: fmt.Sprintf("%s/%d %s", host, os.Getpid(), w.id), Ready: w.Ready() == nil}
 	for _, g := range w.groups {
-		b := g.breakers.snapshot()
+		b := g.breakers.Snapshot()
 		sort.Slice(b, func(i, j int) bool { return b[i].Tenant < b[j].Tenant })
 		s.Groups = append(s.Groups, GroupStatus{Group: string(g.mode), Partitions: g.partitions.Owned(), Breakers: b})
 	}

@@ -27,8 +27,12 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/jetbox-dev/jetbox/consumer/internal/breakers"
+	"github.com/jetbox-dev/jetbox/consumer/internal/fair"
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
+	"github.com/jetbox-dev/jetbox/consumer/internal/lanes"
 	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
+	"github.com/jetbox-dev/jetbox/consumer/internal/misconfig"
 	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
@@ -46,7 +50,7 @@ type Worker struct {
 	js  jetstream.JetStream
 	api *memclient.Client
 	// misconfig holds every write while the memory API refuses the worker.
-	misconfig *misconfigured
+	misconfig *misconfig.Gate
 	slots     *priority.Semaphore
 	metrics   *telemetry.Metrics
 	log       zerolog.Logger
@@ -79,15 +83,15 @@ type group struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	api       *memclient.Client
-	misconfig *misconfigured
+	misconfig *misconfig.Gate
 	metrics   *telemetry.Metrics
 	log       zerolog.Logger
 	tracer    *telemetry.Tracer // nil: tracing off
 	buckets   *buckets
 
-	breakers *breakers
-	lanes    *lanes
-	fair     *fair
+	breakers *breakers.Set[memclient.Answer]
+	lanes    *lanes.Lanes
+	fair     *fair.Slots
 	parking  *parking
 	// partitions is the group's partitions this worker owns.
 	partitions *ownership.Partitions
@@ -120,7 +124,10 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		buckets: &buckets{parkingSeen: newRevisionWaiter()},
 	}
 	w.enableTracing(cfg.TracerProvider)
-	w.misconfig = newMisconfigured(cfg, w.metrics)
+	w.misconfig = misconfig.New(misconfig.Settings{
+		Endpoint: cfg.Endpoint, Probe: cfg.MisconfiguredProbe, Log: cfg.Log,
+		Refused: w.metrics.Misconfigured, Refusals: w.metrics.MisconfigRefusals,
+	})
 	for level, mode := range streams.Modes {
 		if !slices.Contains(cfg.Modes, mode) {
 			continue
@@ -129,7 +136,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 			mode: mode, level: level,
 			cfg: cfg, workerID: w.id, nc: nc, js: js, api: w.api, misconfig: w.misconfig,
 			metrics: w.metrics, log: w.log, tracer: w.tracer, buckets: w.buckets,
-			lanes: newLanes(), fair: newFair(w.slots, level),
+			lanes: lanes.New(), fair: fair.New(w.slots, level),
 		}
 		g.parking = newParking(g)
 		g.partitions = ownership.NewPartitions(ownership.Config{
@@ -140,9 +147,15 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 			Hooks:        ownership.Hooks{Start: g.start, Gathered: g.catchUpParking, Tend: g.parking.ensureReplayers},
 		})
 		w.partitions = append(w.partitions, g.partitions)
-		g.breakers = newBreakers(mode, cfg, func(tenant string, to gobreaker.State) {
-			w.metrics.BreakerChanged(string(mode), tenant, to)
-			w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
+		g.breakers = breakers.New(breakers.Settings[memclient.Answer]{
+			Threshold: cfg.FailureThreshold, ResetInterval: cfg.ResetInterval, IdleTTL: cfg.BreakerIdleTTL,
+			// A 4xx says the write is wrong, not that the tenant's memory
+			// API is unwell: only transient failures count.
+			Failed: func(a memclient.Answer) bool { return a.Class == sfmapi.Transient },
+			OnChange: func(tenant string, to gobreaker.State) {
+				w.metrics.BreakerChanged(string(mode), tenant, to)
+				w.log.Warn().Str("group", string(mode)).Str("tenant", tenant).Str("breaker", to.String()).Msg("tenant breaker changed state")
+			},
 		})
 		w.groups = append(w.groups, g)
 	}
@@ -292,6 +305,9 @@ func (w *Worker) bind(ctx context.Context) error {
 	return nil
 }
 
+// ErrMemoryAPIMisconfigured says the memory API refuses the worker itself.
+var ErrMemoryAPIMisconfigured = misconfig.ErrRefused
+
 // Ready reports whether the worker is connected and consuming.
 func (w *Worker) Ready() error {
 	if !w.nc.IsConnected() {
@@ -300,7 +316,7 @@ func (w *Worker) Ready() error {
 	if !w.bound.Load() {
 		return errors.New("consumer groups not bound")
 	}
-	return w.misconfig.err()
+	return w.misconfig.Err()
 }
 
 // delivery is a pulled write, decoded, and what attempting it taught.
@@ -308,8 +324,8 @@ type delivery struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	w    *intake.Write
-	err  error // why it cannot be applied
-	turn *turn // its place in its memory's lane, when decoded
+	err  error       // why it cannot be applied
+	turn *lanes.Turn // its place in its memory's lane, when decoded
 	// span is its process span (tracing.go); nil when tracing is off.
 	span *telemetry.ProcessSpan
 
@@ -336,7 +352,7 @@ func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery
 	w, err := intake.Decode(msg, meta.Sequence.Stream, g.cfg.ReplyPrefixes)
 	d := delivery{msg: msg, meta: meta, w: w, err: err}
 	if err == nil {
-		d.turn = g.lanes.expect(laneKey{w.Addr.Tenant, w.Memory}, meta.Sequence.Stream)
+		d.turn = g.lanes.Expect(w.Addr.Tenant, w.Memory, meta.Sequence.Stream)
 	}
 	return d
 }
@@ -389,14 +405,14 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		d.span.Settle(telemetry.OutcomeDeadLettered)
 		return
 	}
-	defer g.lanes.leave(d.turn)
+	defer g.lanes.Leave(d.turn)
 	tenant := g.metrics.TenantLabel(w.Addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.Received.WithLabelValues(string(g.mode), tenant).Inc()
 	}
-	if !d.turn.told() {
+	if !d.turn.Told() {
 		g.metrics.Waiting.WithLabelValues(string(g.mode)).Inc()
-		err := g.lanes.wait(ctx, d.turn)
+		err := g.lanes.Wait(ctx, d.turn)
 		g.metrics.Waiting.WithLabelValues(string(g.mode)).Dec()
 		if err != nil {
 			pt.HandBack(msg, d.notBefore())
@@ -430,14 +446,14 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			}
 			continue
 		}
-		if !g.misconfig.wait(ctx) || g.fair.acquire(ctx, w.Addr.Tenant) != nil {
+		if !g.misconfig.Wait(ctx) || g.fair.Acquire(ctx, w.Addr.Tenant) != nil {
 			pt.HandBack(msg, d.notBefore())
 			return
 		}
 		g.metrics.InFlight.Inc()
 		next, after := g.apply(workCtx, &d, tenant)
 		g.metrics.InFlight.Dec()
-		g.fair.release()
+		g.fair.Release()
 		d.span.Stepped(next, d.retry.attempts, after)
 		switch next {
 		case settled:
@@ -486,14 +502,14 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 	msg, meta, w := d.msg, d.meta, d.w
 	seq := meta.Sequence.Stream
 	now := time.Now()
-	tb := g.breakers.get(w.Addr.Tenant, now)
-	a, attempted := tb.attempt(func() memclient.Answer { return g.api.Apply(ctx, w) })
+	tb := g.breakers.Get(w.Addr.Tenant, now)
+	a, attempted := tb.Attempt(func() memclient.Answer { return g.api.Apply(ctx, w) })
 	if !attempted {
 		// Not an attempt, no budget used.
 		g.metrics.Deferred.WithLabelValues(string(g.mode), tenant).Inc()
-		return deferred, max(tb.reopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
+		return deferred, max(tb.ReopensIn(g.cfg.ResetInterval, now)+jitter(g.cfg.ResetInterval/10), 50*time.Millisecond)
 	}
-	g.misconfig.observe(a)
+	g.misconfig.Observe(a.Status)
 	if sfmapi.IsMisconfiguration(a.Status) {
 		// The worker's fault, not the write's: held, no budget used, tried
 		// again when the memory API accepts the worker (misconfigured).
@@ -616,12 +632,12 @@ func (w *Worker) evictIdleBreakers(ctx context.Context) {
 		case now := <-t.C:
 			total := 0
 			for _, g := range w.groups {
-				evicted := g.breakers.evictIdle(now)
+				evicted := g.breakers.EvictIdle(now)
 				for _, tenant := range evicted {
 					w.metrics.BreakerState.DeleteLabelValues(string(g.mode), w.metrics.TenantLabel(tenant))
 				}
 				total += len(evicted)
-				w.metrics.Breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.len()))
+				w.metrics.Breakers.WithLabelValues(string(g.mode)).Set(float64(g.breakers.Len()))
 			}
 			if total >= massEviction {
 				// A wave of tenants went idle: hand their memory back to the

@@ -1,4 +1,4 @@
-package consumer
+package fair
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 func TestFairServesATenantsWaitersInArrivalOrder(t *testing.T) {
 	s := priority.New(1, 1, 1, time.Millisecond)
-	f := newFair(s, 0)
+	f := New(s, 0)
 	hold(t, s, 0)
 	served := make(chan string, 20)
 	for i := range 20 {
@@ -33,7 +33,7 @@ func TestFairServesATenantsWaitersInArrivalOrder(t *testing.T) {
 func TestFairServesTenantsRoundRobin(t *testing.T) {
 	t.Run("a flood does not delay a single write", func(t *testing.T) {
 		s := priority.New(1, 1, 1, time.Millisecond)
-		f := newFair(s, 0)
+		f := New(s, 0)
 		hold(t, s, 0)
 		served := make(chan string, 101)
 		for i := range 100 {
@@ -58,7 +58,7 @@ func TestFairServesTenantsRoundRobin(t *testing.T) {
 	})
 	t.Run("turns alternate between tenants", func(t *testing.T) {
 		s := priority.New(1, 1, 1, time.Millisecond)
-		f := newFair(s, 0)
+		f := New(s, 0)
 		hold(t, s, 0)
 		served := make(chan string, 9)
 		for _, tenant := range []string{"a", "b", "c"} {
@@ -79,11 +79,11 @@ func TestFairServesTenantsRoundRobin(t *testing.T) {
 func TestFairWaiterGivingUpHoldsNoSlot(t *testing.T) {
 	t.Run("the dispatcher gives up and the others are still served", func(t *testing.T) {
 		s := priority.New(1, 1, 1, time.Millisecond)
-		f := newFair(s, 0)
+		f := New(s, 0)
 		hold(t, s, 0)
 		ctx, cancel := context.WithCancel(context.Background())
 		gaveUp := make(chan error, 1)
-		go func() { gaveUp <- f.acquire(ctx, "a") }() // first, so it acquires for the queue
+		go func() { gaveUp <- f.Acquire(ctx, "a") }() // first, so it acquires for the queue
 		waitForFairWaiters(t, f, 1)
 		served := make(chan string, 2)
 		queue(t, f, "a", "a1", served)
@@ -105,7 +105,7 @@ func TestFairWaiterGivingUpHoldsNoSlot(t *testing.T) {
 		// to them; every slot must come back.
 		const size = 3
 		s := priority.New(size, 1, size, time.Millisecond)
-		f := newFair(s, 0)
+		f := New(s, 0)
 		var wg sync.WaitGroup
 		for g := range 24 {
 			wg.Add(1)
@@ -113,9 +113,9 @@ func TestFairWaiterGivingUpHoldsNoSlot(t *testing.T) {
 				defer wg.Done()
 				for range 150 {
 					ctx, cancel := context.WithTimeout(context.Background(), rand.N(200*time.Microsecond))
-					if f.acquire(ctx, fmt.Sprint("tenant-", g%5)) == nil {
+					if f.Acquire(ctx, fmt.Sprint("tenant-", g%5)) == nil {
 						time.Sleep(rand.N(50 * time.Microsecond))
-						f.release()
+						f.Release()
 					}
 					cancel()
 				}
@@ -131,7 +131,7 @@ func TestFairWaiterGivingUpHoldsNoSlot(t *testing.T) {
 // priority between them.
 func TestFairKeepsThePriorityBetweenGroups(t *testing.T) {
 	s := priority.New(1, 2, 1, time.Millisecond)
-	high, low := newFair(s, 0), newFair(s, 1)
+	high, low := New(s, 0), New(s, 1)
 	hold(t, s, 1)
 	served := make(chan string, 2)
 	queue(t, low, "t", "low", served) // arrives first
@@ -156,21 +156,21 @@ func hold(t *testing.T, s *priority.Semaphore, level int) {
 
 // queue starts a waiter that reports name on served when granted, then
 // releases, and returns once it is queued.
-func queue(t *testing.T, f *fair, tenant, name string, served chan<- string) {
+func queue(t *testing.T, f *Slots, tenant, name string, served chan<- string) {
 	t.Helper()
 	before := fairWaiters(f)
 	go func() {
-		if err := f.acquire(context.Background(), tenant); err != nil {
+		if err := f.Acquire(context.Background(), tenant); err != nil {
 			t.Error(err)
 			return
 		}
 		served <- name
-		f.release()
+		f.Release()
 	}()
 	waitForFairWaiters(t, f, before+1)
 }
 
-func fairWaiters(f *fair) int {
+func fairWaiters(f *Slots) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n := 0
@@ -180,7 +180,7 @@ func fairWaiters(f *fair) int {
 	return n
 }
 
-func waitForFairWaiters(t *testing.T, f *fair, n int) {
+func waitForFairWaiters(t *testing.T, f *Slots, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for fairWaiters(f) != n {
@@ -192,7 +192,7 @@ func waitForFairWaiters(t *testing.T, f *fair, n int) {
 }
 
 // assertFairIdle checks that nothing is remembered once no one waits.
-func assertFairIdle(t *testing.T, f *fair) {
+func assertFairIdle(t *testing.T, f *Slots) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -1,20 +1,14 @@
-package consumer
-
-import (
-	"container/list"
-	"context"
-	"sync"
-
-	"github.com/jetbox-dev/jetbox/internal/priority"
-)
-
-// fair shares one consumer group's memory API slots round-robin across
-// tenants: a tenant's waiters are served in arrival order, and each turn
-// goes to the next tenant with waiters, so a tenant with a thousand writes
-// waiting delays another tenant's single write by about one slot, not a
-// thousand. Across groups the semaphore's priorities still decide.
+// Package fair shares one consumer group's memory API slots round-robin
+// across tenants: a tenant's waiters are served in arrival order, and each
+// turn goes to the next tenant with waiters, so a tenant with a thousand
+// writes waiting delays another tenant's single write by about one slot,
+// not a thousand. Across groups the priority.Semaphore the groups share
+// still decides: each group takes its slots at its own level.
 //
-// fair has no goroutine of its own, so there is nothing to stop and
+// The contract: a slot taken by Slots.Acquire is given back by exactly one
+// Slots.Release; an Acquire whose context ends holds no slot.
+//
+// Slots has no goroutine of its own, so there is nothing to stop and
 // nothing to leak. The waiters take turns at acquiring for the whole
 // queue: the first to find no one acquiring becomes the dispatcher. It
 // takes slots from the semaphore one at a time and hands each to the next
@@ -30,7 +24,19 @@ import (
 // where the dispatcher is waiting for it.
 //
 // Only tenants with waiters are remembered.
-type fair struct {
+package fair
+
+import (
+	"container/list"
+	"context"
+	"sync"
+
+	"github.com/jetbox-dev/jetbox/internal/priority"
+)
+
+// Slots is one group's share of the semaphore's slots, served to its
+// tenants in turn.
+type Slots struct {
 	slots *priority.Semaphore
 	level int
 
@@ -38,36 +44,37 @@ type fair struct {
 	tenants     map[string]*tenantQueue
 	ring        list.List // of *tenantQueue with waiters, the next to serve in front
 	dispatching bool      // a waiter is acquiring for the queue
-	dispatcher  *fairWaiter
+	dispatcher  *waiter
 }
 
 // tenantQueue is one tenant's waiters, in arrival order.
 type tenantQueue struct {
 	tenant  string
 	inRing  *list.Element
-	waiters list.List // of *fairWaiter
+	waiters list.List // of *waiter
 }
 
-type fairWaiter struct {
+type waiter struct {
 	queue   *tenantQueue
 	inQueue *list.Element
-	told    chan fairNews // at most one pending
+	told    chan notice // at most one pending
 }
 
-type fairNews int
+type notice int
 
 const (
-	slotGranted      fairNews = iota // the waiter holds a slot
-	dispatchingTaken                 // the waiter is the dispatcher now
+	slotGranted      notice = iota // the waiter holds a slot
+	dispatchingTaken               // the waiter is the dispatcher now
 )
 
-func newFair(slots *priority.Semaphore, level int) *fair {
-	return &fair{slots: slots, level: level, tenants: map[string]*tenantQueue{}}
+// New returns the share of slots of the group served at level.
+func New(slots *priority.Semaphore, level int) *Slots {
+	return &Slots{slots: slots, level: level, tenants: map[string]*tenantQueue{}}
 }
 
-// acquire waits for a slot at the group's level, in the tenant's turn. If
+// Acquire waits for a slot at the group's level, in the tenant's turn. If
 // ctx ends first it returns ctx.Err() and holds no slot.
-func (f *fair) acquire(ctx context.Context, tenant string) error {
+func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -93,12 +100,12 @@ func (f *fair) acquire(ctx context.Context, tenant string) error {
 	return f.dispatch(ctx, w)
 }
 
-// release returns a slot taken by acquire, or hands it to the next waiter
+// Release returns a slot taken by Acquire, or hands it to the next waiter
 // in turn.
-func (f *fair) release() {
+func (f *Slots) Release() {
 	f.mu.Lock()
 	if front := f.ring.Front(); front != nil {
-		next := front.Value.(*tenantQueue).waiters.Front().Value.(*fairWaiter)
+		next := front.Value.(*tenantQueue).waiters.Front().Value.(*waiter)
 		if next != f.dispatcher && f.slots.Keep(f.level) {
 			f.nextInTurn()
 			next.told <- slotGranted
@@ -112,7 +119,7 @@ func (f *fair) release() {
 
 // dispatch takes slots for the queue and grants them in turn until self's
 // turn comes.
-func (f *fair) dispatch(ctx context.Context, self *fairWaiter) error {
+func (f *Slots) dispatch(ctx context.Context, self *waiter) error {
 	for {
 		if err := f.slots.Acquire(ctx, f.level); err != nil {
 			f.mu.Lock()
@@ -137,7 +144,7 @@ func (f *fair) dispatch(ctx context.Context, self *fairWaiter) error {
 
 // abandon takes a waiter whose context ended out of the queue, giving back
 // what it was handed meanwhile.
-func (f *fair) abandon(w *fairWaiter) {
+func (f *Slots) abandon(w *waiter) {
 	f.mu.Lock()
 	select {
 	case news := <-w.told:
@@ -157,23 +164,23 @@ func (f *fair) abandon(w *fairWaiter) {
 
 // enqueue puts a waiter at the back of its tenant's queue, and a tenant
 // that had none at the back of the ring. f.mu is held.
-func (f *fair) enqueue(tenant string) *fairWaiter {
+func (f *Slots) enqueue(tenant string) *waiter {
 	q := f.tenants[tenant]
 	if q == nil {
 		q = &tenantQueue{tenant: tenant}
 		q.inRing = f.ring.PushBack(q)
 		f.tenants[tenant] = q
 	}
-	w := &fairWaiter{queue: q, told: make(chan fairNews, 1)}
+	w := &waiter{queue: q, told: make(chan notice, 1)}
 	w.inQueue = q.waiters.PushBack(w)
 	return w
 }
 
 // nextInTurn takes out the first waiter of the tenant in front of the ring
 // and moves that tenant to the back. f.mu is held; the ring is not empty.
-func (f *fair) nextInTurn() *fairWaiter {
+func (f *Slots) nextInTurn() *waiter {
 	q := f.ring.Front().Value.(*tenantQueue)
-	w := q.waiters.Front().Value.(*fairWaiter)
+	w := q.waiters.Front().Value.(*waiter)
 	f.remove(w)
 	if q.waiters.Len() > 0 {
 		f.ring.MoveToBack(q.inRing)
@@ -183,7 +190,7 @@ func (f *fair) nextInTurn() *fairWaiter {
 
 // remove takes a waiter out of its queue, and its tenant out of the ring
 // and the map when it was the last. f.mu is held.
-func (f *fair) remove(w *fairWaiter) {
+func (f *Slots) remove(w *waiter) {
 	q := w.queue
 	q.waiters.Remove(w.inQueue)
 	if q.waiters.Len() == 0 {
@@ -195,13 +202,13 @@ func (f *fair) remove(w *fairWaiter) {
 // passDispatching makes the next waiter in turn the dispatcher, if any
 // waits. It is called by the dispatcher giving up the role, so no other
 // exists and the next waiter has no news pending. f.mu is held.
-func (f *fair) passDispatching() {
+func (f *Slots) passDispatching() {
 	front := f.ring.Front()
 	if front == nil {
 		f.dispatching, f.dispatcher = false, nil
 		return
 	}
 	q := front.Value.(*tenantQueue)
-	f.dispatcher = q.waiters.Front().Value.(*fairWaiter)
+	f.dispatcher = q.waiters.Front().Value.(*waiter)
 	f.dispatcher.told <- dispatchingTaken
 }
