@@ -214,3 +214,41 @@ func TestTinyRun(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestBareDrainTinyRun applies a tiny backlog with bench/bare, built and
+// run as the bench runs it: every write reaches the memory API, its
+// figures are read, and the partition consumers are left empty and
+// unpinned for the worker that drains next.
+func TestBareDrainTinyRun(t *testing.T) {
+	progressOut = io.Discard
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := &bench{opts: options{size: 512}, scale: 1, work: t.TempDir(), res: &Results{Partitions: 4}}
+	e, err := newEnv(ctx, filepath.Join(b.work, "env"), envSpec{provision: true, partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.close()
+	if err := b.bareDrain(ctx, e, 300); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.res.Bare; d == nil || d.N != 300 || d.FromReadyPerSec <= 0 || d.CPUSeconds <= 0 || d.PeakRSSBytes <= 0 {
+		t.Errorf("bare drain figures %+v", d)
+	}
+	s, err := e.js.Stream(ctx, streams.DefaultConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bare acks a write only once the memory API answered 2xx.
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("outbox after the bare drain: %+v, %v", info, err)
+	}
+	if _, _, err := b.producerRun(ctx, e, "after", streams.ModeBackground, 50, 1, 10, nil); err != nil {
+		t.Fatal(err)
+	}
+	pullCtx, cancelPull := context.WithTimeout(ctx, 5*time.Second) // well inside the pin's time-out
+	defer cancelPull()
+	if _, err := e.pullAndAck(pullCtx, streams.ModeBackground, 50); err != nil {
+		t.Errorf("pull after the bare drain: %v", err)
+	}
+}

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +50,9 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	n := b.n(drainBacklog)
 	if err := b.drainCeiling(ctx, e, n); err != nil {
 		return err
+	}
+	if err := b.bareDrain(ctx, e, n); err != nil {
+		return fmt.Errorf("bare drain: %w", err)
 	}
 	pre, _, err := b.producerRun(ctx, e, "drain: preload background c=1", streams.ModeBackground, n, 1, drainTenants, nil)
 	if err != nil {
@@ -140,6 +145,47 @@ func (b *bench) drainCeiling(ctx context.Context, e *env, n int) error {
 	return nil
 }
 
+// bareDrain stores the drain's backlog and applies it with bench/bare, a
+// process of its own that pulls, POSTs and acks with none of a worker's
+// policy: the least a Go program does for the same work, and so the floor
+// of a worker's CPU per write. Its figures are bench/watermill's.
+func (b *bench) bareDrain(ctx context.Context, e *env, n int) error {
+	bin := filepath.Join(b.work, "bare")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/jetbox-dev/jetbox/bench/bare").CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+	if _, _, err := b.producerRun(ctx, e, "bare drain: preload background c=1", streams.ModeBackground, n, 1, drainTenants, nil); err != nil {
+		return err
+	}
+	args := []string{"-nats", e.nats.ClientURL(), "-api", e.apiURL, "-token", apiToken, "-n", strconv.Itoa(n),
+		"-partitions", strconv.Itoa(e.partitions), "-mode", string(streams.ModeBackground), "-concurrency", strconv.Itoa(drainCallers)}
+	out, err := b.runWatermill(ctx, e, bin, "bare drain: pull, POST, ack", n, args)
+	if err != nil {
+		return err
+	}
+	parsed, err := parseWatermill(out)
+	if err != nil || parsed.Drain == nil || parsed.Drain.FromReadyPerSec <= 0 {
+		return fmt.Errorf("no \"drain\" figures (%v)", err)
+	}
+	b.res.Bare = parsed.Drain
+	e.unpin(context.WithoutCancel(ctx), streams.ModeBackground)
+	e.applied.reset()
+	return nil
+}
+
+// unpin lets the next client of mode's partition consumers have them at
+// once, rather than after the pin's time-out. A consumer nobody holds has
+// nothing to unpin, and says so with an error that means nothing here.
+func (e *env) unpin(ctx context.Context, mode streams.Mode) {
+	s, err := e.js.Stream(ctx, streams.DefaultConfig().Stream)
+	if err != nil {
+		return
+	}
+	for p := range e.partitions {
+		_ = s.UnpinConsumer(ctx, streams.PartitionConsumerName(mode, p), streams.OwnerGroup)
+	}
+}
+
 // pullAndAck reads the n writes of mode in the outbox through its partition
 // consumers, the ones a worker binds, one Consume each, and acks each write
 // as it comes: a worker's pulling and acking without the memory API. The
@@ -159,9 +205,7 @@ func (e *env) pullAndAck(ctx context.Context, mode streams.Mode, n int) (Measure
 		for _, cc := range consuming {
 			cc.Stop()
 		}
-		for p := range e.partitions {
-			_ = s.UnpinConsumer(context.WithoutCancel(ctx), streams.PartitionConsumerName(mode, p), streams.OwnerGroup)
-		}
+		e.unpin(context.WithoutCancel(ctx), mode)
 	}()
 	start := time.Now()
 	for p := range e.partitions {

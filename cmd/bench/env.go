@@ -48,6 +48,7 @@ type env struct {
 	profiles bool
 	// partitions per mode of jetbox's outbox, for the streams and the workers.
 	partitions int
+	workerEnv  []string // added to every worker's settings
 }
 
 // envSpec is what a fresh pipeline is made of.
@@ -227,6 +228,7 @@ func (e *env) startWorker() error {
 	if e.profiles {
 		settings = append(settings, "SOMABRAIN_OUTBOX_PPROF=true")
 	}
+	settings = append(settings, e.workerEnv...)
 	log := filepath.Join(e.dir, fmt.Sprintf("worker%d.log", len(e.workers)))
 	proc, err := e.rig.StartJetbox(e.bin, log, settings...)
 	if err != nil {

@@ -73,6 +73,7 @@ type options struct {
 	// after every write.
 	syncInterval time.Duration
 	syncAlways   bool
+	workerEnv    []string // KEY=VALUE settings added to every worker's environment
 }
 
 // Results is everything a run measured; results.json holds it.
@@ -99,10 +100,13 @@ type Results struct {
 	WorkerStartupSeconds float64 `json:"worker_startup_seconds,omitempty"`
 	// WorkerReadySeconds is, in the drain, how long after the worker
 	// processes were started their /readyz answered 200.
-	WorkerReadySeconds float64           `json:"worker_ready_seconds,omitempty"`
-	Watermill          *WatermillReport  `json:"watermill,omitempty"`
-	Skipped            map[string]string `json:"skipped,omitempty"` // phase: why
-	Table              []Row             `json:"table"`
+	WorkerReadySeconds float64          `json:"worker_ready_seconds,omitempty"`
+	Watermill          *WatermillReport `json:"watermill,omitempty"`
+	// Bare is bench/bare's drain of the same backlog: pull, POST and ack,
+	// and nothing else.
+	Bare    *watermillDrain   `json:"bare,omitempty"`
+	Skipped map[string]string `json:"skipped,omitempty"` // phase: why
+	Table   []Row             `json:"table"`
 }
 
 // bench is one run.
@@ -129,6 +133,13 @@ func main() {
 	flag.IntVar(&opts.partitions, "partitions", 0, "partitions per write mode of jetbox's outbox (default: jetbox's default); fewer cost the server less per write, and let fewer workers share a mode")
 	flag.IntVar(&opts.profileSeconds, "profile-seconds", 8, "how long the drain's CPU profiles last")
 	flag.StringVar(&opts.natsSync, "nats-sync", "", "how often the nats-server flushes its files to disk, a duration or always, as SOMABRAIN_OUTBOX_NATS_SYNC (default: the nats-server's own, 2m)")
+	flag.Func("worker-env", "a KEY=VALUE setting for every jetbox worker the bench starts, such as SOMABRAIN_OUTBOX_MAX_ACK_PENDING=64 or GOGC=100 (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		opts.workerEnv = append(opts.workerEnv, v)
+		return nil
+	})
 	flag.BoolVar(&opts.instantAPI, "instant-api", false, "serve a memory API that answers 200 at once without storing, instead of the development memory API (bbolt)")
 	flag.Parse()
 	if *only != "" {
@@ -278,10 +289,14 @@ func (b *bench) newEnvWithout(ctx context.Context) (*env, error) {
 
 func (b *bench) freshEnv(ctx context.Context, provision bool) (*env, error) {
 	b.envs++
-	return newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), envSpec{
+	e, err := newEnv(ctx, filepath.Join(b.work, fmt.Sprintf("env%d", b.envs)), envSpec{
 		provision: provision, instant: b.opts.instantAPI, partitions: b.res.Partitions,
 		syncInterval: b.opts.syncInterval, syncAlways: b.opts.syncAlways,
 	})
+	if e != nil {
+		e.workerEnv = b.opts.workerEnv
+	}
+	return e, err
 }
 
 // buildJetbox builds the worker binary once, unless -jetbox named one.

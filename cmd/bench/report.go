@@ -324,6 +324,18 @@ func (r *Results) drainRows() []Row {
 		}
 		add(dr, "worker CPU per applied write, from /readyz", "us", cpu, "Watermill drain-only process, from router running", base, target{ratioAtMost, 0.5})
 	}
+	if bare := r.Bare; bare != nil {
+		const fig = "bare pull, POST, ack (no policy), from consumers started"
+		if cpu, ok := r.WorkerCPUus["drain"]; ok && bare.cpuPerWrite() > 0 {
+			v := bare.cpuPerWrite()
+			add(dr, "worker CPU per applied write, from /readyz", "us", cpu, "bare process: "+fig, &v, target{})
+			if wm != nil && wm.cpuPerWrite() > 0 {
+				add(dr, "bare process CPU per applied write", "us", v, "Watermill drain-only process, from router running", wmRate(func(d *watermillDrain) float64 { return d.cpuPerWrite() }), target{})
+			}
+		}
+		add(dr, fig, "writes/s", bare.FromReadyPerSec, ceilingName, ceiling, target{})
+		add(dr, "bare process peak RSS (VmHWM)", "MB", bare.PeakRSSBytes/(1<<20), "", nil, target{})
+	}
 	if mb, ok := r.WorkerPeakMB["drain"]; ok {
 		add(dr, "worker peak RSS (VmHWM)", "MB", mb, "Watermill drain-only process", wmRate(func(d *watermillDrain) float64 { return d.PeakRSSBytes / (1 << 20) }), target{atMost, 40})
 	}

@@ -1,0 +1,183 @@
+// Command bare is the drain's floor: the least a Go program does to apply
+// the outbox's backlog. It pulls each write from the outbox's partition
+// consumers (the ones a worker binds, one Consume each), POSTs its body
+// with the tenant's and idempotency headers to the memory API, and acks
+// it once the memory API answered 2xx. It has none of a worker's policy:
+// no decoding or checks, no order per memory, no fair slots, breakers,
+// retries, parking, dead letters, metrics, traces or logs.
+//
+// The bench runs it on a backlog stored beforehand, in a process of its
+// own, and reads the one JSON object it prints: the same figures as
+// bench/watermill's drain-only run, timed from every consumer started.
+// Writes that fail are counted and not acked; the run then never ends,
+// and the bench's time-out says so.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetbox-dev/jetbox/streams"
+)
+
+// drain is what bare prints, under "drain", named as bench/watermill's.
+type drain struct {
+	N               int     `json:"n"`
+	Secs            float64 `json:"seconds"`
+	PerSec          float64 `json:"per_sec"`
+	Errors          int64   `json:"errors"`
+	ReadySecs       float64 `json:"ready_seconds"`
+	AppliedAtReady  int64   `json:"applied_at_ready"`
+	FromReadySecs   float64 `json:"from_ready_seconds"`
+	FromReadyPerSec float64 `json:"from_ready_per_sec"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	PeakRSS         int64   `json:"peak_rss_bytes"`
+}
+
+func main() {
+	natsURL := flag.String("nats", nats.DefaultURL, "the nats-server holding the outbox")
+	api := flag.String("api", "", "the memory API's base URL")
+	token := flag.String("token", "", "the memory API's bearer token")
+	n := flag.Int("n", 0, "writes to apply, then exit")
+	partitions := flag.Int("partitions", streams.DefaultConfig().Partitions, "partitions of the mode")
+	mode := flag.String("mode", string(streams.ModeBackground), "the mode whose consumers to drain")
+	concurrency := flag.Int("concurrency", 64, "memory API calls at once")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	out, err := run(ctx, *natsURL, *api, *token, *n, *partitions, streams.Mode(*mode), *concurrency)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bare:", err)
+		os.Exit(1)
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]drain{"drain": out})
+}
+
+func run(ctx context.Context, natsURL, api, token string, n, partitions int, mode streams.Mode, concurrency int) (drain, error) {
+	start := time.Now()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return drain{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return drain{}, err
+	}
+	s, err := js.Stream(ctx, streams.DefaultConfig().Stream)
+	if err != nil {
+		return drain{}, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = concurrency
+	client := &http.Client{Transport: transport}
+	defer client.CloseIdleConnections()
+
+	var applied, failed atomic.Int64
+	done := make(chan struct{})
+	slots := make(chan struct{}, concurrency)
+	handle := func(m jetstream.Msg) {
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots }()
+			if err := post(ctx, client, api+"/memories", token, m); err != nil {
+				failed.Add(1)
+				return
+			}
+			if m.Ack() == nil && applied.Add(1) == int64(n) {
+				close(done)
+			}
+		}()
+	}
+	for p := range partitions {
+		c, err := s.Consumer(ctx, streams.PartitionConsumerName(mode, p))
+		if err != nil {
+			return drain{}, err
+		}
+		cc, err := c.Consume(handle, jetstream.PullPriorityGroup(streams.OwnerGroup))
+		if err != nil {
+			return drain{}, err
+		}
+		defer cc.Stop()
+	}
+	ready, readyCPU, atReady := time.Now(), cpuTime(), applied.Load()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return drain{}, fmt.Errorf("%d of %d applied, %d failed: %w", applied.Load(), n, failed.Load(), ctx.Err())
+	}
+	end := time.Now()
+	return drain{
+		N: n, Secs: end.Sub(start).Seconds(), PerSec: float64(n) / end.Sub(start).Seconds(),
+		Errors: failed.Load(), ReadySecs: ready.Sub(start).Seconds(), AppliedAtReady: atReady,
+		FromReadySecs: end.Sub(ready).Seconds(), FromReadyPerSec: float64(int64(n)-atReady) / end.Sub(ready).Seconds(),
+		CPUSeconds: (cpuTime() - readyCPU).Seconds(), PeakRSS: peakRSS(),
+	}, nil
+}
+
+// post makes the memory API call of one stored write.
+func post(ctx context.Context, client *http.Client, url, token string, m jetstream.Msg) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Data()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("X-Soma-Tenant", m.Headers().Get(streams.HeaderTenant))
+	req.Header.Set("X-Idempotency-Key", m.Headers().Get(streams.HeaderIdempotencyKey))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("memory API answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// cpuTime is the process's CPU time so far, user and system, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// peakRSS is the process's VmHWM in bytes (not ru_maxrss, which a process
+// started by a Go program inherits from its parent).
+func peakRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
