@@ -84,10 +84,11 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 	if err != nil {
 		return drain{}, err
 	}
+	// The transport straight, as a worker calls it: no client copying
+	// headers for redirects.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = concurrency
-	client := &http.Client{Transport: transport}
-	defer client.CloseIdleConnections()
+	defer transport.CloseIdleConnections()
 
 	var applied, failed atomic.Int64
 	done := make(chan struct{})
@@ -96,7 +97,7 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 		slots <- struct{}{}
 		go func() {
 			defer func() { <-slots }()
-			if err := post(ctx, client, api+"/memories", token, m); err != nil {
+			if err := post(ctx, transport, api+"/memories", token, m); err != nil {
 				failed.Add(1)
 				return
 			}
@@ -132,7 +133,7 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 }
 
 // post makes the memory API call of one stored write.
-func post(ctx context.Context, client *http.Client, url, token string, m jetstream.Msg) error {
+func post(ctx context.Context, transport *http.Transport, url, token string, m jetstream.Msg) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Data()))
 	if err != nil {
 		return err
@@ -141,7 +142,7 @@ func post(ctx context.Context, client *http.Client, url, token string, m jetstre
 	req.Header.Set("X-Soma-Tenant", m.Headers().Get(streams.HeaderTenant))
 	req.Header.Set("X-Idempotency-Key", m.Headers().Get(streams.HeaderIdempotencyKey))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
+	resp, err := transport.RoundTrip(req)
 	if err != nil {
 		return err
 	}
