@@ -48,6 +48,9 @@ type drain struct {
 	FromReadyPerSec float64 `json:"from_ready_per_sec"`
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	PeakRSS         int64   `json:"peak_rss_bytes"`
+	// Syscalls is the read and write system calls (syscr + syscw of
+	// /proc/self/io) from ready to the last write applied.
+	Syscalls int64 `json:"rw_syscalls"`
 }
 
 func main() {
@@ -117,7 +120,7 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 		}
 		defer cc.Stop()
 	}
-	ready, readyCPU, atReady := time.Now(), cpuTime(), applied.Load()
+	ready, readyCPU, readyCalls, atReady := time.Now(), cpuTime(), rwSyscalls(), applied.Load()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -128,7 +131,7 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 		N: n, Secs: end.Sub(start).Seconds(), PerSec: float64(n) / end.Sub(start).Seconds(),
 		Errors: failed.Load(), ReadySecs: ready.Sub(start).Seconds(), AppliedAtReady: atReady,
 		FromReadySecs: end.Sub(ready).Seconds(), FromReadyPerSec: float64(int64(n)-atReady) / end.Sub(ready).Seconds(),
-		CPUSeconds: (cpuTime() - readyCPU).Seconds(), PeakRSS: peakRSS(),
+		CPUSeconds: (cpuTime() - readyCPU).Seconds(), PeakRSS: peakRSS(), Syscalls: rwSyscalls() - readyCalls,
 	}, nil
 }
 
@@ -181,4 +184,20 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// rwSyscalls is the read and write system calls the process made so far.
+func rwSyscalls() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if name, value, ok := strings.Cut(line, ": "); ok && (name == "syscr" || name == "syscw") {
+			v, _ := strconv.ParseInt(value, 10, 64)
+			n += v
+		}
+	}
+	return n
 }

@@ -115,6 +115,7 @@ func (b *bench) drainPhase(ctx context.Context) error {
 	b.res.WorkerReadySeconds = ready.Sub(start).Seconds()
 	b.res.WorkerCPUus["drain_from_start"] = us(running.CPU) / float64(n)
 	b.res.WorkerPeakMB["drain"] = running.PeakMB
+	b.res.WorkerPeakMB["drain_at_ready"] = atReady.PeakMB
 	return nil
 }
 

@@ -335,9 +335,18 @@ func (r *Results) drainRows() []Row {
 		}
 		add(dr, fig, "writes/s", bare.FromReadyPerSec, ceilingName, ceiling, target{})
 		add(dr, "bare process peak RSS (VmHWM)", "MB", bare.PeakRSSBytes/(1<<20), "", nil, target{})
+		if drained := float64(bare.N) - float64(bare.AppliedAtReady); drained > 0 && bare.Syscalls > 0 {
+			v := bare.Syscalls / drained
+			if calls, ok := r.WorkerSyscalls["drain"]; ok {
+				add(dr, "worker read+write syscalls per applied write", "calls", calls, "bare process", &v, target{})
+			}
+		}
 	}
 	if mb, ok := r.WorkerPeakMB["drain"]; ok {
 		add(dr, "worker peak RSS (VmHWM)", "MB", mb, "Watermill drain-only process", wmRate(func(d *watermillDrain) float64 { return d.PeakRSSBytes / (1 << 20) }), target{atMost, 40})
+	}
+	if mb, ok := r.WorkerPeakMB["drain_at_ready"]; ok {
+		add(dr, "worker peak RSS at /readyz, before the drain", "MB", mb, "", nil, target{})
 	}
 	add(dr, "jetbox, from worker start", "writes/s", drain.PerSec, "Watermill drain only, from router start", wmRate(func(d *watermillDrain) float64 { return d.PerSec }), target{})
 	if m := f.get("drain_from_first", r.Workers); m != nil {

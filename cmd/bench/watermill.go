@@ -46,6 +46,7 @@ type watermillDrain struct {
 	FromReadyPerSec float64 `json:"from_ready_per_sec"`
 	CPUSeconds      float64 `json:"cpu_seconds"`    // the process's, from ready to the last write applied
 	PeakRSSBytes    float64 `json:"peak_rss_bytes"` // the process's VmHWM; it published nothing
+	Syscalls        float64 `json:"rw_syscalls"`    // bench/bare's read and write calls over the same interval
 }
 
 // cpuPerWrite is the drain-only process's CPU time per write applied after
