@@ -64,11 +64,20 @@ chaos:
 # loopback and prints one table of figures, baselines, ratios and verdicts;
 # results.json and charts.html go to bench-results/. BENCHSCALE=0.1 for a
 # quick run; BENCHONLY=raw,fast_ack for some phases.
+# BENCHFLAGS passes more flags, such as -instant-api.
 BENCHSCALE ?= 1
 BENCHONLY ?=
-.PHONY: bench
+BENCHFLAGS ?=
+.PHONY: bench bench-targets
 bench:
-	$(GO) run ./cmd/bench -scale $(BENCHSCALE) $(if $(BENCHONLY),-only $(BENCHONLY))
+	$(GO) run ./cmd/bench -scale $(BENCHSCALE) $(if $(BENCHONLY),-only $(BENCHONLY)) $(BENCHFLAGS)
+
+# The figures the performance targets are judged on (docs/BENCHMARKS.md,
+# "Results"), with a memory API that answers at once: the drain like for
+# like (its ceiling, the bare floor, jetbox, Watermill), sync and the front
+# door from one caller. About 70 s; run it three times for the spread.
+bench-targets:
+	$(GO) run ./cmd/bench -scale $(BENCHSCALE) -instant-api -only http,fast_ack,frontdoor,sync,drain,watermill $(BENCHFLAGS)
 
 # jetbox relay under SIGKILL: 10,000 rows of SomaBrain's outbox over 50
 # tenants, drained by two relay processes at once, one of them killed
