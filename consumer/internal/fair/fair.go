@@ -23,6 +23,9 @@
 // handed a slot this way; in its turn the slot goes back to the semaphore,
 // where the dispatcher is waiting for it.
 //
+// A waiter from AcquireOrQueue waits as data, with no goroutine: told its
+// turn, or that it is the dispatcher, it goes on in a new goroutine.
+//
 // Only tenants with waiters are remembered.
 package fair
 
@@ -54,10 +57,19 @@ type tenantQueue struct {
 	waiters list.List // of *waiter
 }
 
+// waiter is an Acquire, blocked on told, or an AcquireOrQueue, waiting
+// as data: then runs, in a goroutine of its own, when it is told.
 type waiter struct {
 	queue   *tenantQueue
 	inQueue *list.Element
-	told    chan notice // at most one pending
+	told    chan notice // at most one pending; nil for AcquireOrQueue
+
+	ctx  context.Context
+	then func(error)
+	// stop ends the watch on ctx; answered is set, under Slots.mu, once
+	// then has been called or is about to be.
+	stop     func() bool
+	answered bool
 }
 
 type notice int
@@ -80,6 +92,7 @@ func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	}
 	f.mu.Lock()
 	w := f.enqueue(tenant)
+	w.told = make(chan notice, 1)
 	dispatcher := !f.dispatching
 	if dispatcher {
 		f.dispatching, f.dispatcher = true, w
@@ -100,6 +113,65 @@ func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	return f.dispatch(ctx, w)
 }
 
+// AcquireOrQueue is Acquire for a caller that need not wait in a
+// goroutine. A caller who must acquire for the queue (Acquire's
+// dispatcher) waits here as Acquire would, and gets true, or ctx.Err()
+// holding no slot. Any other caller gets false and nil at once and waits
+// as data: then runs in a goroutine of its own when its turn comes, with
+// nil holding a slot, or with ctx.Err() holding none. Thousands of writes
+// waiting for a slot are thousands of small records, not thousands of
+// parked goroutines and their stacks.
+func (f *Slots) AcquireOrQueue(ctx context.Context, tenant string, then func(error)) (held bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	w := f.enqueue(tenant)
+	w.ctx, w.then = ctx, then
+	if !f.dispatching {
+		f.dispatching, f.dispatcher = true, w
+		w.answered = true
+		f.mu.Unlock()
+		if err := f.dispatch(ctx, w); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	w.stop = context.AfterFunc(ctx, func() { f.abandonQueued(w) })
+	f.mu.Unlock()
+	return false, nil
+}
+
+// tell gives a waiter its news: on its channel, or by running its then.
+// f.mu is held.
+func (f *Slots) tell(w *waiter, news notice) {
+	if w.then == nil {
+		w.told <- news
+		return
+	}
+	w.answered = true
+	w.stop()
+	if news == slotGranted {
+		go w.then(nil)
+		return
+	}
+	go func() { w.then(f.dispatch(w.ctx, w)) }()
+}
+
+// abandonQueued takes an AcquireOrQueue waiter whose context ended out of the
+// queue, unless it was told first.
+func (f *Slots) abandonQueued(w *waiter) {
+	f.mu.Lock()
+	if w.answered {
+		f.mu.Unlock()
+		return
+	}
+	w.answered = true
+	f.remove(w)
+	f.mu.Unlock()
+	w.then(w.ctx.Err())
+}
+
 // Release returns a slot taken by Acquire, or hands it to the next waiter
 // in turn.
 func (f *Slots) Release() {
@@ -108,7 +180,7 @@ func (f *Slots) Release() {
 		next := front.Value.(*tenantQueue).waiters.Front().Value.(*waiter)
 		if next != f.dispatcher && f.slots.Keep(f.level) {
 			f.nextInTurn()
-			next.told <- slotGranted
+			f.tell(next, slotGranted)
 			f.mu.Unlock()
 			return
 		}
@@ -137,7 +209,7 @@ func (f *Slots) dispatch(ctx context.Context, self *waiter) error {
 			f.mu.Unlock()
 			return nil
 		}
-		next.told <- slotGranted
+		f.tell(next, slotGranted)
 		f.mu.Unlock()
 	}
 }
@@ -171,7 +243,7 @@ func (f *Slots) enqueue(tenant string) *waiter {
 		q.inRing = f.ring.PushBack(q)
 		f.tenants[tenant] = q
 	}
-	w := &waiter{queue: q, told: make(chan notice, 1)}
+	w := &waiter{queue: q}
 	w.inQueue = q.waiters.PushBack(w)
 	return w
 }
@@ -210,5 +282,5 @@ func (f *Slots) passDispatching() {
 	}
 	q := front.Value.(*tenantQueue)
 	f.dispatcher = q.waiters.Front().Value.(*waiter)
-	f.dispatcher.told <- dispatchingTaken
+	f.tell(f.dispatcher, dispatchingTaken)
 }
