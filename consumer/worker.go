@@ -426,14 +426,17 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			return
 		}
 	}
-	g.attempts(ctx, workCtx, &d, pt, tenant, end)
+	fair.Run(g.attempts(ctx, workCtx, &d, pt, tenant, end), nil)
 }
 
 // attempts attempts a write, at the head of its lane, until it is settled
 // or handed back, and then calls end. A write waiting for a slot waits as
-// data (fair.Slots.AcquireOrQueue), not in a goroutine, and goes on in a
-// goroutine of its own when its turn comes.
-func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) {
+// data (fair.Slots.AcquireOrQueue), not in a goroutine, and goes on when
+// its turn comes, in the goroutine of the write that handed it its slot
+// as it finished, or in one of its own. attempts returns the next write's
+// turn, when this one finished and handed it its slot, for the caller to
+// run (fair.Run).
+func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) fair.Then {
 	handBack := func() {
 		pt.HandBack(d.msg, d.notBefore())
 		end()
@@ -446,88 +449,96 @@ func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownershi
 		}
 		if ctx.Err() != nil {
 			handBack()
-			return
+			return nil
 		}
 		if wait := time.Until(d.notBefore()); wait > 0 && !sleep(ctx, wait) {
 			handBack()
-			return
+			return nil
 		}
 		moved, err := g.parking.divert(ctx, *d)
 		if moved && err == nil {
 			d.span.Settle(telemetry.OutcomeParked)
 			end()
-			return
+			return nil
 		}
 		if err != nil {
 			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
 			if !sleep(ctx, g.backoff(1, 0)) {
 				handBack()
-				return
+				return nil
 			}
 			continue
 		}
 		if !g.misconfig.Wait(ctx) {
 			handBack()
-			return
+			return nil
 		}
-		held, err := g.fair.AcquireOrQueue(ctx, d.w.Addr.Tenant, func(err error) {
+		held, err := g.fair.AcquireOrQueue(ctx, d.w.Addr.Tenant, func(err error) fair.Then {
 			if err != nil {
 				handBack()
-				return
+				return nil
 			}
-			if g.attempt(ctx, workCtx, d, pt, tenant, end) {
-				g.attempts(ctx, workCtx, d, pt, tenant, end)
+			if next, again := g.attempt(ctx, workCtx, d, pt, tenant, end); !again {
+				return next
 			}
+			return g.attempts(ctx, workCtx, d, pt, tenant, end)
 		})
 		if err != nil {
 			handBack()
-			return
+			return nil
 		}
-		if !held || !g.attempt(ctx, workCtx, d, pt, tenant, end) {
-			return
+		if !held {
+			return nil
+		}
+		if next, again := g.attempt(ctx, workCtx, d, pt, tenant, end); !again {
+			return next
 		}
 	}
 }
 
 // attempt makes one attempt with a slot held, and gives the slot back. It
 // reports whether the write is to be attempted again; if not, it has
-// called end.
-func (g *group) attempt(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) bool {
+// called end, and next is the turn of the write it handed its slot to, if
+// any, for the caller to run. A write that goes on waiting hands its slot
+// on to a goroutine of its own.
+func (g *group) attempt(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) (next fair.Then, again bool) {
 	g.metrics.InFlight.Inc()
-	next, after := g.apply(workCtx, d, tenant)
+	result, after := g.apply(workCtx, d, tenant)
 	g.metrics.InFlight.Dec()
-	g.fair.Release()
-	d.span.Stepped(next, d.retry.attempts, after)
-	switch next {
+	next = g.fair.ReleaseTo()
+	d.span.Stepped(result, d.retry.attempts, after)
+	switch result {
 	case settled:
 		end()
-		return false
+		return next, false
 	case abandoned:
 		pt.HandBack(d.msg, d.notBefore())
 		end()
-		return false
-	case deferred:
+		return next, false
+	}
+	if next != nil {
+		go fair.Run(next, nil)
+	}
+	if result == deferred && ctx.Err() == nil {
 		// The tenant's memory API is failing: move its writes aside so
 		// that they hold nothing its partition neighbours need.
-		if ctx.Err() == nil {
-			err := g.parking.park(ctx, *d, pt, "breaker open")
-			if err == nil {
-				d.span.Settle(telemetry.OutcomeParked)
-				end()
-				return false
-			}
-			if errors.Is(err, errUnparked) {
-				return true
-			}
-			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot park the write; holding it")
+		err := g.parking.park(ctx, *d, pt, "breaker open")
+		if err == nil {
+			d.span.Settle(telemetry.OutcomeParked)
+			end()
+			return nil, false
 		}
+		if errors.Is(err, errUnparked) {
+			return nil, true
+		}
+		g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot park the write; holding it")
 	}
 	if !sleep(ctx, after) {
 		pt.HandBack(d.msg, d.notBefore())
 		end()
-		return false
+		return nil, false
 	}
-	return true
+	return nil, true
 }
 
 // sleep waits d, or returns false when ctx ends first.

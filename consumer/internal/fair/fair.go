@@ -58,14 +58,14 @@ type tenantQueue struct {
 }
 
 // waiter is an Acquire, blocked on told, or an AcquireOrQueue, waiting
-// as data: then runs, in a goroutine of its own, when it is told.
+// as data: then runs when it is told.
 type waiter struct {
 	queue   *tenantQueue
 	inQueue *list.Element
 	told    chan notice // at most one pending; nil for AcquireOrQueue
 
 	ctx  context.Context
-	then func(error)
+	then Then
 	// stop ends the watch on ctx; answered is set, under Slots.mu, once
 	// then has been called or is about to be.
 	stop     func() bool
@@ -113,15 +113,30 @@ func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	return f.dispatch(ctx, w)
 }
 
+// Then is what a waiter queued by AcquireOrQueue does when its turn
+// comes: with nil it holds a slot, with an error none. It returns the Then
+// of the waiter it handed its slot to as it finished (ReleaseTo), if any,
+// which its goroutine runs next (Run).
+type Then func(error) Then
+
+// Run runs then, and each Then it hands on in turn, in the calling
+// goroutine.
+func Run(then Then, err error) {
+	for then != nil {
+		then, err = then(err), nil
+	}
+}
+
 // AcquireOrQueue is Acquire for a caller that need not wait in a
 // goroutine. A caller who must acquire for the queue (Acquire's
 // dispatcher) waits here as Acquire would, and gets true, or ctx.Err()
 // holding no slot. Any other caller gets false and nil at once and waits
-// as data: then runs in a goroutine of its own when its turn comes, with
-// nil holding a slot, or with ctx.Err() holding none. Thousands of writes
+// as data: then runs when its turn comes, in a goroutine of its own or in
+// the one that handed it its slot (ReleaseTo), with nil holding a slot,
+// or with ctx.Err() holding none. Thousands of writes
 // waiting for a slot are thousands of small records, not thousands of
 // parked goroutines and their stacks.
-func (f *Slots) AcquireOrQueue(ctx context.Context, tenant string, then func(error)) (held bool, err error) {
+func (f *Slots) AcquireOrQueue(ctx context.Context, tenant string, then Then) (held bool, err error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
@@ -142,8 +157,8 @@ func (f *Slots) AcquireOrQueue(ctx context.Context, tenant string, then func(err
 	return false, nil
 }
 
-// tell gives a waiter its news: on its channel, or by running its then.
-// f.mu is held.
+// tell gives a waiter its news: on its channel, or by running its then in
+// a goroutine of its own. f.mu is held.
 func (f *Slots) tell(w *waiter, news notice) {
 	if w.then == nil {
 		w.told <- news
@@ -152,10 +167,10 @@ func (f *Slots) tell(w *waiter, news notice) {
 	w.answered = true
 	w.stop()
 	if news == slotGranted {
-		go w.then(nil)
+		go Run(w.then, nil)
 		return
 	}
-	go func() { w.then(f.dispatch(w.ctx, w)) }()
+	go func() { Run(w.then, f.dispatch(w.ctx, w)) }()
 }
 
 // abandonQueued takes an AcquireOrQueue waiter whose context ended out of the
@@ -169,24 +184,41 @@ func (f *Slots) abandonQueued(w *waiter) {
 	w.answered = true
 	f.remove(w)
 	f.mu.Unlock()
-	w.then(w.ctx.Err())
+	Run(w.then, w.ctx.Err())
 }
 
 // Release returns a slot taken by Acquire, or hands it to the next waiter
 // in turn.
 func (f *Slots) Release() {
+	if then := f.ReleaseTo(); then != nil {
+		go Run(then, nil)
+	}
+}
+
+// ReleaseTo is Release for a caller about to finish: when the slot goes
+// straight to a waiter queued as data, it returns that waiter's Then, for
+// the caller to run (with nil: the slot is held) once it is done, in its
+// own goroutine, whose stack has already grown for the work a slot is for.
+func (f *Slots) ReleaseTo() Then {
 	f.mu.Lock()
 	if front := f.ring.Front(); front != nil {
 		next := front.Value.(*tenantQueue).waiters.Front().Value.(*waiter)
 		if next != f.dispatcher && f.slots.Keep(f.level) {
 			f.nextInTurn()
-			f.tell(next, slotGranted)
+			if next.then == nil {
+				next.told <- slotGranted
+				f.mu.Unlock()
+				return nil
+			}
+			next.answered = true
+			next.stop()
 			f.mu.Unlock()
-			return
+			return next.then
 		}
 	}
 	f.mu.Unlock()
 	f.slots.Release(f.level)
+	return nil
 }
 
 // dispatch takes slots for the queue and grants them in turn until self's

@@ -239,13 +239,13 @@ func TestFairServesWaitersQueuedAsData(t *testing.T) {
 	queue(t, f, "a", "blocked", served) // blocked in Acquire: it acquires for the queue
 	queueData := func(ctx context.Context, tenant, name string) {
 		before := fairWaiters(f)
-		held, err := f.AcquireOrQueue(ctx, tenant, func(err error) {
+		held, err := f.AcquireOrQueue(ctx, tenant, func(err error) Then {
 			if err != nil {
 				served <- name + ": " + err.Error()
-				return
+				return nil
 			}
 			served <- name
-			f.Release()
+			return f.ReleaseTo()
 		})
 		if held || err != nil {
 			t.Fatalf("%s: held %v, err %v; want queued", name, held, err)
