@@ -24,7 +24,9 @@
 // where the dispatcher is waiting for it.
 //
 // A waiter from AcquireOrQueue waits as data, with no goroutine: told its
-// turn, or that it is the dispatcher, it goes on in a new goroutine.
+// turn, or that it is the dispatcher, it goes on in a new goroutine; given
+// a slot by ReleaseTo, in the goroutine of the releasing caller, once that
+// caller is done.
 //
 // Only tenants with waiters are remembered.
 package fair
