@@ -8,15 +8,16 @@
 //
 // # The life of a write
 //
-// The policy is group.handle and group.apply (worker.go), with parking and
-// replay in parking.go; everything else is a call into a package that owns
-// one mechanism.
+// The policy is group.handle, attempts, attempt and apply (worker.go),
+// with parking and replay in parking.go; everything else is a call into a
+// package that owns one mechanism.
 //
 //  1. Intake. internal/ownership pulls each owned partition and, once the
 //     partition is gathered (every write pending on it has reached this
 //     worker), calls group.start for each write in stream order. It holds
-//     the write (InProgress every third of the ack wait) until handle
-//     returns.
+//     the write (InProgress every third of the ack wait) until its
+//     handling calls done (step 10), which may be after handle's goroutine
+//     has ended.
 //  2. Decode. group.prepare decodes the message with consumer/internal/intake:
 //     subject, headers, body, the same-tenant checks. A write that cannot be
 //     applied is dead-lettered as bad_input with no attempt (dlq builds the
@@ -31,6 +32,11 @@
 //     every write waits (consumer/internal/misconfig); none is dead-lettered.
 //  6. Slot. The write waits for a memory API slot: sync before fast_ack
 //     before background, tenants of a group in turn (consumer/internal/fair).
+//     Unless it is the one waiting on the slots for the queue, it waits as
+//     data in the queue (fair.Slots.AcquireOrQueue) and its goroutine ends;
+//     when its turn comes, group.attempts goes on with it in the goroutine
+//     of the write that gave the slot back as it finished (step 10), or in
+//     a new one.
 //  7. Breaker. The tenant's breaker (consumer/internal/breakers) lets the
 //     attempt through, or defers it: then the tenant is parked and the write
 //     moved aside (step 4's path), holding nothing its neighbours need.
@@ -42,10 +48,13 @@
 //     request timeout after an attempt that got no answer, which the memory
 //     API may still apply) and go back to step 4; past the budget,
 //     dead-letter as exhausted.
-//  10. Leave. The write leaves its lane and the next write to its memory
-//     runs. If the partition is released first, a write not running is
-//     handed back (ownership.Partition.HandBack), in stream order, to the
-//     next owner.
+//  10. Leave. The write gives its slot back, straight to the next write
+//     waiting for one if any, leaves its lane, so that the next write to
+//     its memory runs, and calls done. Its goroutine then goes on with the
+//     write it gave the slot to (fair.Run). If the partition is released
+//     first, a write not running is handed back
+//     (ownership.Partition.HandBack), in stream order, to the next owner,
+//     and calls done.
 //
 // A parked tenant's writes are replayed by a replayer of the partition's
 // owner, one at a time from its parking stream, through steps 5 to 9; once
@@ -60,7 +69,17 @@
 //     consumer's loop (stray.go), the idle-breaker evictor and the status
 //     responder;
 //   - per owned partition: its pull loop and its keeper (internal/ownership);
-//   - per held write: one goroutine running handle;
+//   - per held write, while it waits for its lane, is attempted or waits
+//     for a retry: a goroutine, the one handle starts in or the one it goes
+//     on in after step 6. A write waiting for a slot has none: it is a
+//     record in the fair slots' queue, except the one waiting on the slots
+//     for the queue. Its turn come, it goes on in the goroutine of the
+//     write that gave the slot back as it finished, once that write has
+//     called done; in a new goroutine when the slot comes from a write that
+//     goes on (to be parked or to wait for a retry), from a replayer or
+//     from the one waiting for the queue, and when it becomes that one. If
+//     its partition is released first, it is handed back in the goroutine
+//     context.AfterFunc starts for its context;
 //   - per parked tenant of an owned partition: a replayer.
 //
 // # Locks

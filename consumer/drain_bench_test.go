@@ -110,8 +110,5 @@ func benchmarkDrain(b *testing.B, held int) {
 // finished for the partition's end of the hold.
 func startAsPartition(g *group, pt *ownership.Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata, finished func(*jetstream.MsgMetadata)) {
 	run := g.start(pt, msg, meta)
-	go func() {
-		run()
-		finished(meta)
-	}()
+	go run(func() { finished(meta) })
 }

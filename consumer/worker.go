@@ -363,9 +363,9 @@ func (d delivery) notBefore() time.Time {
 
 // start is the partitions' Start hook: it decodes a write and places it in
 // its lane, in stream order, and returns its handling.
-func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(done func()) {
 	d := g.prepare(msg, meta)
-	return func() { g.handle(pt.Context(), pt.WorkContext(), d, pt) }
+	return func(done func()) { g.handle(pt.Context(), pt.WorkContext(), d, pt, done) }
 }
 
 // step is what happens to a write after an attempt; its process span
@@ -380,20 +380,22 @@ const (
 )
 
 // handle is the delivery policy for one write, from the moment it is
-// pulled until it is settled or handed back. A write waits for the earlier
-// writes to its memory, then for a slot (tenants take turns), then is
-// attempted; a transient failure or an open breaker makes it wait, still
-// held, and try again. ctx ends when the partition is released: a write
-// not running then is handed back.
-func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.Partition) {
+// pulled until it is settled or handed back, when it calls done. A write
+// waits for the earlier writes to its memory, then for a slot (tenants
+// take turns), then is attempted; a transient failure or an open breaker
+// makes it wait, still held, and try again. ctx ends when the partition
+// is released: a write not running then is handed back.
+func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.Partition, done func()) {
 	msg, meta, w := d.msg, d.meta, d.w
 	if meta == nil {
 		g.log.Error().Err(d.err).Msg("message without JetStream metadata")
+		done()
 		return
 	}
 	workCtx, d.span = g.startProcess(workCtx, d, pt.Number())
-	defer d.span.End()
 	if d.err != nil {
+		defer done()
+		defer d.span.End()
 		g.noteForeignMsgID(d)
 		for g.deadLetter(workCtx, msg, meta, w, 0, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
 			if !sleep(ctx, g.backoff(1, 0)) {
@@ -404,7 +406,11 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		d.span.SetOutcome(telemetry.OutcomeDeadLettered)
 		return
 	}
-	defer g.lanes.Leave(d.turn)
+	end := func() {
+		g.lanes.Leave(d.turn)
+		d.span.End()
+		done()
+	}
 	tenant := g.metrics.TenantLabel(w.Addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.Received.WithLabelValues(string(g.mode), tenant).Inc()
@@ -415,8 +421,24 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		g.metrics.Waiting.WithLabelValues(string(g.mode)).Dec()
 		if err != nil {
 			pt.HandBack(msg, d.notBefore())
+			end()
 			return
 		}
+	}
+	fair.Run(g.attempts(ctx, workCtx, &d, pt, tenant, end), nil)
+}
+
+// attempts attempts a write, at the head of its lane, until it is settled
+// or handed back, and then calls end. A write waiting for a slot waits as
+// data (fair.Slots.AcquireOrQueue), not in a goroutine, and goes on when
+// its turn comes, in the goroutine of the write that handed it its slot
+// as it finished, or in one of its own. attempts returns the next write's
+// turn, when this one finished and handed it its slot, for the caller to
+// run (fair.Run).
+func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) fair.Then {
+	handBack := func() {
+		pt.HandBack(d.msg, d.notBefore())
+		end()
 	}
 	for {
 		// Cut off from NATS, the worker starts nothing: the partition may be
@@ -425,61 +447,97 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			sleep(ctx, 100*time.Millisecond)
 		}
 		if ctx.Err() != nil {
-			pt.HandBack(msg, d.notBefore())
-			return
+			handBack()
+			return nil
 		}
 		if wait := time.Until(d.notBefore()); wait > 0 && !sleep(ctx, wait) {
-			pt.HandBack(msg, d.notBefore())
-			return
+			handBack()
+			return nil
 		}
-		moved, err := g.parking.divert(ctx, d)
+		moved, err := g.parking.divert(ctx, *d)
 		if moved && err == nil {
 			d.span.SetOutcome(telemetry.OutcomeParked)
-			return
+			end()
+			return nil
 		}
 		if err != nil {
-			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
+			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
 			if !sleep(ctx, g.backoff(1, 0)) {
-				pt.HandBack(msg, d.notBefore())
-				return
+				handBack()
+				return nil
 			}
 			continue
 		}
-		if !g.misconfig.Wait(ctx) || g.fair.Acquire(ctx, w.Addr.Tenant) != nil {
-			pt.HandBack(msg, d.notBefore())
-			return
+		if !g.misconfig.Wait(ctx) {
+			handBack()
+			return nil
 		}
-		g.metrics.InFlight.Inc()
-		next, after := g.apply(workCtx, &d, tenant)
-		g.metrics.InFlight.Dec()
-		g.fair.Release()
-		d.span.Stepped(next, d.retry.attempts, after)
-		switch next {
-		case settled:
-			return
-		case abandoned:
-			pt.HandBack(msg, d.notBefore())
-			return
-		case deferred:
-			// The tenant's memory API is failing: move its writes aside so
-			// that they hold nothing its partition neighbours need.
-			if ctx.Err() == nil {
-				err := g.parking.park(ctx, d, pt, "breaker open")
-				if err == nil {
-					d.span.SetOutcome(telemetry.OutcomeParked)
-					return
-				}
-				if errors.Is(err, errUnparked) {
-					continue
-				}
-				g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", meta.Sequence.Stream).Msg("cannot park the write; holding it")
+		held, err := g.fair.AcquireOrQueue(ctx, d.w.Addr.Tenant, func(err error) fair.Then {
+			if err != nil {
+				handBack()
+				return nil
 			}
+			if next, again := g.attempt(ctx, workCtx, d, pt, tenant, end); !again {
+				return next
+			}
+			return g.attempts(ctx, workCtx, d, pt, tenant, end)
+		})
+		if err != nil {
+			handBack()
+			return nil
 		}
-		if !sleep(ctx, after) {
-			pt.HandBack(msg, d.notBefore())
-			return
+		if !held {
+			return nil
+		}
+		if next, again := g.attempt(ctx, workCtx, d, pt, tenant, end); !again {
+			return next
 		}
 	}
+}
+
+// attempt makes one attempt with a slot held, and gives the slot back. It
+// reports whether the write is to be attempted again; if not, it has
+// called end, and next is the turn of the write it handed its slot to, if
+// any, for the caller to run. A write that goes on waiting hands its slot
+// on to a goroutine of its own.
+func (g *group) attempt(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) (next fair.Then, again bool) {
+	g.metrics.InFlight.Inc()
+	result, after := g.apply(workCtx, d, tenant)
+	g.metrics.InFlight.Dec()
+	next = g.fair.ReleaseTo()
+	d.span.Stepped(result, d.retry.attempts, after)
+	switch result {
+	case settled:
+		end()
+		return next, false
+	case abandoned:
+		pt.HandBack(d.msg, d.notBefore())
+		end()
+		return next, false
+	}
+	if next != nil {
+		go fair.Run(next, nil)
+	}
+	if result == deferred && ctx.Err() == nil {
+		// The tenant's memory API is failing: move its writes aside so
+		// that they hold nothing its partition neighbours need.
+		err := g.parking.park(ctx, *d, pt, "breaker open")
+		if err == nil {
+			d.span.SetOutcome(telemetry.OutcomeParked)
+			end()
+			return nil, false
+		}
+		if errors.Is(err, errUnparked) {
+			return nil, true
+		}
+		g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot park the write; holding it")
+	}
+	if !sleep(ctx, after) {
+		pt.HandBack(d.msg, d.notBefore())
+		end()
+		return nil, false
+	}
+	return nil, true
 }
 
 // sleep waits d, or returns false when ctx ends first.

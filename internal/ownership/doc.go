@@ -33,7 +33,8 @@
 // lost everything it held.
 //
 // Held, not put back. The owner holds every write it was delivered until
-// the write's run returns, and every third of the ack wait tells the server
+// the write's run calls done, which may be after run has returned and in
+// another goroutine, and every third of the ack wait tells the server
 // that all of them are in progress, lowest sequence first.
 //
 // Handed back in order. Release stops pulling, takes in what was on its

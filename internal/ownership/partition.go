@@ -247,16 +247,15 @@ func (pt *Partition) hold(msg jetstream.Msg) (meta *jetstream.MsgMetadata, again
 }
 
 // start hands a held write to the Start hook, on the pull loop, and runs
-// what it returns in its own goroutine; the write is held until that
-// returns.
+// what it returns in its own goroutine; the write is held until that says
+// it is done.
 func (pt *Partition) start(msg jetstream.Msg, meta *jetstream.MsgMetadata) {
 	run := pt.cfg.Hooks.Start(pt, msg, meta)
 	pt.running.Add(1)
-	go func() {
-		defer pt.running.Done()
-		defer pt.done(meta)
-		run()
-	}()
+	go run(func() {
+		pt.done(meta)
+		pt.running.Done()
+	})
 }
 
 // done stops holding a write: it was acked (applied, dead-lettered or

@@ -33,7 +33,7 @@ func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	owner := func(start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func()) *Partitions {
+	owner := func(start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(done func())) *Partitions {
 		return NewPartitions(Config{
 			Conn: nc, JS: js, Streams: scfg, Mode: streams.ModeFastAck,
 			Batch: writes, MaxBytes: 1 << 20, Log: zerolog.Nop(),
@@ -50,11 +50,12 @@ func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
 	}
 	close(gaveUp[writes])
 	n := 0
-	first := owner(func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+	first := owner(func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(func()) {
 		started <- meta.Sequence.Stream
 		i := n
 		n++
-		return func() {
+		return func(done func()) {
+			defer done()
 			<-pt.Context().Done()
 			<-gaveUp[i+1]
 			pt.HandBack(msg, time.Time{})
@@ -81,9 +82,9 @@ func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
 	released := time.Now()
 
 	next := make(chan uint64, writes)
-	second := owner(func(_ *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func() {
+	second := owner(func(_ *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(func()) {
 		next <- meta.Sequence.Stream
-		return func() { _ = msg.Ack() }
+		return func(done func()) { _ = msg.Ack(); done() }
 	})
 	pt, err = second.Take(ctx, ctx, 0)
 	if err != nil {

@@ -43,9 +43,11 @@ type Hooks struct {
 	// Start is called on the pull loop for each write, in stream order,
 	// once the partition has been gathered; it must not block. msg's
 	// metadata is meta, nil when it has none. The returned run goes in a goroutine of
-	// its own, and the write is held (kept in progress) until it returns;
-	// run gives a write it does not ack back with HandBack.
-	Start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) (run func())
+	// its own, and the write is held (kept in progress) until run calls
+	// done, once: run may return before and leave the write waiting as
+	// data, to go on in another goroutine. run gives a write it does not
+	// ack back with HandBack.
+	Start func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) (run func(done func()))
 	// Gathered, if set, runs once every write pending on the partition
 	// has reached this worker, before Sure turns true and before any
 	// write starts: whatever the previous

@@ -23,6 +23,11 @@
 // handed a slot this way; in its turn the slot goes back to the semaphore,
 // where the dispatcher is waiting for it.
 //
+// A waiter from AcquireOrQueue waits as data, with no goroutine: told its
+// turn, or that it is the dispatcher, it goes on in a new goroutine; given
+// a slot by ReleaseTo, in the goroutine of the releasing caller, once that
+// caller is done.
+//
 // Only tenants with waiters are remembered.
 package fair
 
@@ -54,10 +59,19 @@ type tenantQueue struct {
 	waiters list.List // of *waiter
 }
 
+// waiter is an Acquire, blocked on told, or an AcquireOrQueue, waiting
+// as data: then runs when it is told.
 type waiter struct {
 	queue   *tenantQueue
 	inQueue *list.Element
-	told    chan notice // at most one pending
+	told    chan notice // at most one pending; nil for AcquireOrQueue
+
+	ctx  context.Context
+	then Then
+	// stop ends the watch on ctx; answered is set, under Slots.mu, once
+	// then has been called or is about to be.
+	stop     func() bool
+	answered bool
 }
 
 type notice int
@@ -80,6 +94,7 @@ func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	}
 	f.mu.Lock()
 	w := f.enqueue(tenant)
+	w.told = make(chan notice, 1)
 	dispatcher := !f.dispatching
 	if dispatcher {
 		f.dispatching, f.dispatcher = true, w
@@ -100,21 +115,112 @@ func (f *Slots) Acquire(ctx context.Context, tenant string) error {
 	return f.dispatch(ctx, w)
 }
 
+// Then is what a waiter queued by AcquireOrQueue does when its turn
+// comes: with nil it holds a slot, with an error none. It returns the Then
+// of the waiter it handed its slot to as it finished (ReleaseTo), if any,
+// which its goroutine runs next (Run).
+type Then func(error) Then
+
+// Run runs then, and each Then it hands on in turn, in the calling
+// goroutine.
+func Run(then Then, err error) {
+	for then != nil {
+		then, err = then(err), nil
+	}
+}
+
+// AcquireOrQueue is Acquire for a caller that need not wait in a
+// goroutine. A caller who must acquire for the queue (Acquire's
+// dispatcher) waits here as Acquire would, and gets true, or ctx.Err()
+// holding no slot. Any other caller gets false and nil at once and waits
+// as data: then runs when its turn comes, in a goroutine of its own or in
+// the one that handed it its slot (ReleaseTo), with nil holding a slot,
+// or with ctx.Err() holding none. Thousands of writes
+// waiting for a slot are thousands of small records, not thousands of
+// parked goroutines and their stacks.
+func (f *Slots) AcquireOrQueue(ctx context.Context, tenant string, then Then) (held bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	w := f.enqueue(tenant)
+	w.ctx, w.then = ctx, then
+	if !f.dispatching {
+		f.dispatching, f.dispatcher = true, w
+		w.answered = true
+		f.mu.Unlock()
+		if err := f.dispatch(ctx, w); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	w.stop = context.AfterFunc(ctx, func() { f.abandonQueued(w) })
+	f.mu.Unlock()
+	return false, nil
+}
+
+// tell gives a waiter its news: on its channel, or by running its then in
+// a goroutine of its own. f.mu is held.
+func (f *Slots) tell(w *waiter, news notice) {
+	if w.then == nil {
+		w.told <- news
+		return
+	}
+	w.answered = true
+	w.stop()
+	if news == slotGranted {
+		go Run(w.then, nil)
+		return
+	}
+	go func() { Run(w.then, f.dispatch(w.ctx, w)) }()
+}
+
+// abandonQueued takes an AcquireOrQueue waiter whose context ended out of the
+// queue, unless it was told first.
+func (f *Slots) abandonQueued(w *waiter) {
+	f.mu.Lock()
+	if w.answered {
+		f.mu.Unlock()
+		return
+	}
+	w.answered = true
+	f.remove(w)
+	f.mu.Unlock()
+	Run(w.then, w.ctx.Err())
+}
+
 // Release returns a slot taken by Acquire, or hands it to the next waiter
 // in turn.
 func (f *Slots) Release() {
+	if then := f.ReleaseTo(); then != nil {
+		go Run(then, nil)
+	}
+}
+
+// ReleaseTo is Release for a caller about to finish: when the slot goes
+// straight to a waiter queued as data, it returns that waiter's Then, for
+// the caller to run (with nil: the slot is held) once it is done, in its
+// own goroutine, whose stack has already grown for the work a slot is for.
+func (f *Slots) ReleaseTo() Then {
 	f.mu.Lock()
 	if front := f.ring.Front(); front != nil {
 		next := front.Value.(*tenantQueue).waiters.Front().Value.(*waiter)
 		if next != f.dispatcher && f.slots.Keep(f.level) {
 			f.nextInTurn()
-			next.told <- slotGranted
+			if next.then == nil {
+				next.told <- slotGranted
+				f.mu.Unlock()
+				return nil
+			}
+			next.answered = true
+			next.stop()
 			f.mu.Unlock()
-			return
+			return next.then
 		}
 	}
 	f.mu.Unlock()
 	f.slots.Release(f.level)
+	return nil
 }
 
 // dispatch takes slots for the queue and grants them in turn until self's
@@ -137,7 +243,7 @@ func (f *Slots) dispatch(ctx context.Context, self *waiter) error {
 			f.mu.Unlock()
 			return nil
 		}
-		next.told <- slotGranted
+		f.tell(next, slotGranted)
 		f.mu.Unlock()
 	}
 }
@@ -171,7 +277,7 @@ func (f *Slots) enqueue(tenant string) *waiter {
 		q.inRing = f.ring.PushBack(q)
 		f.tenants[tenant] = q
 	}
-	w := &waiter{queue: q, told: make(chan notice, 1)}
+	w := &waiter{queue: q}
 	w.inQueue = q.waiters.PushBack(w)
 	return w
 }
@@ -210,5 +316,5 @@ func (f *Slots) passDispatching() {
 	}
 	q := front.Value.(*tenantQueue)
 	f.dispatcher = q.waiters.Front().Value.(*waiter)
-	f.dispatcher.told <- dispatchingTaken
+	f.tell(f.dispatcher, dispatchingTaken)
 }

@@ -227,3 +227,47 @@ func assertAllSlotsFree(t *testing.T, s *priority.Semaphore, size int) {
 		s.Release(0)
 	}
 }
+
+// Waiters queued as data take their turns with waiters blocked in Acquire,
+// tenants round-robin, and one whose context ends leaves the queue holding
+// nothing.
+func TestFairServesWaitersQueuedAsData(t *testing.T) {
+	s := priority.New(1, 1, 1, time.Millisecond)
+	f := New(s, 0)
+	hold(t, s, 0)
+	served := make(chan string, 10)
+	queue(t, f, "a", "blocked", served) // blocked in Acquire: it acquires for the queue
+	queueData := func(ctx context.Context, tenant, name string) {
+		before := fairWaiters(f)
+		held, err := f.AcquireOrQueue(ctx, tenant, func(err error) Then {
+			if err != nil {
+				served <- name + ": " + err.Error()
+				return nil
+			}
+			served <- name
+			return f.ReleaseTo()
+		})
+		if held || err != nil {
+			t.Fatalf("%s: held %v, err %v; want queued", name, held, err)
+		}
+		waitForFairWaiters(t, f, before+1)
+	}
+	queueData(context.Background(), "a", "a1")
+	queueData(context.Background(), "a", "a2")
+	gone, cancel := context.WithCancel(context.Background())
+	queueData(gone, "c", "c1")
+	queueData(context.Background(), "b", "b1")
+	cancel()
+	if got := <-served; got != "c1: "+context.Canceled.Error() {
+		t.Fatalf("got %q, want c1 abandoned", got)
+	}
+	s.Release(0)
+	var got []string
+	for range 4 {
+		got = append(got, <-served)
+	}
+	if want := []string{"blocked", "b1", "a1", "a2"}; !slices.Equal(got, want) {
+		t.Fatalf("served %v, want %v", got, want)
+	}
+	assertFairIdle(t, f)
+}
