@@ -1,6 +1,6 @@
 // Command scenarios drives jetbox on loopback through the scenarios of the
 // consumption design (scale, tenant count, priority, order across killed
-// workers, isolation of a failing tenant, fairness under a flooding tenant)
+// workers, isolation of a failing tenant, fairness under a flooding tenant, a parked tenant's recovery)
 // and prints their figures. Every figure is measured in the run. 'make scenarios' runs it.
 package main
 
@@ -41,10 +41,11 @@ var scenarios = []scenario{
 	{"order", orderScenario},
 	{"isolation", isolationScenario},
 	{"fairness", fairnessScenario},
+	{"recovery", recoveryScenario},
 }
 
 func main() {
-	only := flag.String("only", "", "comma-separated scenarios to run (default: all): scale, tenants, priority, order, isolation, fairness")
+	only := flag.String("only", "", "comma-separated scenarios to run (default: all): scale, tenants, priority, order, isolation, fairness, recovery")
 	scale := flag.Float64("scale", 1, "multiply the scenario sizes by this (0.1 for a quick run)")
 	jetboxBin := flag.String("jetbox", "", "jetbox binary (default: built into a temp dir)")
 	out := flag.String("out", "", "also write the results as JSON to this file")
