@@ -89,11 +89,17 @@ func ParseParkingKey(key string) (mode Mode, token string, ok bool) {
 	return Mode(m), token, ok
 }
 
+// ParkedMaxAckPending is how many of a parked tenant's writes its parked
+// consumer lets out at once: a replayer applies writes to different
+// memories together, each memory's one at a time.
+const ParkedMaxAckPending = 64
+
 // ParkedConsumerConfig is the durable consumer a replayer reads one parked
-// tenant's writes through. It lets one write out at a time, so two
-// replayers (an owner handing over to the next) can never reorder them. A
-// tenant token can be longer than a consumer name may be, so the name
-// carries a hash of it.
+// tenant's writes through. It lets ParkedMaxAckPending writes out at once;
+// a replayer taking over from another gathers every pending write before
+// it starts any (consumer/replayer.go), so two replayers never reorder a
+// memory's writes. A tenant token can be longer than a consumer name may
+// be, so the name carries a hash of it.
 func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
 	h := fnv.New64a()
 	h.Write([]byte(token))
@@ -105,7 +111,7 @@ func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.Consumer
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           c.AckWait,
 		MaxDeliver:        -1,
-		MaxAckPending:     1,
+		MaxAckPending:     ParkedMaxAckPending,
 		Replicas:          c.Replicas,
 		InactiveThreshold: 24 * time.Hour,
 	}
