@@ -120,7 +120,9 @@ func (r *replayer) run() {
 	}
 	for ctx.Err() == nil {
 		free, held := r.free()
-		if free <= 0 {
+		// Writes are let out in batches of a quarter of the width at
+		// least, not one pull per settled write.
+		if free <= 0 || (held > 0 && free < (free+held)/4) {
 			select {
 			case <-r.room:
 			case <-ctx.Done():
