@@ -343,6 +343,11 @@ func (r *replayer) replay(d delivery) bool {
 	for {
 		// A write handed back lets the next write of its memory go: that
 		// one must not start either.
+		// Cut off from NATS, the replayer starts nothing: the partition
+		// may be another worker's by the time it could ack.
+		for ctx.Err() == nil && !g.nc.IsConnected() {
+			sleep(ctx, 100*time.Millisecond)
+		}
 		if ctx.Err() != nil {
 			return false
 		}
