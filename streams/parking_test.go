@@ -124,3 +124,35 @@ func blockBytes(t *testing.T, dir string) uint64 {
 	}
 	return total
 }
+
+// A parked consumer made by an earlier version, which let one write out at
+// a time, is given the current configuration by Provision.
+func TestProvisionUpdatesExistingParkedConsumers(t *testing.T) {
+	cfg := streams.DefaultConfig()
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	older := cfg.ParkedConsumerConfig(streams.ModeFastAck, "acme")
+	older.MaxAckPending = 1
+	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.ParkingStream, older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(ctx, cfg.ParkingStream, older.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Config.MaxAckPending; got != streams.ParkedMaxAckPending {
+		t.Fatalf("parked consumer's MaxAckPending is %d after Provision, want %d", got, streams.ParkedMaxAckPending)
+	}
+}
