@@ -38,8 +38,8 @@ import (
 //
 // Only the owner of the tenant's partition parks, diverts, replays and
 // unparks, and only while it owns the partition. A new owner first catches
-// up with the parking bucket (catchUpParking, once the partition has
-// settled) and unparks only once it is sure the previous owner has let go
+// up with the parking bucket (catchUpParking, once the partition has been
+// gathered) and unparks only once it is sure the previous owner has let go
 // (ownership.Partition.Sure).
 
 // parking is one group's view of its parked tenants.
@@ -233,7 +233,7 @@ func (pk *parking) parkedIn(p int) map[string]string {
 
 // ensureReplayers starts a replayer for every parked tenant of a partition
 // that has none. It is the partitions' Tend hook: called when a partition
-// is taken, once it has settled and at every keeper tick.
+// is taken, once it has been gathered and at every keeper tick.
 func (pk *parking) ensureReplayers(pt *ownership.Partition) {
 	for tenant, token := range pk.parkedIn(pt.Number()) {
 		t := pk.tenant(tenant)
@@ -297,104 +297,13 @@ func parkedDelivery(msg jetstream.Msg, replyPrefixes []string) delivery {
 	return d
 }
 
-// watchParking keeps every group's parked set in step with the bucket and
-// records how far it has read, for catchUp.
-func (w *Worker) watchParking(ctx context.Context) error {
-	watcher, err := w.buckets.parked.WatchAll(ctx)
-	if err != nil {
-		return err
-	}
-	go func() {
-		defer watcher.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-watcher.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					w.buckets.parkingSeen.caughtUp()
-					continue
-				}
-				mode, token, found := streams.ParseParkingKey(e.Key())
-				tenant, err := tenancy.Decode(token)
-				if found && err == nil {
-					for _, g := range w.groups {
-						if g.mode == mode {
-							g.parking.learned(tenant, e.Operation() == jetstream.KeyValuePut)
-						}
-					}
-				}
-				w.buckets.parkingSeen.saw(e.Revision())
-			}
-		}
-	}()
-	return nil
-}
-
-// revisionWaiter tracks the latest parking bucket revision the watcher has
-// applied.
-type revisionWaiter struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	rev     uint64
-	initial bool // the watcher has delivered the bucket's state
-}
-
-func newRevisionWaiter() *revisionWaiter {
-	r := &revisionWaiter{}
-	r.cond = sync.NewCond(&r.mu)
-	return r
-}
-
-func (r *revisionWaiter) saw(rev uint64) {
-	r.mu.Lock()
-	r.rev = max(r.rev, rev)
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-func (r *revisionWaiter) caughtUp() {
-	r.mu.Lock()
-	r.initial = true
-	r.mu.Unlock()
-	r.cond.Broadcast()
-}
-
-// catchUpParking is the partitions' Settled hook: whatever the previous
+// catchUpParking is the partitions' Gathered hook: whatever the previous
 // owner parked or unparked before letting go is read before any write of
 // the partition is handled.
 func (g *group) catchUpParking(pt *ownership.Partition) {
 	ctx := pt.Context()
-	for err := g.buckets.catchUp(ctx); err != nil && ctx.Err() == nil; err = g.buckets.catchUp(ctx) {
+	for err := g.buckets.parking.CatchUp(ctx); err != nil && ctx.Err() == nil; err = g.buckets.parking.CatchUp(ctx) {
 		g.log.Warn().Err(err).Msg("cannot read the parking bucket; retrying")
 		time.Sleep(time.Second)
 	}
-}
-
-// catchUp waits until the watcher has applied every parking bucket change
-// made so far, by anybody.
-func (b *buckets) catchUp(ctx context.Context) error {
-	status, err := b.parked.Status(ctx)
-	if err != nil {
-		return err
-	}
-	last := uint64(0)
-	if s, ok := status.(*jetstream.KeyValueBucketStatus); ok {
-		last = s.StreamInfo().State.LastSeq
-	}
-	r := b.parkingSeen
-	stop := context.AfterFunc(ctx, r.cond.Broadcast)
-	defer stop()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for !(r.initial && r.rev >= last) {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.cond.Wait()
-	}
-	return nil
 }

@@ -64,7 +64,7 @@ func BenchmarkTracedHotpath(b *testing.B) {
 				if a := g.api.Apply(callCtx, wr); a.Class != sfmapi.Applied {
 					b.Fatalf("answer %d: %v", a.Status, a.Err)
 				}
-				d.span.Settle(telemetry.OutcomeApplied)
+				d.span.SetOutcome(telemetry.OutcomeApplied)
 				d.span.Stepped(settled, 0, 0)
 				d.span.End()
 			}

@@ -1,13 +1,3 @@
-// Package consumer is the worker side of jetbox: it pulls writes from the
-// outbox stream, applies them to the memory API and decides, for each, to
-// ack, retry, defer or dead-letter.
-//
-// Delivery policy, in one place (see handle): a write is acked only after
-// the memory API applied it (2xx) or after it was stored in the dead-letter
-// stream. A transient failure is retried with backoff through NakWithDelay
-// until the retry budget is used; a permanent one is dead-lettered at once.
-// While a tenant's breaker is open its writes are deferred without an
-// attempt, and deferrals never count against the budget.
 package consumer
 
 import (
@@ -33,6 +23,7 @@ import (
 	"github.com/jetbox-dev/jetbox/consumer/internal/lanes"
 	"github.com/jetbox-dev/jetbox/consumer/internal/memclient"
 	"github.com/jetbox-dev/jetbox/consumer/internal/misconfig"
+	"github.com/jetbox-dev/jetbox/consumer/internal/parkwatch"
 	"github.com/jetbox-dev/jetbox/consumer/internal/telemetry"
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
@@ -68,8 +59,8 @@ type Worker struct {
 type buckets struct {
 	attempts jetstream.KeyValue // attempts per write, across workers
 	parked   jetstream.KeyValue // parked tenants per group
-	// parkingSeen is how far the parking watcher has read.
-	parkingSeen *revisionWaiter
+	// parking keeps every group's parked set in step with parked.
+	parking *parkwatch.Watch
 }
 
 // group is one write mode's consumer group inside this worker. What it
@@ -121,7 +112,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		slots:   priority.New(cfg.Concurrency, len(streams.Modes), cfg.Concurrency/16, time.Second),
 		metrics: telemetry.NewMetrics(cfg.Registerer, cfg.MetricsTenants),
 		log:     cfg.Log,
-		buckets: &buckets{parkingSeen: newRevisionWaiter()},
+		buckets: &buckets{},
 	}
 	w.enableTracing(cfg.TracerProvider)
 	w.misconfig = misconfig.New(misconfig.Settings{
@@ -282,7 +273,15 @@ func (w *Worker) bind(ctx context.Context) error {
 	if w.buckets.parked, err = w.js.KeyValue(ctx, w.cfg.Streams.ParkingBucket); err != nil {
 		return fmt.Errorf("%w: bucket %s: %v", streams.ErrNotProvisioned, w.cfg.Streams.ParkingBucket, err)
 	}
-	if err := w.watchParking(ctx); err != nil {
+	// Every group's parked set follows the bucket.
+	learned := func(mode streams.Mode, tenant string, parked bool) {
+		for _, g := range w.groups {
+			if g.mode == mode {
+				g.parking.learned(tenant, parked)
+			}
+		}
+	}
+	if w.buckets.parking, err = parkwatch.Start(ctx, w.buckets.parked, learned); err != nil {
 		return fmt.Errorf("watch bucket %s: %w", w.cfg.Streams.ParkingBucket, err)
 	}
 	members, err := w.js.KeyValue(ctx, w.cfg.Streams.MembersBucket)
@@ -402,7 +401,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 				return
 			}
 		}
-		d.span.Settle(telemetry.OutcomeDeadLettered)
+		d.span.SetOutcome(telemetry.OutcomeDeadLettered)
 		return
 	}
 	defer g.lanes.Leave(d.turn)
@@ -435,7 +434,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 		}
 		moved, err := g.parking.divert(ctx, d)
 		if moved && err == nil {
-			d.span.Settle(telemetry.OutcomeParked)
+			d.span.SetOutcome(telemetry.OutcomeParked)
 			return
 		}
 		if err != nil {
@@ -467,7 +466,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 			if ctx.Err() == nil {
 				err := g.parking.park(ctx, d, pt, "breaker open")
 				if err == nil {
-					d.span.Settle(telemetry.OutcomeParked)
+					d.span.SetOutcome(telemetry.OutcomeParked)
 					return
 				}
 				if errors.Is(err, errUnparked) {
@@ -525,11 +524,11 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 		}
 		g.metrics.Applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.Latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
-		d.span.Settle(telemetry.OutcomeApplied)
+		d.span.SetOutcome(telemetry.OutcomeApplied)
 		g.reply(w, seq, streams.OutcomeApplied, a.Status, a.Body, "")
 		return settled, 0
 	case sfmapi.Permanent:
-		return g.settle(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassPermanent, Reason: a.Err.Error(), Status: a.Status, Answer: a.Body}, streams.OutcomeRejected))
+		return g.afterDeadLetter(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassPermanent, Reason: a.Err.Error(), Status: a.Status, Answer: a.Body}, streams.OutcomeRejected))
 	}
 	if ctx.Err() != nil {
 		return abandoned, 0
@@ -540,7 +539,7 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 	}
 	d.retry.attempts = n
 	if n >= g.cfg.MaxAttempts {
-		return g.settle(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassExhausted, Reason: fmt.Sprintf("%d attempts, last: %v", n, a.Err), Status: a.Status, Answer: a.Body}, streams.OutcomeDead))
+		return g.afterDeadLetter(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassExhausted, Reason: fmt.Sprintf("%d attempts, last: %v", n, a.Err), Status: a.Status, Answer: a.Body}, streams.OutcomeDead))
 	}
 	delay := g.backoff(n, a.RetryAfter)
 	if a.Status == 0 {
@@ -558,9 +557,9 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 	return again, delay
 }
 
-// settle turns deadLetter's answer into a step: a dead letter that could
-// not be stored is tried again.
-func (g *group) settle(retryIn time.Duration) (step, time.Duration) {
+// afterDeadLetter turns deadLetter's answer into a step: a dead letter
+// that could not be stored is tried again.
+func (g *group) afterDeadLetter(retryIn time.Duration) (step, time.Duration) {
 	if retryIn > 0 {
 		return again, retryIn
 	}

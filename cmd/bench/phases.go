@@ -220,7 +220,7 @@ func newAPIClient(callers int) *http.Client {
 	return &http.Client{Transport: transport}
 }
 
-// postMemory sends write w as consumer/memoryapi.go does.
+// postMemory sends write w as consumer/internal/memclient does.
 func postMemory(ctx context.Context, client *http.Client, base string, w write) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/memories", bytes.NewReader(w.body))
 	if err != nil {

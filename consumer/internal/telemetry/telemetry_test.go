@@ -81,7 +81,7 @@ func TestOffAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
 		_, span := tracer.StartProcess(ctx, Delivery{Mode: streams.ModeFastAck})
-		span.Settle(OutcomeApplied)
+		span.SetOutcome(OutcomeApplied)
 		span.Stepped(Again, 1, time.Second)
 		span.End()
 		durations.Observe(streams.OpStore, 200, 0.01)

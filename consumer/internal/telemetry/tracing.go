@@ -136,8 +136,8 @@ func (t *Tracer) StartProcess(ctx context.Context, d Delivery) (context.Context,
 	return ctx, &ProcessSpan{span: span, outcome: OutcomeHandedBack}
 }
 
-// Settle records what the delivery came to.
-func (p *ProcessSpan) Settle(outcome Outcome) {
+// SetOutcome records what the delivery came to.
+func (p *ProcessSpan) SetOutcome(outcome Outcome) {
 	if p != nil {
 		p.outcome = outcome
 	}
@@ -145,7 +145,7 @@ func (p *ProcessSpan) Settle(outcome Outcome) {
 
 // Stepped records what an attempt led to: a retry after delay, a
 // deferral while the tenant's breaker is open, or the write settled, which
-// is a dead letter unless Settle recorded it applied.
+// is a dead letter unless SetOutcome recorded it applied.
 func (p *ProcessSpan) Stepped(next Step, attempts int, delay time.Duration) {
 	if p == nil {
 		return
