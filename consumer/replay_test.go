@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -103,4 +105,126 @@ func TestParkedWritesAreReplayedInParallelInOrderThroughACrashAndAHandOver(t *te
 		t.Fatalf("%d dead letters", n)
 	}
 	t.Logf("at most %d writes at once; %+v", most.Load(), h.store.TenantStats("A"))
+}
+
+// A replayer that dies holding a few of a parked tenant's writes, fewer
+// than its parked consumer lets out, leaves later writes of the same
+// memories in the parking lot. The next owner's replayer is delivered
+// those at once, and the dead one's only when their ack wait runs out: it
+// must start none before it has them all, or a memory's later writes are
+// applied before its earlier ones.
+func TestAReplayerTakingOverStartsNothingBeforeTheDeadOnesWritesComeBack(t *testing.T) {
+	h := newHarness(t, func(c *streams.Config) {
+		c.Partitions = 1
+		c.MemberTTL = time.Second
+		// Long enough for the next owner to take the partition (the dead
+		// owner's pin times out first) and replay everything still in the
+		// lot before the dead replayer's writes come back.
+		c.AckWait = 15 * time.Second
+	})
+	cfg := h.workerConfig()
+	cfg.ResetInterval = 300 * time.Millisecond
+	cfg.FailureThreshold = 2
+	cfg.MaxAttempts = 1000
+	first, second := h.startWorker(cfg), h.startWorker(cfg)
+	var owner, other *runningWorker
+	waitFor(t, 10*time.Second, "one worker owns the partition", func() bool {
+		switch {
+		case len(ownedBy(first, streams.ModeFastAck)) == 1:
+			owner, other = first, second
+		case len(ownedBy(second, streams.ModeFastAck)) == 1:
+			owner, other = second, first
+		}
+		return owner != nil
+	})
+
+	h.faults.set("A", func(int) (int, string) { return 503, "" })
+	p := h.producer(producer.Config{Mode: streams.ModeFastAck})
+	ctx := context.Background()
+	const coords, rounds = 4, 12
+	for r := range rounds {
+		for c := range coords {
+			_, err := p.Store(ctx, producer.StoreRequest{Tenant: "A", Coord: fmt.Sprintf("%d,0,0", c), Payload: map[string]any{"r": r}}, producer.WithRequestID(fmt.Sprintf("%d-%d", c, r)))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const total = coords * rounds
+	waitFor(t, 20*time.Second, "A's writes parked", func() bool { return h.parked(t, "A") && h.parkedWrites(t) == total })
+
+	// The memory API comes back for a few writes, enough for the replayer
+	// to let several memories' writes out at once, then hangs: each memory
+	// has a write stuck in it when the owner dies.
+	const answered = 3 * coords
+	var calls, stuck atomic.Int64
+	release := make(chan struct{})
+	h.faults.set("A", func(int) (int, string) {
+		if calls.Add(1) <= answered {
+			time.Sleep(20 * time.Millisecond)
+			return 0, ""
+		}
+		stuck.Add(1)
+		<-release
+		return 503, "" // not applied: the dead owner's attempt leaves no trace
+	})
+	waitFor(t, 20*time.Second, "a write of every memory stuck in the memory API", func() bool { return stuck.Load() >= coords })
+	owner.nc.Close() // dies without leaving, its replayer's writes pending
+	h.faults.set("A", nil)
+	close(release)
+	// A write of another tenant gathers the partition at the next owner
+	// as soon as the pin is its own, and makes it Sure: without one it
+	// would be Sure only an ack wait later, once the dead replayer's writes
+	// are back anyway.
+	if _, err := p.Store(ctx, producer.StoreRequest{Tenant: "B", Coord: "0,0,0", Payload: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+
+	parked := parkedConsumer(t, h, "A")
+	if parked.NumAckPending >= streams.ParkedMaxAckPending || parked.NumAckPending < coords || parked.NumPending == 0 {
+		t.Fatalf("the dead replayer holds %d writes and %d are still in the lot; want from %d to %d held and some in the lot",
+			parked.NumAckPending, parked.NumPending, coords, streams.ParkedMaxAckPending-1)
+	}
+	t.Logf("the dead replayer holds %d writes, %d are still in the lot", parked.NumAckPending, parked.NumPending)
+
+	waitFor(t, 60*time.Second, "A's writes applied", func() bool { return h.store.TenantStats("A").Distinct() == total })
+	if got := ownedBy(other, streams.ModeFastAck); len(got) != 1 {
+		t.Fatalf("the other worker owns %v", got)
+	}
+	for c := range coords {
+		hist := withoutAdjacentRepeats(h.store.History("A", fmt.Sprintf("%d,0,0", c)))
+		if len(hist) != rounds {
+			t.Fatalf("memory %d: %d writes applied, want %d: %v", c, len(hist), rounds, requestIDs(hist))
+		}
+		for r, e := range hist {
+			if e.RequestID != fmt.Sprintf("%d-%d", c, r) {
+				t.Fatalf("memory %d: applied in the order %v", c, requestIDs(hist))
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "A unparked", func() bool { return !h.parked(t, "A") && h.parkedWrites(t) == 0 })
+	if n := len(h.deadLetters()); n != 0 {
+		t.Fatalf("%d dead letters", n)
+	}
+}
+
+// parkedConsumer is the state of the consumer a tenant's fast_ack writes
+// are replayed through.
+func parkedConsumer(t *testing.T, h *harness, tenant string) *jetstream.ConsumerInfo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	addr, err := streams.NewAddress(tenant, streams.ModeFastAck, streams.OpStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.js.Consumer(ctx, h.streams.ParkingStream, h.streams.ParkedConsumerConfig(streams.ModeFastAck, addr.Token).Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
