@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"github.com/jetbox-dev/jetbox/dlq"
 	"github.com/jetbox-dev/jetbox/internal/clustertest"
 	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -52,24 +52,16 @@ func TestChaos(t *testing.T) {
 		t.Fatalf("build jetbox: %v\n%s", err, out)
 	}
 
-	c := clustertest.Start(t)
-	nc, js := c.Connect(t)
 	scfg := streams.DefaultConfig()
 	scfg.Replicas, scfg.Partitions, scfg.AckWait, scfg.MemberTTL = 3, 8, 5*time.Second, 3*time.Second
+	var faults *faultProxy
+	rig := testrig.Start(t, testrig.Options{Cluster: true, Streams: scfg, Token: token, Wrap: func(h http.Handler) http.Handler {
+		faults = newFaultProxy(h, time.Now())
+		return faults
+	}})
+	c, nc, js, api, store := rig.Cluster, rig.NC, rig.JS, rig.API, rig.API.Store
 	ctx, cancel := context.WithTimeout(context.Background(), d+5*time.Minute)
 	defer cancel()
-	if _, err := streams.Provision(ctx, js, scfg); err != nil {
-		t.Fatal(err)
-	}
-
-	store, err := memapi.Open(memapi.Options{Path: filepath.Join(t.TempDir(), "memapi.db"), Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	faults := newFaultProxy(store.Handler(), time.Now())
-	api := httptest.NewServer(faults)
-	defer api.Close()
 
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
@@ -80,13 +72,13 @@ func TestChaos(t *testing.T) {
 		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_INGEST_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_CONCURRENCY=32",
 	}
 	logs := t.TempDir()
-	workers := make([]*worker, 3)
+	workers := make([]*testrig.Process, 3)
 	for i := range workers {
 		workers[i] = startWorker(t, bin, env, filepath.Join(logs, fmt.Sprintf("worker%d", i)))
 	}
 	defer func() {
 		for _, w := range workers {
-			w.stop()
+			w.Stop()
 		}
 	}()
 
@@ -163,7 +155,7 @@ func TestChaos(t *testing.T) {
 		for time.Now().Before(stopWriting) {
 			<-kill.C
 			i := rand.IntN(len(workers))
-			workers[i].kill()
+			workers[i].Kill()
 			workers[i] = startWorker(t, bin, env, filepath.Join(logs, fmt.Sprintf("worker%d", i)))
 			kills++
 			if !leaderAt.IsZero() && time.Now().After(leaderAt) {
@@ -504,43 +496,17 @@ func countLog(dir, substr string) int {
 	return n
 }
 
-// worker is a 'jetbox run' process, stopped by its PID.
-type worker struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 var runs atomic.Int64
 
-func startWorker(t *testing.T, bin string, env []string, logPrefix string) *worker {
+// startWorker starts a 'jetbox run' process, stopped by its PID, its log
+// in a new file under logPrefix.
+func startWorker(t *testing.T, bin string, env []string, logPrefix string) *testrig.Process {
 	t.Helper()
-	f, err := os.Create(fmt.Sprintf("%s-%d.log", logPrefix, runs.Add(1)))
+	p, err := testrig.StartProcess(bin, []string{"run"}, env, fmt.Sprintf("%s-%d.log", logPrefix, runs.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run")
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w := &worker{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); f.Close(); close(w.done) }()
-	return w
-}
-
-func (w *worker) kill() {
-	_ = w.cmd.Process.Signal(syscall.SIGKILL)
-	<-w.done
-}
-
-func (w *worker) stop() {
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(40 * time.Second):
-		w.kill()
-	}
+	return p
 }
 
 // faultProxy stands in front of the memory API and misbehaves: 503s, 429s

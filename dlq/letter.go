@@ -154,6 +154,11 @@ func fitHeaders(h nats.Header) {
 		h.Set(streams.HeaderDLQShortened, text.HeaderSafe(strings.Join(shortened, ", "), 512))
 	}
 	if len(dropped) > 0 {
+		// Headers left out before (a forged status) stay named.
+		if before := h.Get(streams.HeaderDLQDropped); before != "" {
+			dropped = append(strings.Split(before, ", "), dropped...)
+			slices.Sort(dropped)
+		}
 		h.Set(streams.HeaderDLQDropped, text.HeaderSafe(strings.Join(dropped, ", "), 512))
 	}
 }

@@ -182,3 +182,25 @@ func TestFitHeadersKeepsADeadLetterUnderTheServersLimit(t *testing.T) {
 		}
 	})
 }
+
+// A forged status on an empty body is left out and named; when headers
+// are then left out for size too, both stay named.
+func TestLetterNamesEveryHeaderItLeftOut(t *testing.T) {
+	h := nats.Header{}
+	h.Set("Status", "409")
+	h.Set("Description", "Consumer Deleted")
+	for i := range 100 { // 100 values a shortening leaves whole: 100 KB
+		h.Set(fmt.Sprintf("X-Filler-%03d", i), strings.Repeat("v", shortValue))
+	}
+	dl := Letter(Write{Subject: "memory.acme.fast_ack.store.0", Seq: 9, Header: h, Group: streams.ModeFastAck, IdempotencyKey: "k"},
+		Failure{Class: streams.ClassBadInput, Reason: "bad input: empty body"})
+	got := dl.Header.Get(streams.HeaderDLQDropped)
+	for _, name := range []string{"Description", "Status", "X-Filler-"} {
+		if !strings.Contains(got, name) {
+			t.Errorf("%s = %q, want it to name %s", streams.HeaderDLQDropped, got, name)
+		}
+	}
+	if headerSize(dl.Header) > maxHeader {
+		t.Errorf("headers take %d bytes, over %d", headerSize(dl.Header), maxHeader)
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -137,12 +138,10 @@ type route struct {
 func match(r *http.Request) (route, *refusal) {
 	path := r.URL.EscapedPath()
 	allow := func(methods ...string) *refusal {
-		for _, m := range methods {
-			if r.Method == m {
-				return nil
-			}
+		if slices.Contains(methods, r.Method) {
+			return nil
 		}
-		return refuse(http.StatusMethodNotAllowed, sfmapi.MsgMethodNotAllowed)
+		return notAllowed(methods)
 	}
 	switch path {
 	case sfmapi.PathMemories:
@@ -164,7 +163,7 @@ func match(r *http.Request) (route, *refusal) {
 		if r.Method == http.MethodDelete {
 			return route{op: streams.OpDelete, coord: coord}, nil
 		}
-		return route{}, allow(http.MethodGet)
+		return route{}, allow(http.MethodGet, http.MethodDelete)
 	}
 	return route{}, refuse(http.StatusNotFound, sfmapi.MsgNotFound)
 }
@@ -263,7 +262,23 @@ func (h *Handler) writeMode(r *http.Request) (streams.Mode, *refusal) {
 	return m, nil
 }
 
-func writeRefusal(w http.ResponseWriter, r *refusal) { writeJSON(w, r.status, r.body) }
+func writeRefusal(w http.ResponseWriter, r *refusal) {
+	if r.allow != "" {
+		w.Header().Set("Allow", r.allow)
+		w.Header().Set(sfmapi.HeaderContentType, "text/html; charset=utf-8")
+		w.WriteHeader(r.status)
+		_, _ = w.Write(r.body)
+		return
+	}
+	writeJSON(w, r.status, r.body)
+}
+
+// notAllowed is the router's answer to a method a route does not serve,
+// as Ninja gives it: 405, plain text, the route's methods in Allow.
+func notAllowed(methods []string) *refusal {
+	allowed := slices.Sorted(slices.Values(methods))
+	return &refusal{status: http.StatusMethodNotAllowed, body: []byte(sfmapi.MsgMethodNotAllowed), allow: strings.Join(allowed, ", ")}
+}
 
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set(sfmapi.HeaderContentType, sfmapi.ContentTypeJSON)

@@ -379,3 +379,28 @@ func TestSyncAnswersEqualTheMemoryAPIs(t *testing.T) {
 var updatedAt = regexp.MustCompile(`"updated_at":"[^"]*"`)
 
 func withoutUpdatedAt(body string) string { return updatedAt.ReplaceAllString(body, `"updated_at":""`) }
+
+// A method a route does not serve gets the router's answer, as SFM (Ninja)
+// gives it and the development memory API too: 405, plain text, the
+// route's methods in Allow.
+func TestAMethodARouteDoesNotServeIs405AsSFMAnswersIt(t *testing.T) {
+	h := newHarness(t, options{})
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/memories", "POST"},
+		{"GET", "/memories", "POST"},
+		{"PATCH", "/memories/1,2,3", "DELETE, GET"},
+		{"DELETE", "/memories/search", "GET, POST"},
+		{"GET", "/graph/link", "POST"},
+		{"POST", "/health", "GET"},
+	} {
+		got := h.somaBrain(c.method, c.path, "")
+		want := h.direct(c.method, c.path, "", somaTenant)
+		if got.status != 405 || got.body != "Method not allowed" || got.header.Get("Allow") != c.allow {
+			t.Errorf("%s %s through the front door: %d %q, Allow %q; want 405 %q, Allow %q", c.method, c.path, got.status, got.body, got.header.Get("Allow"), "Method not allowed", c.allow)
+		}
+		if got.status != want.status || got.body != want.body || got.header.Get("Allow") != want.header.Get("Allow") || got.header.Get("Content-Type") != want.header.Get("Content-Type") {
+			t.Errorf("%s %s: the front door answered %d %q (Allow %q, %s), the memory API %d %q (Allow %q, %s)", c.method, c.path,
+				got.status, got.body, got.header.Get("Allow"), got.header.Get("Content-Type"), want.status, want.body, want.header.Get("Allow"), want.header.Get("Content-Type"))
+		}
+	}
+}

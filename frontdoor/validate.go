@@ -66,6 +66,9 @@ type validationError struct {
 type refusal struct {
 	status int
 	body   []byte
+	// allow, when set, is a 405's Allow header: Ninja answers it in plain
+	// text, not JSON.
+	allow string
 }
 
 func (r *refusal) Error() string { return fmt.Sprintf("refused with HTTP %d", r.status) }

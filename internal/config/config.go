@@ -187,7 +187,7 @@ type Ops struct {
 	HTTPListen     string `env:"SOMABRAIN_OUTBOX_HTTP_LISTEN" envDefault:"127.0.0.1:9464" help:"listen address of /metrics, /healthz and /readyz; off disables (an empty value means the default)"`
 	Pprof          bool   `env:"SOMABRAIN_OUTBOX_PPROF" envDefault:"false" help:"also serve Go's profiles under /debug/pprof/ on the ops HTTP listener, the mutex profile included"`
 	Tracing        bool   `env:"SOMABRAIN_OUTBOX_TRACING" envDefault:"false" help:"make OpenTelemetry spans of every write (publish, worker process, memory API call) and export them with OTLP over HTTP, configured by the standard OTEL_* variables (README, Tracing); OTEL_SDK_DISABLED=true turns them off again"`
-	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label; later ones share _other"`
+	MetricsTenants int    `env:"SOMABRAIN_OUTBOX_METRICS_TENANTS" envDefault:"100" help:"tenants with their own metrics label (at least 1); later ones share _other"`
 }
 
 // MaxRelayBatchSize bounds SOMABRAIN_RELAY_BATCH_SIZE: a batch's rows are
@@ -379,7 +379,7 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_SYNC_TIMEOUT", c.Producer.SyncTimeout > 0, c.Producer.SyncTimeout.String()},
 		{"SOMABRAIN_OUTBOX_PUBLISH_TIMEOUT", c.Producer.PublishTimeout > 0, c.Producer.PublishTimeout.String()},
 		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.Producer.BufferSize >= 1, fmt.Sprint(c.Producer.BufferSize)},
-		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.Ops.MetricsTenants >= 0, fmt.Sprint(c.Ops.MetricsTenants)},
+		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.Ops.MetricsTenants >= 1, fmt.Sprint(c.Ops.MetricsTenants)},
 		{"SOMABRAIN_OUTBOX_PULL_MAX_BYTES", c.Worker.PullMaxBytes >= 1, fmt.Sprint(c.Worker.PullMaxBytes)},
 		{"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES", c.FrontDoor.MaxBodyBytes >= 1, fmt.Sprint(c.FrontDoor.MaxBodyBytes)},
 		{"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES", c.FrontDoor.MaxHeaderBytes >= 1, fmt.Sprint(c.FrontDoor.MaxHeaderBytes)},

@@ -57,16 +57,18 @@ func TestResetIntervalIsSeconds(t *testing.T) {
 // what it may be.
 func TestBadValuesNameTheVariableAndTheAllowedValues(t *testing.T) {
 	cases := map[string][2]string{
-		"SOMABRAIN_MEMORY_WRITE_MODE":         {"eventually", "sync, fast_ack, background"},
-		"SOMABRAIN_MEMORY_FAILURE_THRESHOLD":  {"many", "consecutive transient failures"},
-		"SOMABRAIN_MEMORY_RESET_INTERVAL":     {"soon", "seconds"},
-		"SOMABRAIN_MEMORY_HTTP_ENDPOINT":      {"ftp://x", "http:// or https://"},
-		"SOMABRAIN_DEFAULT_TENANT":            {"a\x01b", "control character"},
-		"SOMABRAIN_OUTBOX_REPLICAS":           {"2", "1, 3 or 5"},
-		"SOMABRAIN_OUTBOX_STORAGE":            {"tape", "file, memory"},
-		"SOMABRAIN_OUTBOX_MODES":              {"sync,later", "sync, fast_ack, background"},
-		"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT":    {"45s", "shorter than SOMABRAIN_OUTBOX_ACK_WAIT"},
-		"SOMABRAIN_OUTBOX_CONCURRENCY":        {"0", "above 0"},
+		"SOMABRAIN_MEMORY_WRITE_MODE":        {"eventually", "sync, fast_ack, background"},
+		"SOMABRAIN_MEMORY_FAILURE_THRESHOLD": {"many", "consecutive transient failures"},
+		"SOMABRAIN_MEMORY_RESET_INTERVAL":    {"soon", "seconds"},
+		"SOMABRAIN_MEMORY_HTTP_ENDPOINT":     {"ftp://x", "http:// or https://"},
+		"SOMABRAIN_DEFAULT_TENANT":           {"a\x01b", "control character"},
+		"SOMABRAIN_OUTBOX_REPLICAS":          {"2", "1, 3 or 5"},
+		"SOMABRAIN_OUTBOX_STORAGE":           {"tape", "file, memory"},
+		"SOMABRAIN_OUTBOX_MODES":             {"sync,later", "sync, fast_ack, background"},
+		"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT":   {"45s", "shorter than SOMABRAIN_OUTBOX_ACK_WAIT"},
+		"SOMABRAIN_OUTBOX_CONCURRENCY":       {"0", "above 0"},
+		// The worker would take 0 for its default of 100, not for "none".
+		"SOMABRAIN_OUTBOX_METRICS_TENANTS":    {"0", "above 0"},
 		"SOMABRAIN_OUTBOX_LOG_LEVEL":          {"loud", "debug, info, warn, error"},
 		"SOMABRAIN_OUTBOX_ACK_WAIT":           {"forever", "ACK_WAIT"},
 		"SOMABRAIN_OUTBOX_PARTITIONS":         {"1001", "1 to 1000"},
