@@ -228,3 +228,80 @@ func parkedConsumer(t *testing.T, h *harness, tenant string) *jetstream.Consumer
 	}
 	return info
 }
+
+// A replayer whose partition is handed over cleanly marks its parked
+// consumer released as it ends, having handed back what it held. The next
+// owner's replayer then starts at once, although nothing in the quiet
+// outbox tells the new owner that the previous one has let go: without
+// the mark it would wait until its partition is Sure, the pin's time-out
+// and an ack wait after taking it.
+func TestAReplayerTakingOverAfterACleanReleaseStartsAtOnce(t *testing.T) {
+	h := newHarness(t, func(c *streams.Config) {
+		c.Partitions = 1
+		c.MemberTTL = time.Second
+		c.AckWait = 10 * time.Second
+	})
+	cfg := h.workerConfig()
+	cfg.ResetInterval = 300 * time.Millisecond
+	cfg.FailureThreshold = 2
+	cfg.MaxAttempts = 1000
+	first, second := h.startWorker(cfg), h.startWorker(cfg)
+	var owner, other *runningWorker
+	waitFor(t, 10*time.Second, "one worker owns the partition", func() bool {
+		switch {
+		case len(ownedBy(first, streams.ModeFastAck)) == 1:
+			owner, other = first, second
+		case len(ownedBy(second, streams.ModeFastAck)) == 1:
+			owner, other = second, first
+		}
+		return owner != nil
+	})
+
+	var calls atomic.Int64
+	h.faults.set("A", func(int) (int, string) { calls.Add(1); return 503, "" })
+	p := h.producer(producer.Config{Mode: streams.ModeFastAck})
+	ctx := context.Background()
+	const coords, rounds = 4, 4
+	for r := range rounds {
+		for c := range coords {
+			_, err := p.Store(ctx, producer.StoreRequest{Tenant: "A", Coord: fmt.Sprintf("%d,0,0", c), Payload: map[string]any{"r": r}}, producer.WithRequestID(fmt.Sprintf("%d-%d", c, r)))
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const total = coords * rounds
+	waitFor(t, 20*time.Second, "A's writes parked", func() bool { return h.parked(t, "A") && h.parkedWrites(t) == total })
+	// The owner's replayer probes the memory API, holding a write.
+	before := calls.Load()
+	waitFor(t, 10*time.Second, "the owner's replayer probing", func() bool { return calls.Load() > before })
+
+	owner.stop(t) // releases the partition: its replayer hands its write back
+	released := time.Now()
+	h.faults.set("A", nil)
+	waitFor(t, 10*time.Second, "the other worker owning the partition", func() bool {
+		return len(ownedBy(other, streams.ModeFastAck)) == 1
+	})
+	sure := h.streams.PinnedTTL() + h.streams.AckWait
+	waitFor(t, sure, "a write of A replayed", func() bool { return h.store.TenantStats("A").Applied > 0 })
+	if took, limit := time.Since(released), sure/4; took > limit {
+		t.Fatalf("the next owner started replaying %v after the clean release, want within %v (its partition is Sure after %v)", took.Round(time.Millisecond), limit, sure)
+	}
+	t.Logf("replaying again %v after the clean release", time.Since(released).Round(time.Millisecond))
+	// Setting the parked consumer's configuration, as every replayer does
+	// before it reads, an older worker's among them, takes the mark off.
+	if streams.ParkedReleased(parkedConsumer(t, h, "A").Config) {
+		t.Fatal("the parked consumer is still marked released while the next owner replays")
+	}
+
+	waitFor(t, 30*time.Second, "A's writes applied", func() bool { return h.store.TenantStats("A").Distinct() == total })
+	for c := range coords {
+		hist := withoutAdjacentRepeats(h.store.History("A", fmt.Sprintf("%d,0,0", c)))
+		for r, e := range hist {
+			if len(hist) != rounds || e.RequestID != fmt.Sprintf("%d-%d", c, r) {
+				t.Fatalf("memory %d: applied in the order %v", c, requestIDs(hist))
+			}
+		}
+	}
+	waitFor(t, 20*time.Second, "A unparked", func() bool { return !h.parked(t, "A") && h.parkedWrites(t) == 0 })
+}

@@ -24,8 +24,11 @@ import (
 // The parked consumer lets up to streams.ParkedMaxAckPending writes out at
 // once, so the order across replayers (an owner handing over to the next,
 // a replayer that died) follows the outbox's rules (internal/ownership):
-//   - a replayer reads nothing before its partition is Sure: by then the
-//     previous owner's replayer has stopped reading, or lost what it held;
+//   - a replayer reads nothing before the previous one has stopped: at
+//     once when that one marked the parked consumer released as it ended
+//     (having handed back all it held), otherwise once its partition is
+//     Sure, by when the previous owner's replayer has stopped reading or
+//     lost what it held;
 //   - it gathers first: it starts nothing until every write pending on the
 //     parked consumer has been delivered to it, counting distinct
 //     sequences, then starts them in stream order. What the previous
@@ -96,11 +99,13 @@ const gatherCheck = 100 * time.Millisecond
 func (r *replayer) run() {
 	g, pt := r.pk.g, r.pt
 	ctx := pt.Context()
-	for !pt.Sure() {
+	for !pt.Sure() && !r.previousReleased(ctx) {
 		if !sleep(ctx, gatherCheck) {
 			return
 		}
 	}
+	// Setting the configuration takes the released mark off: from here on
+	// this replayer may read.
 	c, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token))
 	if err != nil {
 		if ctx.Err() == nil {
@@ -110,10 +115,14 @@ func (r *replayer) run() {
 	}
 	stopKeeping := make(chan struct{})
 	go r.keep(stopKeeping)
+	unparked := false
 	defer func() {
 		r.running.Wait()
 		r.handBackAll()
 		close(stopKeeping)
+		if !unparked {
+			r.release()
+		}
 	}()
 	if !r.gather(ctx, c) {
 		return
@@ -161,12 +170,35 @@ func (r *replayer) run() {
 			g.log.Warn().Err(err).Str("tenant", r.tenant).Msg("cannot unpark yet")
 		}
 		if done {
+			unparked = true
 			delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			_ = g.js.DeleteConsumer(delCtx, g.cfg.Streams.ParkingStream, c.CachedInfo().Name)
 			cancel()
 			return
 		}
 	}
+}
+
+// previousReleased says whether the parked consumer's last replayer let
+// go of it cleanly (streams.ParkedReleased), so that it reads nothing
+// more. A replayer that died, or is still running in an owner that has not
+// yet released the partition, leaves no mark: the next one waits until
+// its partition is Sure.
+func (r *replayer) previousReleased(ctx context.Context) bool {
+	g := r.pk.g
+	c, err := g.js.Consumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token).Durable)
+	return err == nil && streams.ParkedReleased(c.CachedInfo().Config)
+}
+
+// release marks the parked consumer as let go, once the replayer has
+// handed back everything it held and reads nothing more, so that the
+// partition's next owner starts replaying without waiting for it. Update,
+// not create: a consumer deleted meanwhile stays deleted.
+func (r *replayer) release() {
+	g := r.pk.g
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.pt.Context()), 5*time.Second)
+	defer cancel()
+	_, _ = g.js.UpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ReleasedParkedConsumerConfig(g.mode, r.token))
 }
 
 // gather takes in every write pending on the parked consumer, then starts

@@ -116,3 +116,25 @@ func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.Consumer
 		InactiveThreshold: 24 * time.Hour,
 	}
 }
+
+// parkedReleasedKey is the metadata key a replayer sets on its parked
+// consumer when it ends by handing everything back: it reads nothing more.
+// Any other configuration of the consumer, the one a replayer starts with
+// among them, leaves it out.
+const parkedReleasedKey = "jetbox.released"
+
+// ReleasedParkedConsumerConfig is ParkedConsumerConfig marked as let go
+// by its last replayer (ParkedReleased).
+func (c Config) ReleasedParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
+	cfg := c.ParkedConsumerConfig(mode, token)
+	cfg.Metadata = map[string]string{parkedReleasedKey: "true"}
+	return cfg
+}
+
+// ParkedReleased says whether a parked consumer's last replayer let go of
+// it, handing back all it held (ReleasedParkedConsumerConfig), and no
+// replayer has read it since: a replayer taking over then need not wait
+// for the previous one to stop.
+func ParkedReleased(cfg jetstream.ConsumerConfig) bool {
+	return cfg.Metadata[parkedReleasedKey] == "true"
+}
