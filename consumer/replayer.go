@@ -62,6 +62,9 @@ type heldParked struct {
 	// notBefore is when a handed-back write may come back
 	// (retryState.notBefore).
 	notBefore time.Time
+	// memory is the memory a handed-back write touches ("" if it could
+	// not be decoded).
+	memory string
 }
 
 // startReplayer runs a tenant's replayer for as long as the partition is
@@ -226,6 +229,13 @@ func (r *replayer) gather(ctx context.Context, c jetstream.Consumer) bool {
 		}
 	}
 	slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(parkingSeq(a), parkingSeq(b)) })
+	// Told in progress in sequence order, the gathered writes' ack timers
+	// run out in that order too, should this replayer die before its
+	// keeper's first round: a successor that does not gather (an older
+	// worker's) is delivered them again in order.
+	for _, msg := range early {
+		_ = msg.InProgress()
+	}
 	for _, msg := range early {
 		r.start(msg)
 	}
@@ -282,23 +292,39 @@ func (r *replayer) settled(msg jetstream.Msg) {
 
 // handedBack keeps holding a write the replayer gives up on, to give it
 // back when the replayer ends.
-func (r *replayer) handedBack(msg jetstream.Msg, notBefore time.Time) {
+func (r *replayer) handedBack(msg jetstream.Msg, memory string, notBefore time.Time) {
 	r.mu.Lock()
-	r.held[parkingSeq(msg)] = heldParked{msg: msg, notBefore: notBefore}
+	r.held[parkingSeq(msg)] = heldParked{msg: msg, notBefore: notBefore, memory: memory}
 	r.mu.Unlock()
 }
 
 // handBackAll gives every write still held back to the stream, in
 // sequence order, each once its last attempt can no longer be applied
-// late; the running writes have finished.
+// late, and none before an earlier write of its memory; the running
+// writes have finished.
+//
+// The server delivers handed-back writes again in the order they come
+// back, and a replayer that does not gather (an older worker's, which
+// takes one write at a time) starts them in that order: a write handed
+// back at once must not overtake an earlier write of its memory that is
+// held back for its notBefore. Every delay counts from one instant, so
+// writes given the same time come back in the order they were handed
+// back.
 func (r *replayer) handBackAll() {
 	r.mu.Lock()
 	held := slices.Collect(maps.Values(r.held))
 	r.held = map[uint64]heldParked{}
 	r.mu.Unlock()
 	slices.SortFunc(held, func(a, b heldParked) int { return cmp.Compare(parkingSeq(a.msg), parkingSeq(b.msg)) })
+	now := time.Now()
+	latest := map[string]time.Time{} // by memory
 	for _, h := range held {
-		if wait := time.Until(h.notBefore); wait > 0 {
+		at := h.notBefore
+		if earlier := latest[h.memory]; earlier.After(at) {
+			at = earlier
+		}
+		latest[h.memory] = at
+		if wait := at.Sub(now); wait > 0 {
 			_ = h.msg.NakWithDelay(wait)
 			continue
 		}
@@ -331,8 +357,10 @@ func (r *replayer) keep(stop <-chan struct{}) {
 // replays it in its own goroutine.
 func (r *replayer) start(msg jetstream.Msg) {
 	d := parkedDelivery(msg, r.pk.g.cfg.ReplyPrefixes)
+	var memory string
 	if d.err == nil {
-		d.turn = r.lanes.Expect(d.w.Addr.Tenant, d.w.Memory, parkingSeq(msg))
+		memory = d.w.Memory
+		d.turn = r.lanes.Expect(d.w.Addr.Tenant, memory, parkingSeq(msg))
 	}
 	r.running.Add(1)
 	go func() {
@@ -340,7 +368,7 @@ func (r *replayer) start(msg jetstream.Msg) {
 		if r.replay(d) {
 			r.settled(msg)
 		} else {
-			r.handedBack(msg, d.notBefore())
+			r.handedBack(msg, memory, d.notBefore())
 		}
 	}()
 }

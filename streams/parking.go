@@ -98,8 +98,11 @@ const ParkedMaxAckPending = 64
 // tenant's writes through. It lets ParkedMaxAckPending writes out at once;
 // a replayer taking over from another gathers every pending write before
 // it starts any (consumer/replayer.go), so two replayers never reorder a
-// memory's writes. A tenant token can be longer than a consumer name may
-// be, so the name carries a hash of it.
+// memory's writes. A replayer sets it when it starts, and Provision leaves
+// existing parked consumers alone: an older worker's replayer, which
+// gathers nothing, reads with the one-at-a-time setting it gave the
+// consumer itself (docs/TOPOLOGY.md, rolling upgrades). A tenant token can
+// be longer than a consumer name may be, so the name carries a hash of it.
 func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
 	h := fnv.New64a()
 	h.Write([]byte(token))

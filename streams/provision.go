@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -322,9 +321,6 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topolo
 	if err != nil {
 		return nil, fmt.Errorf("provision stream %s: %w", cfg.ParkingStream, err)
 	}
-	if err := updateParkedConsumers(ctx, parking, cfg); err != nil {
-		return nil, fmt.Errorf("provision parked consumers: %w", err)
-	}
 	parked, err := createOrUpdateBucket(ctx, js, cfg.ParkingBucketConfig())
 	if err != nil {
 		return nil, err
@@ -598,42 +594,4 @@ func Check(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 		}
 	}
 	return nil
-}
-
-// updateParkedConsumers gives every existing parked consumer (one per
-// parked tenant and mode, made by a replayer) the configuration
-// ParkedConsumerConfig has now, such as its MaxAckPending.
-func updateParkedConsumers(ctx context.Context, parking jetstream.Stream, cfg Config) error {
-	infos := parking.ListConsumers(ctx)
-	var have []jetstream.ConsumerConfig
-	for info := range infos.Info() {
-		have = append(have, info.Config)
-	}
-	if err := infos.Err(); err != nil {
-		return err
-	}
-	for _, c := range have {
-		token, mode, ok := parseParkedFilter(c.FilterSubject)
-		if !ok {
-			continue
-		}
-		want := cfg.ParkedConsumerConfig(mode, token)
-		if want.Durable != c.Durable || (want.MaxAckPending == c.MaxAckPending && want.AckWait == c.AckWait) {
-			continue
-		}
-		if _, err := parking.CreateOrUpdateConsumer(ctx, want); err != nil {
-			return fmt.Errorf("consumer %s: %w", c.Durable, err)
-		}
-	}
-	return nil
-}
-
-// parseParkedFilter reads the tenant token and mode of a filter
-// ParkedFilter made.
-func parseParkedFilter(filter string) (token string, mode Mode, ok bool) {
-	parts := strings.Split(filter, ".")
-	if len(parts) != 4 || parts[0] != ParkedSubjectPrefix || parts[3] != "*" {
-		return "", "", false
-	}
-	return parts[1], Mode(parts[2]), true
 }
