@@ -39,9 +39,8 @@ func ParkedFilter(mode Mode, token string) string {
 // ParkingConfig is the stream where parked tenants' writes wait, in order,
 // until their memory API recovers. Like the outbox it is a work queue that
 // refuses new writes when full rather than dropping any. Its full blocks
-// are compressed (S2): a parked backlog can be large and wait long, and is
-// read one write at a time, so it is kept small on disk, and the page
-// cache has less of it to write out.
+// are compressed (S2): a parked backlog can be large and wait long, so it
+// is kept small on disk, and the page cache has less of it to write out.
 func (c Config) ParkingConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.ParkingStream,
