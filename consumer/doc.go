@@ -9,8 +9,8 @@
 // # The life of a write
 //
 // The policy is group.handle, attempts, attempt and apply (worker.go),
-// with parking and replay in parking.go; everything else is a call into a
-// package that owns one mechanism.
+// with parking in parking.go and replay in replayer.go; everything else is
+// a call into a package that owns one mechanism.
 //
 //  1. Intake. internal/ownership pulls each owned partition and, once the
 //     partition is gathered (every write pending on it has reached this
@@ -57,9 +57,14 @@
 //     and calls done.
 //
 // A parked tenant's writes are replayed by a replayer of the partition's
-// owner, one at a time from its parking stream, through steps 5 to 9; once
-// the parking lot is empty the tenant is unparked under the lock that moves
-// writes there, so none is left behind.
+// owner (replayer.go), through steps 5 to 9: once the partition is Sure it
+// gathers every write pending on the tenant's parked consumer, as a new
+// owner gathers a partition, then runs them in lanes, different memories
+// at once and each memory's in parking order, as many as the breaker lets
+// out (one while it is not closed, up to streams.ParkedMaxAckPending). It
+// holds each until it is settled and hands back in order when the
+// partition is released. Once the parking lot is empty the tenant is
+// unparked under the lock that moves writes there, so none is left behind.
 //
 // # Goroutines
 //
@@ -80,7 +85,9 @@
 //     from the one waiting for the queue, and when it becomes that one. If
 //     its partition is released first, it is handed back in the goroutine
 //     context.AfterFunc starts for its context;
-//   - per parked tenant of an owned partition: a replayer.
+//   - per parked tenant of an owned partition: a replayer, its keeper
+//     (InProgress every third of the ack wait) and one goroutine per write
+//     it runs.
 //
 // # Locks
 //

@@ -15,8 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/consumer/internal/intake"
-	"github.com/jetbox-dev/jetbox/dlq"
-	"github.com/jetbox-dev/jetbox/internal/jspull"
 	"github.com/jetbox-dev/jetbox/internal/ownership"
 	"github.com/jetbox-dev/jetbox/streams"
 	"github.com/jetbox-dev/jetbox/tenancy"
@@ -31,8 +29,9 @@ import (
 // tenant's parking subject and acks it in the outbox. A parked write is no
 // longer pending on the partition's consumer, so it holds none of the
 // capacity (MaxAckPending, memory API slots) its partition neighbours need.
-// A replayer in the owner applies the parked writes, one at a time and in
-// order, as the breaker lets probes through; once the parking lot is empty
+// A replayer in the owner applies the parked writes, each memory's in
+// order, as the breaker lets probes through (replayer.go); once the parking
+// lot is empty
 // the owner unparks the tenant under the same lock that moves writes there,
 // so no write is left behind and later writes go straight to the memory API
 // again.
@@ -232,17 +231,6 @@ func (pk *parking) parkedIn(p int) map[string]string {
 	return out
 }
 
-// startReplayer runs a tenant's replayer for as long as the partition is
-// owned; the tenant's lock is held.
-func (pk *parking) startReplayer(tenant, token string, pt *ownership.Partition) *replayer {
-	r := &replayer{pk: pk, tenant: tenant, token: token, pt: pt, done: make(chan struct{})}
-	pt.Go(func() {
-		defer close(r.done)
-		r.run()
-	})
-	return r
-}
-
 // ensureReplayers starts a replayer for every parked tenant of a partition
 // that has none. It is the partitions' Tend hook: called when a partition
 // is taken, once it has been gathered and at every keeper tick.
@@ -254,152 +242,6 @@ func (pk *parking) ensureReplayers(pt *ownership.Partition) {
 			t.replayer = pk.startReplayer(tenant, token, pt)
 		}
 		t.mu.Unlock()
-	}
-}
-
-// replayer applies one parked tenant's writes in order.
-type replayer struct {
-	pk            *parking
-	tenant, token string
-	pt            *ownership.Partition
-	done          chan struct{}
-}
-
-func (r *replayer) ended() bool { return isClosed(r.done) }
-
-// isClosed says whether a signal channel has been closed, without waiting.
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
-// run replays until the parking lot is empty (and the tenant unparked) or
-// the partition is released. The parked consumer lets one write out at a
-// time (MaxAckPending 1), so even a replayer of a previous owner that is
-// still finishing cannot reorder anything.
-func (r *replayer) run() {
-	g, pt := r.pk.g, r.pt
-	ctx := pt.Context()
-	c, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token))
-	if err != nil {
-		if ctx.Err() == nil {
-			g.log.Error().Err(err).Str("group", string(g.mode)).Str("tenant", r.tenant).Msg("cannot read parked writes; retried when the partition is owned again")
-		}
-		return
-	}
-	for ctx.Err() == nil {
-		// jspull, as for the outbox: parked writes keep their original
-		// headers, a forged Status among them.
-		batch, err := jspull.Fetch(ctx, g.nc, g.cfg.Streams.ParkingStream, c.CachedInfo().Name, 1, streams.PullExpiry)
-		if err != nil {
-			// The consumer may have been deleted by the replayer of an
-			// earlier parking of this tenant, unparked just before.
-			if !sleep(ctx, time.Second) {
-				return
-			}
-			if again, err := g.js.CreateOrUpdateConsumer(ctx, g.cfg.Streams.ParkingStream, g.cfg.Streams.ParkedConsumerConfig(g.mode, r.token)); err == nil {
-				c = again
-			}
-			continue
-		}
-		var msg jetstream.Msg
-		if len(batch) > 0 {
-			msg = batch[0]
-		}
-		if msg == nil {
-			if !pt.Sure() {
-				continue
-			}
-			done, err := r.pk.unpark(ctx, r.tenant, r.token)
-			if err != nil && ctx.Err() == nil {
-				g.log.Warn().Err(err).Str("tenant", r.tenant).Msg("cannot unpark yet")
-			}
-			if done {
-				delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-				_ = g.js.DeleteConsumer(delCtx, g.cfg.Streams.ParkingStream, c.CachedInfo().Name)
-				cancel()
-				return
-			}
-			continue
-		}
-		if !r.replay(msg) {
-			return
-		}
-	}
-}
-
-// replay applies one parked write, waiting through retries and an open
-// breaker with the write held. It returns false when the partition was
-// released, after handing the write back.
-func (r *replayer) replay(msg jetstream.Msg) bool {
-	g, pt := r.pk.g, r.pt
-	d := parkedDelivery(msg, g.cfg.ReplyPrefixes)
-	if d.err != nil {
-		if d.meta == nil {
-			_ = msg.Term()
-			return true
-		}
-		for g.deadLetter(pt.WorkContext(), d.msg, d.meta, d.w, d.retry.attempts, dlq.Failure{Class: streams.ClassBadInput, Reason: d.err.Error()}, streams.OutcomeDead) > 0 {
-			if !holdFor(pt.Context(), msg, g.backoff(1, 0), g.cfg.Streams.AckWait) {
-				_ = msg.Nak()
-				return false
-			}
-		}
-		return true
-	}
-	var workCtx context.Context
-	workCtx, d.span = g.startProcess(pt.WorkContext(), d, pt.Number())
-	defer d.span.End()
-	tenant := g.metrics.TenantLabel(r.tenant)
-	// handBack gives the parked write back, after the time its last
-	// attempt could still be applied late (retryState.notBefore).
-	handBack := func() bool {
-		if wait := time.Until(d.notBefore()); wait > 0 {
-			_ = msg.NakWithDelay(wait)
-		} else {
-			_ = msg.Nak()
-		}
-		return false
-	}
-	for {
-		if wait := time.Until(d.notBefore()); wait > 0 && !holdFor(pt.Context(), msg, wait, g.cfg.Streams.AckWait) {
-			return handBack()
-		}
-		if !g.misconfig.Wait(pt.Context()) || g.fair.Acquire(pt.Context(), r.tenant) != nil {
-			return handBack()
-		}
-		next, after := g.apply(workCtx, &d, tenant)
-		g.fair.Release()
-		d.span.Stepped(next, d.retry.attempts, after)
-		switch next {
-		case settled:
-			g.metrics.Replayed.WithLabelValues(string(g.mode), tenant).Inc()
-			return true
-		case abandoned:
-			return handBack()
-		}
-		if !holdFor(pt.Context(), msg, after, g.cfg.Streams.AckWait) {
-			return handBack()
-		}
-	}
-}
-
-// holdFor waits d while telling the server msg is still in progress.
-func holdFor(ctx context.Context, msg jetstream.Msg, d, ackWait time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return true
-		}
-		if !sleep(ctx, min(left, ackWait/3)) {
-			return false
-		}
-		_ = msg.InProgress()
 	}
 }
 

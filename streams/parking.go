@@ -39,9 +39,8 @@ func ParkedFilter(mode Mode, token string) string {
 // ParkingConfig is the stream where parked tenants' writes wait, in order,
 // until their memory API recovers. Like the outbox it is a work queue that
 // refuses new writes when full rather than dropping any. Its full blocks
-// are compressed (S2): a parked backlog can be large and wait long, and is
-// read one write at a time, so it is kept small on disk, and the page
-// cache has less of it to write out.
+// are compressed (S2): a parked backlog can be large and wait long, so it
+// is kept small on disk, and the page cache has less of it to write out.
 func (c Config) ParkingConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.ParkingStream,
@@ -89,11 +88,20 @@ func ParseParkingKey(key string) (mode Mode, token string, ok bool) {
 	return Mode(m), token, ok
 }
 
+// ParkedMaxAckPending is how many of a parked tenant's writes its parked
+// consumer lets out at once: a replayer applies writes to different
+// memories together, each memory's one at a time.
+const ParkedMaxAckPending = 64
+
 // ParkedConsumerConfig is the durable consumer a replayer reads one parked
-// tenant's writes through. It lets one write out at a time, so two
-// replayers (an owner handing over to the next) can never reorder them. A
-// tenant token can be longer than a consumer name may be, so the name
-// carries a hash of it.
+// tenant's writes through. It lets ParkedMaxAckPending writes out at once;
+// a replayer taking over from another gathers every pending write before
+// it starts any (consumer/replayer.go), so two replayers never reorder a
+// memory's writes. A replayer sets it when it starts, and Provision leaves
+// existing parked consumers alone: an older worker's replayer, which
+// gathers nothing, reads with the one-at-a-time setting it gave the
+// consumer itself (docs/TOPOLOGY.md, rolling upgrades). A tenant token can
+// be longer than a consumer name may be, so the name carries a hash of it.
 func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
 	h := fnv.New64a()
 	h.Write([]byte(token))
@@ -105,8 +113,30 @@ func (c Config) ParkedConsumerConfig(mode Mode, token string) jetstream.Consumer
 		AckPolicy:         jetstream.AckExplicitPolicy,
 		AckWait:           c.AckWait,
 		MaxDeliver:        -1,
-		MaxAckPending:     1,
+		MaxAckPending:     ParkedMaxAckPending,
 		Replicas:          c.Replicas,
 		InactiveThreshold: 24 * time.Hour,
 	}
+}
+
+// parkedReleasedKey is the metadata key a replayer sets on its parked
+// consumer when it ends by handing everything back: it reads nothing more.
+// Any other configuration of the consumer, the one a replayer starts with
+// among them, leaves it out.
+const parkedReleasedKey = "jetbox.released"
+
+// ReleasedParkedConsumerConfig is ParkedConsumerConfig marked as let go
+// by its last replayer (ParkedReleased).
+func (c Config) ReleasedParkedConsumerConfig(mode Mode, token string) jetstream.ConsumerConfig {
+	cfg := c.ParkedConsumerConfig(mode, token)
+	cfg.Metadata = map[string]string{parkedReleasedKey: "true"}
+	return cfg
+}
+
+// ParkedReleased says whether a parked consumer's last replayer let go of
+// it, handing back all it held (ReleasedParkedConsumerConfig), and no
+// replayer has read it since: a replayer taking over then need not wait
+// for the previous one to stop.
+func ParkedReleased(cfg jetstream.ConsumerConfig) bool {
+	return cfg.Metadata[parkedReleasedKey] == "true"
 }

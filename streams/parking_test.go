@@ -124,3 +124,36 @@ func blockBytes(t *testing.T, dir string) uint64 {
 	}
 	return total
 }
+
+// Provision leaves the parked consumers as it finds them. During a rolling
+// upgrade an older worker's replayer may be reading one, set to let one
+// write out at a time, right after taking over from a replayer that died
+// holding several: it gathers nothing and counts on that setting to be
+// delivered the dead one's writes, when they come back, before any later
+// write. A replayer gives its consumer the current configuration itself,
+// when it starts.
+func TestProvisionLeavesParkedConsumersAlone(t *testing.T) {
+	cfg := streams.DefaultConfig()
+	s := natstest.Start(t)
+	_, js := s.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	older := cfg.ParkedConsumerConfig(streams.ModeFastAck, "acme")
+	older.MaxAckPending = 1
+	if _, err := js.CreateOrUpdateConsumer(ctx, cfg.ParkingStream, older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := streams.Provision(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.Consumer(ctx, cfg.ParkingStream, older.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.CachedInfo().Config.MaxAckPending; got != 1 {
+		t.Fatalf("parked consumer's MaxAckPending is %d after Provision, want the 1 it was set to", got)
+	}
+}

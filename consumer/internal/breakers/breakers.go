@@ -188,3 +188,6 @@ func (b *Set[T]) Len() int {
 	defer b.mu.Unlock()
 	return len(b.m)
 }
+
+// Closed says whether the breaker lets every call through.
+func (tb *Breaker[T]) Closed() bool { return tb.cb.State() == gobreaker.StateClosed }
