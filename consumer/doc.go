@@ -42,7 +42,7 @@
 //     moved aside (step 4's path), holding nothing its neighbours need.
 //  8. Call. consumer/internal/memclient sends the request internal/sfmapi
 //     describes and classifies the answer: applied, transient, permanent.
-//  9. Outcome. Applied: ack, forget the attempts, reply to Soma-Reply-To.
+//  9. Outcome. Applied: reply to Soma-Reply-To, ack, forget the attempts.
 //     Permanent: dead-letter. Transient: count the attempt (MEMORY_ATTEMPTS,
 //     shared by workers), wait a backoff (at least Retry-After, and a whole
 //     request timeout after an attempt that got no answer, which the memory

@@ -133,6 +133,65 @@ func TestSyncReturnsTheAnswerAndQueuesWhileTheAPIIsDown(t *testing.T) {
 	}
 }
 
+// A sync write's outcome is published before its ack: the caller waits for
+// the answer alone, and the server's work on the ack comes after it. The
+// ack still follows, so acks keep the order of the writes to a memory.
+func TestSyncOutcomeGoesOutBeforeTheAck(t *testing.T) {
+	h := newHarness(t)
+	h.startWorker(h.workerConfig())
+	ctx := context.Background()
+
+	// One subscriber connection receives both in the order the worker's
+	// connection sent them.
+	const replyTo = streams.DefaultReplyPrefix + "order.1"
+	seen := make(chan *nats.Msg, 64)
+	for _, subject := range []string{replyTo, "$JS.ACK." + h.streams.Stream + ".>"} {
+		sub, err := h.nc.ChanSubscribe(subject, seen)
+		if err != nil {
+			t.Fatalf("subscribe %s: %v", subject, err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := h.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg("memory.acme.sync.store")
+	m.Header.Set(streams.HeaderReplyTo, replyTo)
+	m.Data = []byte(`{"coord":"1,2,3","payload":{"a":1}}`)
+	stored, err := h.js.PublishMsg(ctx, m)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	var order []string
+	timeout := time.After(10 * time.Second)
+	for len(order) < 2 {
+		select {
+		case got := <-seen:
+			switch {
+			case got.Subject == replyTo:
+				order = append(order, "outcome")
+			case string(got.Data) == "+ACK" && ackedSequence(got.Subject) == strconv.FormatUint(stored.Sequence, 10):
+				order = append(order, "ack")
+			}
+		case <-timeout:
+			t.Fatalf("saw %v, want the outcome and the ack", order)
+		}
+	}
+	if order[0] != "outcome" || order[1] != "ack" {
+		t.Fatalf("order %v, want the outcome before the ack", order)
+	}
+}
+
+// ackedSequence is the stream sequence in an ack subject,
+// $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>.
+func ackedSequence(subject string) string {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) != 9 {
+		return ""
+	}
+	return tokens[5]
+}
+
 func TestSyncRejectionCarriesStatusAndBody(t *testing.T) {
 	h := newHarness(t)
 	h.startWorker(h.workerConfig())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync/atomic"
@@ -574,6 +575,16 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 	}
 	switch a.Class {
 	case sfmapi.Applied:
+		// The caller of a sync write waits for nothing but the answer, so
+		// it goes out first, and yielding once lets the connection's
+		// flusher write it on its own: the server routes it before it
+		// starts on the ack (a work-queue removal). The ack follows on
+		// the same connection before the write leaves its lane, so acks
+		// keep the order of the writes to a memory.
+		if w.ReplyTo != "" {
+			g.reply(w, seq, streams.OutcomeApplied, a.Status, a.Body, "")
+			runtime.Gosched()
+		}
 		if err := msg.Ack(); err != nil {
 			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
 		}
@@ -583,7 +594,6 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 		g.metrics.Applied.WithLabelValues(string(g.mode), tenant).Inc()
 		g.metrics.Latency.WithLabelValues(string(g.mode)).Observe(time.Since(meta.Timestamp).Seconds())
 		d.span.SetOutcome(telemetry.OutcomeApplied)
-		g.reply(w, seq, streams.OutcomeApplied, a.Status, a.Body, "")
 		return settled, 0
 	case sfmapi.Permanent:
 		return g.afterDeadLetter(g.deadLetter(ctx, msg, meta, w, d.retry.attempts, dlq.Failure{Class: streams.ClassPermanent, Reason: a.Err.Error(), Status: a.Status, Answer: a.Body}, streams.OutcomeRejected))
