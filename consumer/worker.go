@@ -586,7 +586,7 @@ func (g *group) apply(ctx context.Context, d *delivery, tenant string) (step, ti
 			runtime.Gosched()
 		}
 		if err := msg.Ack(); err != nil {
-			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the redelivery will be suppressed by the idempotency key")
+			g.log.Warn().Err(err).Uint64("seq", seq).Msg("ack after apply failed; the write will be delivered and applied again (the memory API reads no idempotency key)")
 		}
 		if meta.NumDelivered > 1 || d.retry.attempts > 0 {
 			g.forgetAttempts(ctx, seq)
