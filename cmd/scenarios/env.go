@@ -47,6 +47,7 @@ type env struct {
 	store   *memapi.Store
 	workers []*workerProc
 	streams streams.Config // as provisioned
+	timed   *timedAPI      // the memory API when envOptions.timed; store is nil then
 }
 
 // envOptions vary a fresh env; the zero value is what newEnv makes.
@@ -54,6 +55,9 @@ type envOptions struct {
 	apiDelay time.Duration            // added to every memory API data request
 	streams  func(c *streams.Config)  // adjusts streams.DefaultConfig() before provisioning; nil = as is
 	fail     func(tenant string) bool // memapi.Options.Fail: tenants whose requests get 503; nil = none
+	// timed serves a timedAPI (apiDelay, fail) instead of the development
+	// memory API: it answers after exactly apiDelay and stores nothing.
+	timed bool
 }
 
 func (r *runner) newEnv(ctx context.Context, apiDelay time.Duration) (*env, error) {
@@ -73,8 +77,12 @@ func (r *runner) newEnvWith(ctx context.Context, o envOptions) (*env, error) {
 	if o.streams != nil {
 		o.streams(&e.streams)
 	}
-	rig, err := testrig.StartEnv(ctx, testrig.EnvOptions{Dir: e.dir, Streams: &e.streams,
-		MemoryAPI: testrig.MemoryAPIOptions{Store: memapi.Options{Delay: o.apiDelay, Fail: o.fail}}})
+	api := testrig.MemoryAPIOptions{Store: memapi.Options{Delay: o.apiDelay, Fail: o.fail}}
+	if o.timed {
+		e.timed = newTimedAPI(o.apiDelay, o.fail)
+		api = testrig.MemoryAPIOptions{Handler: e.timed}
+	}
+	rig, err := testrig.StartEnv(ctx, testrig.EnvOptions{Dir: e.dir, Streams: &e.streams, MemoryAPI: api})
 	if err != nil {
 		if !r.keep {
 			os.RemoveAll(e.dir)
@@ -141,7 +149,12 @@ func (w *workerProc) rssMB() float64 {
 	return 0
 }
 
-func (e *env) applied() uint64 { return e.rig.API.Totals().Distinct() }
+func (e *env) applied() uint64 {
+	if e.timed != nil {
+		return e.timed.applied()
+	}
+	return e.rig.API.Totals().Distinct()
+}
 
 // waitApplied waits until n writes are applied and returns when that was.
 func (e *env) waitApplied(ctx context.Context, n uint64, tick func()) (time.Time, error) {

@@ -28,7 +28,7 @@ func recoveryScenario(ctx context.Context, r *runner) (result, error) {
 	// that answers.
 	var baseRate float64
 	{
-		e, err := r.newEnv(ctx, apiDelay)
+		e, err := r.newEnvWith(ctx, envOptions{apiDelay: apiDelay, timed: true})
 		if err != nil {
 			return result{}, err
 		}
@@ -50,7 +50,7 @@ func recoveryScenario(ctx context.Context, r *runner) (result, error) {
 
 	var down atomic.Bool
 	down.Store(true)
-	e, err := r.newEnvWith(ctx, envOptions{apiDelay: apiDelay, fail: func(t string) bool { return t == tenant && down.Load() }})
+	e, err := r.newEnvWith(ctx, envOptions{apiDelay: apiDelay, timed: true, fail: func(t string) bool { return t == tenant && down.Load() }})
 	if err != nil {
 		return result{}, err
 	}
