@@ -91,7 +91,7 @@ func ParseParkingKey(key string) (mode Mode, token string, ok bool) {
 // ParkedMaxAckPending is how many of a parked tenant's writes its parked
 // consumer lets out at once: a replayer applies writes to different
 // memories together, each memory's one at a time.
-const ParkedMaxAckPending = 64
+const ParkedMaxAckPending = 128
 
 // ParkedConsumerConfig is the durable consumer a replayer reads one parked
 // tenant's writes through. It lets ParkedMaxAckPending writes out at once;
