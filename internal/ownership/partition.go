@@ -151,7 +151,9 @@ func (pt *Partition) pull() {
 	for gathered := false; ; {
 		var msg jetstream.Msg
 		var err error
-		if gathered {
+		if gathered || len(early) == 0 {
+			// Nothing to check until a write comes: an idle partition
+			// sleeps until one does, or until it is released.
 			msg, err = pt.it.Next(context.Background())
 		} else {
 			wait, cancel := context.WithTimeout(context.Background(), gatherCheck)
