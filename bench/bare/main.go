@@ -14,7 +14,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -24,8 +23,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/jetbox-dev/jetbox/internal/procstat"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -120,18 +118,21 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 		}
 		defer cc.Stop()
 	}
-	ready, readyCPU, readyCalls, atReady := time.Now(), cpuTime(), rwSyscalls(), applied.Load()
+	ready, atReady := time.Now(), applied.Load()
+	self := os.Getpid()
+	used := procstat.Of(self)
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return drain{}, fmt.Errorf("%d of %d applied, %d failed: %w", applied.Load(), n, failed.Load(), ctx.Err())
 	}
 	end := time.Now()
+	total := procstat.Of(self)
 	return drain{
 		N: n, Secs: end.Sub(start).Seconds(), PerSec: float64(n) / end.Sub(start).Seconds(),
 		Errors: failed.Load(), ReadySecs: ready.Sub(start).Seconds(), AppliedAtReady: atReady,
 		FromReadySecs: end.Sub(ready).Seconds(), FromReadyPerSec: float64(int64(n)-atReady) / end.Sub(ready).Seconds(),
-		CPUSeconds: (cpuTime() - readyCPU).Seconds(), PeakRSS: peakRSS(), Syscalls: rwSyscalls() - readyCalls,
+		CPUSeconds: (total.CPU - used.CPU).Seconds(), PeakRSS: int64(total.PeakMB * (1 << 20)), Syscalls: total.Syscalls - used.Syscalls,
 	}, nil
 }
 
@@ -157,47 +158,4 @@ func post(ctx context.Context, transport *http.Transport, url, token string, m j
 		return fmt.Errorf("memory API answered %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// cpuTime is the process's CPU time so far, user and system, all threads.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// peakRSS is the process's VmHWM in bytes (not ru_maxrss, which a process
-// started by a Go program inherits from its parent).
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-
-// rwSyscalls is the read and write system calls the process made so far.
-func rwSyscalls() int64 {
-	data, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	var n int64
-	for _, line := range strings.Split(string(data), "\n") {
-		if name, value, ok := strings.Cut(line, ": "); ok && (name == "syscr" || name == "syscw") {
-			v, _ := strconv.ParseInt(value, 10, 64)
-			n += v
-		}
-	}
-	return n
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/memapi"
+	"github.com/jetbox-dev/jetbox/internal/procstat"
 	"github.com/jetbox-dev/jetbox/internal/testrig"
 	"github.com/jetbox-dev/jetbox/streams"
 )
@@ -243,7 +242,7 @@ func (e *env) stopWorkers() usage {
 	var u usage
 	for _, w := range e.workers {
 		w.proc.Stop()
-		u = u.plus(w.exitUsage())
+		u = u.Plus(w.exitUsage())
 	}
 	e.workers = nil
 	return u
@@ -253,65 +252,17 @@ func (e *env) stopWorkers() usage {
 func (e *env) workersUsage() usage {
 	var u usage
 	for _, w := range e.workers {
-		u = u.plus(w.usage())
+		u = u.Plus(w.usage())
 	}
 	return u
 }
 
 // usage is CPU time, peak resident memory and read and write system calls
 // of worker processes; peak memory adds up across workers.
-type usage struct {
-	CPU      time.Duration
-	PeakMB   float64
-	Syscalls int64 // read and write calls (syscr + syscw of /proc/<pid>/io): sockets, files
-}
+type usage = procstat.Usage
 
-func (u usage) plus(o usage) usage {
-	return usage{CPU: u.CPU + o.CPU, PeakMB: u.PeakMB + o.PeakMB, Syscalls: u.Syscalls + o.Syscalls}
-}
-
-// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
-// every Linux architecture Go runs on).
-const userHZ = 100
-
-// usage reads utime+stime from /proc/<pid>/stat, VmHWM from
-// /proc/<pid>/status and syscr+syscw from /proc/<pid>/io of a running
-// worker.
-func (w *workerProc) usage() usage {
-	pid := w.proc.Pid()
-	var u usage
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// The command name may hold spaces; the fields after it do not.
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 {
-			f := strings.Fields(string(stat[i+1:]))
-			if len(f) > 12 {
-				utime, _ := strconv.ParseInt(f[11], 10, 64)
-				stime, _ := strconv.ParseInt(f[12], 10, 64)
-				u.CPU = time.Duration(utime+stime) * time.Second / userHZ
-			}
-		}
-	}
-	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-				u.PeakMB = kb / 1024
-			}
-		}
-		f.Close()
-	}
-	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
-		for _, line := range strings.Split(string(io), "\n") {
-			name, value, ok := strings.Cut(line, ": ")
-			if ok && (name == "syscr" || name == "syscw") {
-				n, _ := strconv.ParseInt(value, 10, 64)
-				u.Syscalls += n
-			}
-		}
-	}
-	return u
-}
+// usage reads what a running worker has used so far.
+func (w *workerProc) usage() usage { return procstat.Of(w.proc.Pid()) }
 
 // exitUsage is the CPU time of a worker that has exited, from its rusage.
 // Its ru_maxrss is no measure of the worker: Go starts a child with
