@@ -315,7 +315,7 @@ func (r *replayer) handBackAll() {
 	held := slices.Collect(maps.Values(r.held))
 	r.held = map[uint64]heldParked{}
 	r.mu.Unlock()
-	slices.SortFunc(held, func(a, b heldParked) int { return cmp.Compare(parkingSeq(a.msg), parkingSeq(b.msg)) })
+	slices.SortFunc(held, byParkingSeq)
 	now := time.Now()
 	latest := map[string]time.Time{} // by memory
 	for _, h := range held {
@@ -346,7 +346,7 @@ func (r *replayer) keep(stop <-chan struct{}) {
 		r.mu.Lock()
 		held := slices.Collect(maps.Values(r.held))
 		r.mu.Unlock()
-		slices.SortFunc(held, func(a, b heldParked) int { return cmp.Compare(parkingSeq(a.msg), parkingSeq(b.msg)) })
+		slices.SortFunc(held, byParkingSeq)
 		for _, h := range held {
 			_ = h.msg.InProgress()
 		}
@@ -432,6 +432,9 @@ func (r *replayer) replay(d delivery) bool {
 		}
 	}
 }
+
+// byParkingSeq orders held writes by their sequence in the parking stream.
+func byParkingSeq(a, b heldParked) int { return cmp.Compare(parkingSeq(a.msg), parkingSeq(b.msg)) }
 
 // parkingSeq is a parked write's sequence in the parking stream (0
 // without metadata).

@@ -131,20 +131,28 @@ func TestParseWatermill(t *testing.T) {
 	}
 }
 
-// TestDrainCeilingTinyRun measures the drain's ceiling on a tiny backlog:
-// pulled and acked through the outbox's partition consumers, which are left
-// unpinned and empty for the workers of the drain, and POSTed to the
-// memory API.
-func TestDrainCeilingTinyRun(t *testing.T) {
+// tinyDrainBench is a bench of one tiny run and a fresh pipeline with the
+// outbox provisioned in 4 partitions per mode, closed at the end of t.
+func tinyDrainBench(ctx context.Context, t *testing.T) (*bench, *env) {
+	t.Helper()
 	progressOut = io.Discard
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	b := &bench{opts: options{size: 512}, scale: 1, work: t.TempDir(), res: &Results{Partitions: 4}}
 	e, err := newEnv(ctx, filepath.Join(b.work, "env"), envSpec{provision: true, partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.close()
+	t.Cleanup(e.close)
+	return b, e
+}
+
+// TestDrainCeilingTinyRun measures the drain's ceiling on a tiny backlog:
+// pulled and acked through the outbox's partition consumers, which are left
+// unpinned and empty for the workers of the drain, and POSTed to the
+// memory API.
+func TestDrainCeilingTinyRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, e := tinyDrainBench(ctx, t)
 	if err := b.drainCeiling(ctx, e, 300); err != nil {
 		t.Fatal(err)
 	}
@@ -220,15 +228,9 @@ func TestTinyRun(t *testing.T) {
 // figures are read, and the partition consumers are left empty and
 // unpinned for the worker that drains next.
 func TestBareDrainTinyRun(t *testing.T) {
-	progressOut = io.Discard
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	b := &bench{opts: options{size: 512}, scale: 1, work: t.TempDir(), res: &Results{Partitions: 4}}
-	e, err := newEnv(ctx, filepath.Join(b.work, "env"), envSpec{provision: true, partitions: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
+	b, e := tinyDrainBench(ctx, t)
 	if err := b.bareDrain(ctx, e, 300); err != nil {
 		t.Fatal(err)
 	}

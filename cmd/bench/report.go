@@ -335,12 +335,6 @@ func (r *Results) drainRows() []Row {
 		}
 		add(dr, fig, "writes/s", bare.FromReadyPerSec, ceilingName, ceiling, target{})
 		add(dr, "bare process peak RSS (VmHWM)", "MB", bare.PeakRSSBytes/(1<<20), "", nil, target{})
-		if drained := float64(bare.N) - float64(bare.AppliedAtReady); drained > 0 && bare.Syscalls > 0 {
-			v := bare.Syscalls / drained
-			if calls, ok := r.WorkerSyscalls["drain"]; ok {
-				add(dr, "worker read+write syscalls per applied write", "calls", calls, "bare process", &v, target{})
-			}
-		}
 	}
 	if mb, ok := r.WorkerPeakMB["drain"]; ok {
 		add(dr, "worker peak RSS (VmHWM)", "MB", mb, "Watermill drain-only process", wmRate(func(d *watermillDrain) float64 { return d.PeakRSSBytes / (1 << 20) }), target{atMost, 40})
@@ -365,7 +359,13 @@ func (r *Results) drainRows() []Row {
 		add(dr, "worker CPU per applied write, from start", "us", cpu, "", nil, target{})
 	}
 	if calls, ok := r.WorkerSyscalls["drain"]; ok {
-		add(dr, "worker read+write syscalls per applied write", "calls", calls, "", nil, target{})
+		var floor *float64
+		baseline := ""
+		if bare := r.Bare; bare != nil && bare.N > int(bare.AppliedAtReady) && bare.Syscalls > 0 {
+			v := bare.Syscalls / float64(bare.N-int(bare.AppliedAtReady))
+			floor, baseline = &v, "bare process"
+		}
+		add(dr, "worker read+write syscalls per applied write", "calls", calls, baseline, floor, target{})
 	}
 	if pull != nil {
 		add(dr, fmt.Sprintf("ceiling: raw pull + ack, no HTTP (%d partition consumers)", r.Partitions), "writes/s", *pull, "", nil, target{})
