@@ -288,14 +288,34 @@ func freeLoopbackAddr() (string, error) {
 }
 
 // profileWorker saves a CPU profile of the first worker, taken over the
-// given time, into dir/drain-worker.pprof, then its allocations so far into
+// given time, into dir/drain-worker.pprof, its heap half way through into
+// dir/drain-worker-heap.pprof, then its allocations so far into
 // dir/drain-worker-allocs.pprof.
 func (e *env) profileWorker(ctx context.Context, seconds int, dir string) error {
 	if len(e.workers) == 0 || !e.profiles {
 		return errors.New("no worker serving profiles")
 	}
 	base := "http://" + e.workers[0].ops + "/debug/pprof/"
+	heap := make(chan error, 1)
+	go func() {
+		select {
+		case <-time.After(time.Duration(seconds) * time.Second / 2):
+			err := download(ctx, base+"heap", filepath.Join(dir, "drain-worker-heap.pprof"))
+			if err == nil {
+				err = download(ctx, base+"heap?debug=1", filepath.Join(dir, "drain-worker-heap.txt"))
+			}
+			if err == nil {
+				err = download(ctx, base+"goroutine?debug=1", filepath.Join(dir, "drain-worker-goroutines.txt"))
+			}
+			heap <- err
+		case <-ctx.Done():
+			heap <- ctx.Err()
+		}
+	}()
 	if err := download(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, seconds), filepath.Join(dir, "drain-worker.pprof")); err != nil {
+		return err
+	}
+	if err := <-heap; err != nil {
 		return err
 	}
 	if err := download(ctx, base+"allocs", filepath.Join(dir, "drain-worker-allocs.pprof")); err != nil {
