@@ -40,6 +40,13 @@ type Config struct {
 	// It is raised to the server's max payload, so any write fits.
 	PullMaxBytes int
 
+	// QueuedPerPartition bounds the writes per owned partition that wait
+	// for a memory API slot: with that many waiting, the worker pulls no
+	// more of the partition until half of them have a slot. Writes waiting
+	// behind an earlier write to their memory do not count.
+	// 0 = streams.DefaultQueuedPerPartition.
+	QueuedPerPartition int
+
 	// MisconfiguredProbe is how often one write is let through while the
 	// memory API refuses the worker itself; 0 = DefaultMisconfiguredProbe.
 	MisconfiguredProbe time.Duration
@@ -79,6 +86,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:    30 * time.Second,
 		ReplyPrefixes:      []string{streams.DefaultReplyPrefix},
 		PullMaxBytes:       streams.DefaultPullMaxBytes,
+		QueuedPerPartition: streams.DefaultQueuedPerPartition,
 		MisconfiguredProbe: DefaultMisconfiguredProbe,
 		MetricsTenants:     100,
 	}
@@ -134,6 +142,9 @@ func (c *Config) setDefaults() {
 	if c.MisconfiguredProbe == 0 {
 		c.MisconfiguredProbe = d.MisconfiguredProbe
 	}
+	if c.QueuedPerPartition == 0 {
+		c.QueuedPerPartition = d.QueuedPerPartition
+	}
 }
 
 // ErrConfig is wrapped by every configuration error.
@@ -152,6 +163,8 @@ func (c *Config) validate() error {
 	switch {
 	case c.Concurrency < 1:
 		return fmt.Errorf("%w: concurrency %d, want at least 1", ErrConfig, c.Concurrency)
+	case c.QueuedPerPartition < 1:
+		return fmt.Errorf("%w: queued writes per partition %d, want at least 1", ErrConfig, c.QueuedPerPartition)
 	case c.MaxAttempts < 1:
 		return fmt.Errorf("%w: max attempts %d, want at least 1", ErrConfig, c.MaxAttempts)
 	case c.BackoffBase <= 0 || c.BackoffMax < c.BackoffBase:

@@ -134,6 +134,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		g.partitions = ownership.NewPartitions(ownership.Config{
 			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
+			Hold:         cfg.QueuedPerPartition,
 			OwnedChanged: func(delta int) { w.metrics.Partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
 			Log:          w.log,
 			Hooks:        ownership.Hooks{Start: g.start, Gathered: g.catchUpParking, Tend: g.parking.ensureReplayers},
@@ -328,6 +329,9 @@ type delivery struct {
 	turn *lanes.Turn // its place in its memory's lane, when decoded
 	// span is its process span (tracing.go); nil when tracing is off.
 	span *telemetry.ProcessSpan
+	// wants says it is counted among its partition's writes waiting for a
+	// memory API slot (ownership.Partition.Waiting).
+	wants bool
 
 	retry retryState
 }
@@ -357,6 +361,23 @@ func (g *group) prepare(msg jetstream.Msg, meta *jetstream.MsgMetadata) delivery
 	return d
 }
 
+// wantSlot counts the write among its partition's writes waiting for a
+// memory API slot, or stops counting it. Only a write that could take a
+// slot at once is counted: not one waiting for its lane, a retry delay or
+// its tenant's breaker, so that a failing tenant's writes do not hold
+// back its partition's other tenants.
+func (d *delivery) wantSlot(pt *ownership.Partition, want bool) {
+	if d.wants == want {
+		return
+	}
+	d.wants = want
+	if want {
+		pt.Waiting(+1)
+	} else {
+		pt.Waiting(-1)
+	}
+}
+
 // notBefore is when a handed-back write may come back to the next owner.
 func (d delivery) notBefore() time.Time {
 	return d.retry.notBefore
@@ -366,6 +387,11 @@ func (d delivery) notBefore() time.Time {
 // its lane, in stream order, and returns its handling.
 func (g *group) start(pt *ownership.Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(done func()) {
 	d := g.prepare(msg, meta)
+	if d.err == nil && d.turn != nil && d.turn.Told() {
+		// Counted at once, on the pull loop, so that the partition does
+		// not pull again before the write is counted in its goroutine.
+		d.wantSlot(pt, true)
+	}
 	return func(done func()) { g.handle(pt.Context(), pt.WorkContext(), d, pt, done) }
 }
 
@@ -438,6 +464,7 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 // run (fair.Run).
 func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownership.Partition, tenant string, end func()) fair.Then {
 	handBack := func() {
+		d.wantSlot(pt, false)
 		pt.HandBack(d.msg, d.notBefore())
 		end()
 	}
@@ -445,23 +472,29 @@ func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownershi
 		// Cut off from NATS, the worker starts nothing: the partition may be
 		// another worker's by the time it could ack.
 		for ctx.Err() == nil && !g.nc.IsConnected() {
+			d.wantSlot(pt, false)
 			sleep(ctx, 100*time.Millisecond)
 		}
 		if ctx.Err() != nil {
 			handBack()
 			return nil
 		}
-		if wait := time.Until(d.notBefore()); wait > 0 && !sleep(ctx, wait) {
-			handBack()
-			return nil
+		if wait := time.Until(d.notBefore()); wait > 0 {
+			d.wantSlot(pt, false)
+			if !sleep(ctx, wait) {
+				handBack()
+				return nil
+			}
 		}
 		moved, err := g.parking.divert(ctx, *d)
 		if moved && err == nil {
+			d.wantSlot(pt, false)
 			d.span.SetOutcome(telemetry.OutcomeParked)
 			end()
 			return nil
 		}
 		if err != nil {
+			d.wantSlot(pt, false)
 			g.log.Warn().Err(err).Str("group", string(g.mode)).Uint64("seq", d.meta.Sequence.Stream).Msg("cannot move a parked tenant's write aside; retrying")
 			if !sleep(ctx, g.backoff(1, 0)) {
 				handBack()
@@ -473,7 +506,11 @@ func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownershi
 			handBack()
 			return nil
 		}
+		// Counted until it has a slot or gives up, whether it waits as
+		// data (then runs) or as the dispatcher.
+		d.wantSlot(pt, true)
 		held, err := g.fair.AcquireOrQueue(ctx, d.w.Addr.Tenant, func(err error) fair.Then {
+			d.wantSlot(pt, false)
 			if err != nil {
 				handBack()
 				return nil
@@ -483,6 +520,9 @@ func (g *group) attempts(ctx, workCtx context.Context, d *delivery, pt *ownershi
 			}
 			return g.attempts(ctx, workCtx, d, pt, tenant, end)
 		})
+		if held || err != nil {
+			d.wantSlot(pt, false)
+		}
 		if err != nil {
 			handBack()
 			return nil

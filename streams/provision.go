@@ -68,6 +68,12 @@ func DefaultConfig() Config {
 // holds at most 288 MiB of writes, whatever their count.
 const DefaultPullMaxBytes = 4 << 20
 
+// DefaultQueuedPerPartition is how many writes per owned partition a
+// worker takes from the stream to wait for a memory API slot. Beyond a
+// few per partition, writes waiting for a slot only wait in the worker's
+// memory instead of in the stream: the slots are busy either way.
+const DefaultQueuedPerPartition = 16
+
 // DefaultTenantMaxPending is the default tenant quota, the backlog
 // SomaBrain's own database outbox allowed a tenant.
 const DefaultTenantMaxPending = 10000

@@ -50,6 +50,7 @@ func workerConfig(cfg config.Config, endpoint string) consumer.Config {
 		FailureThreshold: cfg.Memory.FailureThreshold, ResetInterval: cfg.Memory.ResetInterval.Duration(),
 		BreakerIdleTTL: cfg.Worker.BreakerIdleTTL, ShutdownTimeout: cfg.Worker.ShutdownTimeout, ReplyPrefixes: cfg.Worker.ReplyPrefixList(),
 		LogPayloads: cfg.Log.Payloads, MetricsTenants: cfg.Ops.MetricsTenants, PullMaxBytes: cfg.Worker.PullMaxBytes,
+		QueuedPerPartition: cfg.Worker.QueuedPerPartition,
 	}
 }
 

@@ -128,16 +128,17 @@ type Worker struct {
 	Modes       string `env:"SOMABRAIN_OUTBOX_MODES" envDefault:"sync,fast_ack,background" help:"consumer groups this worker runs"`
 	Concurrency int    `env:"SOMABRAIN_OUTBOX_CONCURRENCY" envDefault:"64" help:"memory API calls in flight per worker; sync is served first, then fast_ack, then background"`
 	// The default is streams.DefaultPullMaxBytes (codeDefaults).
-	PullMaxBytes    int           `env:"SOMABRAIN_OUTBOX_PULL_MAX_BYTES" help:"bytes of pulled, unsettled writes a worker holds per partition it owns (at least the server's max payload)"`
-	RequestTimeout  time.Duration `env:"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT" envDefault:"10s" help:"one memory API call"`
-	MaxAttempts     int           `env:"SOMABRAIN_OUTBOX_MAX_ATTEMPTS" envDefault:"10" help:"retry budget: attempts before a transiently failing write is dead-lettered (deferrals do not count)"`
-	BackoffBase     time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_BASE" envDefault:"500ms" help:"first retry delay; doubles per attempt, with jitter"`
-	BackoffMax      time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_MAX" envDefault:"60s" help:"largest retry delay"`
-	MaxRetryAfter   time.Duration `env:"SOMABRAIN_OUTBOX_MAX_RETRY_AFTER" envDefault:"15m" help:"largest Retry-After the workers honour"`
-	BreakerIdleTTL  time.Duration `env:"SOMABRAIN_OUTBOX_BREAKER_IDLE_TTL" envDefault:"10m" help:"a tenant's breaker is forgotten after this long unused"`
-	ReplyPrefixes   string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
-	NATSGateway     bool          `env:"SOMABRAIN_OUTBOX_NATS_GATEWAY" envDefault:"true" help:"run the ingest gateway: tenants publish to ingest.memory.<tenant token>.<mode>.<op>, and the worker republishes into the outbox with the contract's headers only; false disables"`
-	ShutdownTimeout time.Duration `env:"SOMABRAIN_OUTBOX_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight writes may take to finish"`
+	PullMaxBytes       int           `env:"SOMABRAIN_OUTBOX_PULL_MAX_BYTES" help:"bytes of pulled, unsettled writes a worker holds per partition it owns (at least the server's max payload)"`
+	QueuedPerPartition int           `env:"SOMABRAIN_OUTBOX_QUEUED_PER_PARTITION" help:"writes per owned partition a worker takes from the stream while they wait for a memory API slot; it pulls more once half of them have one"`
+	RequestTimeout     time.Duration `env:"SOMABRAIN_OUTBOX_REQUEST_TIMEOUT" envDefault:"10s" help:"one memory API call"`
+	MaxAttempts        int           `env:"SOMABRAIN_OUTBOX_MAX_ATTEMPTS" envDefault:"10" help:"retry budget: attempts before a transiently failing write is dead-lettered (deferrals do not count)"`
+	BackoffBase        time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_BASE" envDefault:"500ms" help:"first retry delay; doubles per attempt, with jitter"`
+	BackoffMax         time.Duration `env:"SOMABRAIN_OUTBOX_BACKOFF_MAX" envDefault:"60s" help:"largest retry delay"`
+	MaxRetryAfter      time.Duration `env:"SOMABRAIN_OUTBOX_MAX_RETRY_AFTER" envDefault:"15m" help:"largest Retry-After the workers honour"`
+	BreakerIdleTTL     time.Duration `env:"SOMABRAIN_OUTBOX_BREAKER_IDLE_TTL" envDefault:"10m" help:"a tenant's breaker is forgotten after this long unused"`
+	ReplyPrefixes      string        `env:"SOMABRAIN_OUTBOX_REPLY_PREFIXES" help:"comma-separated subject prefixes a sync outcome may be published under (Soma-Reply-To elsewhere is refused)"`
+	NATSGateway        bool          `env:"SOMABRAIN_OUTBOX_NATS_GATEWAY" envDefault:"true" help:"run the ingest gateway: tenants publish to ingest.memory.<tenant token>.<mode>.<op>, and the worker republishes into the outbox with the contract's headers only; false disables"`
+	ShutdownTimeout    time.Duration `env:"SOMABRAIN_OUTBOX_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, how long in-flight writes may take to finish"`
 }
 
 // Producer is how a write is published: by the front door, 'jetbox
@@ -208,6 +209,7 @@ var codeDefaults = map[string]string{
 	"SOMABRAIN_OUTBOX_TENANT_MAX_PENDING":      strconv.FormatInt(streams.DefaultTenantMaxPending, 10),
 	"SOMABRAIN_OUTBOX_MAX_ACK_PENDING":         strconv.Itoa(streams.DefaultConfig().MaxAckPending),
 	"SOMABRAIN_OUTBOX_PULL_MAX_BYTES":          strconv.Itoa(streams.DefaultPullMaxBytes),
+	"SOMABRAIN_OUTBOX_QUEUED_PER_PARTITION":    strconv.Itoa(streams.DefaultQueuedPerPartition),
 	"SOMABRAIN_OUTBOX_REPLY_PREFIXES":          streams.DefaultReplyPrefix,
 	"SOMABRAIN_OUTBOX_INGEST_LISTEN":           limits.Listen,
 	"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES":   strconv.Itoa(limits.MaxBodyBytes),
@@ -381,6 +383,7 @@ func (c Config) Validate() error {
 		{"SOMABRAIN_OUTBOX_BUFFER_SIZE", c.Producer.BufferSize >= 1, fmt.Sprint(c.Producer.BufferSize)},
 		{"SOMABRAIN_OUTBOX_METRICS_TENANTS", c.Ops.MetricsTenants >= 1, fmt.Sprint(c.Ops.MetricsTenants)},
 		{"SOMABRAIN_OUTBOX_PULL_MAX_BYTES", c.Worker.PullMaxBytes >= 1, fmt.Sprint(c.Worker.PullMaxBytes)},
+		{"SOMABRAIN_OUTBOX_QUEUED_PER_PARTITION", c.Worker.QueuedPerPartition >= 1, fmt.Sprint(c.Worker.QueuedPerPartition)},
 		{"SOMABRAIN_OUTBOX_INGEST_MAX_BODY_BYTES", c.FrontDoor.MaxBodyBytes >= 1, fmt.Sprint(c.FrontDoor.MaxBodyBytes)},
 		{"SOMABRAIN_OUTBOX_INGEST_MAX_HEADER_BYTES", c.FrontDoor.MaxHeaderBytes >= 1, fmt.Sprint(c.FrontDoor.MaxHeaderBytes)},
 		{"SOMABRAIN_OUTBOX_INGEST_READ_TIMEOUT", c.FrontDoor.ReadTimeout > 0, c.FrontDoor.ReadTimeout.String()},

@@ -48,6 +48,10 @@ type Iterator struct {
 	waiting bool // a retry is scheduled; no pulling until it fires
 	hbTimer *time.Timer
 	retry   *time.Timer
+	// keepAlive sends a pin-keeping request while Hold holds pulling back;
+	// lastRequest is when the last request went out.
+	keepAlive   *time.Timer
+	lastRequest time.Time
 
 	ignored   atomic.Uint64
 	hbMissed  atomic.Uint64
@@ -87,6 +91,7 @@ func Messages(nc *nats.Conn, stream, consumer string, opts ...Option) (*Iterator
 	}
 	it.hbTimer = stoppedTimer(it.heartbeatLost)
 	it.retry = stoppedTimer(it.retryNow)
+	it.keepAlive = stoppedTimer(it.Poke)
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	it.status = nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING)
@@ -174,6 +179,22 @@ func (it *Iterator) Drain() {
 		// The connection is closing: the subscription closes with it.
 		it.subscriptionClosed()
 	}
+}
+
+// Poke makes the iterator look again at whether to pull: the caller's
+// count for [Hold] has fallen.
+func (it *Iterator) Poke() {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	it.pull()
+}
+
+// Coming is how many messages are buffered for Next or asked for and
+// not yet here.
+func (it *Iterator) Coming() int {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return len(it.buf) + it.wantN
 }
 
 // PinID is the pin id the server gave this iterator, "" if none.
@@ -296,6 +317,16 @@ func (it *Iterator) pull() {
 	if req.Batch <= 0 {
 		return
 	}
+	if o.holdLimit > 0 {
+		free := o.holdLimit - o.holding() - coming
+		if free < (o.holdLimit+1)/2 {
+			if !it.keepPin() {
+				return
+			}
+			free = 1
+		}
+		req.Batch = min(req.Batch, free)
+	}
 	if o.maxBytes > 0 {
 		req.MaxBytes = o.maxBytes - it.held - it.wantB
 		if req.MaxBytes <= it.tooBig || it.wantN > 0 && req.MaxBytes < o.maxBytes/2 {
@@ -311,9 +342,25 @@ func (it *Iterator) pull() {
 		return
 	}
 	it.requested.Add(1)
+	it.lastRequest = time.Now()
 	it.wantN += req.Batch
 	it.wantB += req.MaxBytes
 	it.heard()
+}
+
+// keepPin says whether to send a one-message request, held back by Hold,
+// so that the server keeps the pin: when the group is pinned, no request
+// is open, and the last went out an Expiry ago. Otherwise it makes sure
+// pulling is looked at again by then.
+func (it *Iterator) keepPin() bool {
+	if !it.opts.pinned || it.wantN > 0 {
+		return false
+	}
+	if wait := it.opts.expiry - time.Since(it.lastRequest); wait > 0 {
+		it.keepAlive.Reset(wait)
+		return false
+	}
+	return true
 }
 
 // heard rearms the heartbeat watch while requests are open.
@@ -407,6 +454,7 @@ func stoppedTimer(f func()) *time.Timer {
 func (it *Iterator) stopTimers() {
 	it.hbTimer.Stop()
 	it.retry.Stop()
+	it.keepAlive.Stop()
 	it.waiting = false
 }
 

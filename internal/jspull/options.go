@@ -29,6 +29,8 @@ type options struct {
 	group       string
 	pinned      bool
 	apiPrefix   string
+	holdLimit   int
+	holding     func() int
 }
 
 func newOptions(opts []Option) (options, error) {
@@ -97,6 +99,26 @@ func Heartbeat(d time.Duration) Option {
 			return fmt.Errorf("%w: Heartbeat %v must be at least 1ms", ErrInvalidOption, d)
 		}
 		o.heartbeat = d
+		return nil
+	}
+}
+
+// Hold bounds what the caller takes while it cannot use it: the iterator
+// pulls only while the caller's holding() (messages it took and has not
+// got going, by its own count), the buffered ones and those on their way
+// leave at least half of limit free, and asks for no more than is free.
+// Call [Iterator.Poke] when holding() falls, so that pulling resumes.
+//
+// While held back, an iterator of a pinned group still sends a pull
+// request for one message every Expiry, so that the server keeps the pin
+// (it unpins a client that sends no request for the consumer's pinned
+// TTL, which must be longer than Expiry).
+func Hold(limit int, holding func() int) Option {
+	return func(o *options) error {
+		if limit < 1 || holding == nil {
+			return fmt.Errorf("%w: Hold limit %d must be at least 1, with a count", ErrInvalidOption, limit)
+		}
+		o.holdLimit, o.holding = limit, holding
 		return nil
 	}
 }

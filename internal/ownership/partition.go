@@ -43,6 +43,13 @@ type Partition struct {
 	others sync.WaitGroup
 	// sure is set once the previous owner has certainly let go.
 	sure atomic.Bool
+	// waiting counts the writes that wait for capacity (Waiting); early
+	// the writes held before the partition is gathered, and missing how
+	// many more were pending at the last check, which it must pull
+	// whatever it holds.
+	waiting atomic.Int64
+	early   atomic.Int64
+	missing atomic.Int64
 
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
@@ -70,20 +77,23 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 	// jspull, not nats.go's iterator: a stored write that looks like a
 	// server status, or carries a pin id of its own, must reach the
 	// worker as the write it is (docs/NATSGO-STATUS-HEADER.md).
-	it, err := jspull.Messages(cfg.Conn, cfg.Streams.Stream, streams.PartitionConsumerName(cfg.Mode, p),
+	pt := &Partition{
+		cfg: cfg, p: p, consumer: c, workCtx: workCtx,
+		pulled: make(chan struct{}), released: make(chan struct{}),
+		held: map[uint64]jetstream.Msg{},
+	}
+	opts := []jspull.Option{
 		jspull.MaxMessages(cfg.Batch),
 		jspull.MaxBytes(cfg.MaxBytes),
 		jspull.Expiry(streams.PullExpiry),
-		jspull.Heartbeat(streams.PullExpiry/4),
+		jspull.Heartbeat(streams.PullExpiry / 4),
 		jspull.PinnedGroup(streams.OwnerGroup),
-	)
-	if err != nil {
-		return nil, err
 	}
-	pt := &Partition{
-		cfg: cfg, p: p, consumer: c, it: it, workCtx: workCtx,
-		pulled: make(chan struct{}), released: make(chan struct{}),
-		held: map[uint64]jetstream.Msg{},
+	if cfg.Hold > 0 {
+		opts = append(opts, jspull.Hold(cfg.Hold, pt.holding))
+	}
+	if pt.it, err = jspull.Messages(cfg.Conn, cfg.Streams.Stream, streams.PartitionConsumerName(cfg.Mode, p), opts...); err != nil {
+		return nil, err
 	}
 	pt.ctx, pt.cancel = context.WithCancel(ctx)
 	// Past the pin's time-out and an ack wait, the previous owner has let
@@ -115,6 +125,17 @@ func (pt *Partition) Sure() bool { return pt.sure.Load() }
 
 func (pt *Partition) markSure() { pt.sure.Store(true) }
 
+// Waiting counts the partition's writes that wait for capacity (a memory
+// API slot): +1 when one starts waiting, -1 when it stops. While
+// Config.Hold of them wait, the partition takes no more writes from the
+// stream; once half of them have gone on, it pulls again.
+func (pt *Partition) Waiting(delta int) {
+	n := pt.waiting.Add(int64(delta))
+	if delta < 0 && pt.cfg.Hold > 0 && n == int64(pt.cfg.Hold/2) {
+		pt.it.Poke()
+	}
+}
+
 // Go runs f in its own goroutine as part of the owner's work on the
 // partition: Release waits for it, after the running writes and before
 // handing anything back. f should end soon after Context does.
@@ -133,10 +154,18 @@ func (pt *Partition) tend() {
 	}
 }
 
+// holding is what counts against Config.Hold: the writes waiting for
+// capacity, and those held before the partition is gathered, less the
+// pending writes that have yet to reach it.
+func (pt *Partition) holding() int {
+	return int(pt.waiting.Load() + pt.early.Load() - pt.missing.Load())
+}
+
 // pull reads the partition's writes and starts each in its own goroutine.
 // It never blocks on anything but the server, so the owner's pull requests
 // keep its pin alive however busy it is; the consumer's MaxAckPending
-// bounds how many writes it holds.
+// bounds how many writes it holds, and Config.Hold how many of them wait
+// for capacity.
 //
 // A new owner first gathers the partition: it starts nothing until
 // every write pending on the consumer has been delivered to it. The
@@ -177,6 +206,7 @@ func (pt *Partition) pull() {
 		if msg != nil && !gathered {
 			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
+				pt.early.Store(int64(len(early)))
 			}
 		}
 		if !gathered {
@@ -194,6 +224,8 @@ func (pt *Partition) pull() {
 				pt.start(m, meta)
 			}
 			early = nil
+			pt.early.Store(0)
+			pt.missing.Store(0)
 			continue
 		}
 		if meta, again := pt.hold(msg); !again {
@@ -212,7 +244,16 @@ func (pt *Partition) allPendingHere(delivered int) bool {
 	ctx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
 	defer cancel()
 	info, err := pt.consumer.Info(ctx)
-	return err == nil && info.NumAckPending <= delivered
+	if err != nil {
+		return false
+	}
+	// Writes pending elsewhere are pulled past Hold until they are here;
+	// those already on their way here are not missing.
+	missing := int64(max(0, info.NumAckPending-delivered-pt.it.Coming()))
+	if pt.missing.Swap(missing) < missing {
+		pt.it.Poke()
+	}
+	return info.NumAckPending <= delivered
 }
 
 // gathered runs once the previous owner has let go entirely, before any

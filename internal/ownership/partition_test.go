@@ -81,25 +81,8 @@ func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
 	pt.Release(ctx)
 	released := time.Now()
 
-	next := make(chan uint64, writes)
-	second := owner(func(_ *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(func()) {
-		next <- meta.Sequence.Stream
-		return func(done func()) { _ = msg.Ack(); done() }
-	})
-	pt, err = second.Take(ctx, ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	again, pt := startedByNextOwner(t, ctx, owner, writes)
 	defer pt.Release(ctx)
-	var again []uint64
-	for range writes {
-		select {
-		case seq := <-next:
-			again = append(again, seq)
-		case <-ctx.Done():
-			t.Fatalf("the next owner started %v, want %v", again, seqs)
-		}
-	}
 	if !slices.Equal(again, seqs) {
 		t.Fatalf("the next owner started %v, want %v", again, seqs)
 	}
@@ -109,4 +92,32 @@ func TestTheNextOwnerStartsHandedBackWritesInOrderAtOnce(t *testing.T) {
 	if !pt.Sure() {
 		t.Fatal("the next owner started writes before it was sure the first had let go")
 	}
+}
+
+type startHook = func(pt *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(done func())
+
+// startedByNextOwner takes partition 0 with an owner newOwner makes, whose
+// writes are acked as they start, and returns the stream sequences of the
+// first n it starts, in the order it started them: fewer if ctx ends
+// first. The caller releases the partition.
+func startedByNextOwner(t *testing.T, ctx context.Context, newOwner func(startHook) *Partitions, n int) ([]uint64, *Partition) {
+	t.Helper()
+	next := make(chan uint64, n)
+	pt, err := newOwner(func(_ *Partition, msg jetstream.Msg, meta *jetstream.MsgMetadata) func(func()) {
+		next <- meta.Sequence.Stream
+		return func(done func()) { _ = msg.Ack(); done() }
+	}).Take(ctx, ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for range n {
+		select {
+		case seq := <-next:
+			seqs = append(seqs, seq)
+		case <-ctx.Done():
+			return seqs, pt
+		}
+	}
+	return seqs, pt
 }

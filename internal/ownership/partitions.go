@@ -24,6 +24,13 @@ type Config struct {
 	// request: it never blocks, so as much as a partition may hold.
 	Batch    int
 	MaxBytes int
+	// Hold, if above 0, bounds the writes the partition takes from the
+	// stream while they wait for capacity (Partition.Waiting): with that
+	// many waiting it pulls no more, and it pulls again once half of them
+	// have gone on. Writes waiting behind an earlier write to their
+	// memory are not counted, so a partition still sees past a burst to
+	// one memory, up to the consumer's MaxAckPending.
+	Hold int
 	// OwnedChanged, if set, is told of each partition this worker takes
 	// (+1) and releases (-1), for a gauge of the partitions it owns.
 	OwnedChanged func(delta int)
