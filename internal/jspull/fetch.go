@@ -13,6 +13,10 @@ import (
 // "408 Request Timeout" before it takes the request for lost.
 const fetchGrace = time.Second
 
+// fetchStatuses is room for what may come besides the stored messages:
+// the status that ends the request, and messages that are neither.
+const fetchStatuses = 16
+
 // Fetch sends one pull request for up to n messages living maxWait, and
 // returns the stored messages it delivered, whatever their headers and body.
 // It returns when n have come, when the server ends the request, or when
@@ -31,7 +35,10 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 		return nil, errors.Join(ErrInvalidOption, errors.New("Fetch wants n >= 1 and maxWait >= 1ms"))
 	}
 	inbox := nc.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	// A channel for the n messages and the statuses that may come with
+	// them, not a sync subscription's (64Ki entries, 512 KiB, per Fetch).
+	delivered := make(chan *nats.Msg, n+fetchStatuses)
+	sub, err := nc.ChanSubscribe(inbox, delivered)
 	if err != nil {
 		return nil, err
 	}
@@ -45,15 +52,14 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 
 	var msgs []jetstream.Msg
 	for len(msgs) < n {
-		m, err := sub.NextMsgWithContext(wait)
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return msgs, ctx.Err()
-		case wait.Err() != nil:
+		var m *nats.Msg
+		select {
+		case m = <-delivered:
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return msgs, ctx.Err()
+			}
 			return msgs, nil // no word from the server: the request is gone
-		default:
-			return msgs, err
 		}
 		switch classify(m) {
 		case stored:
