@@ -54,6 +54,7 @@ type Partition struct {
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
 	handedBack []handedBack
+	keeper     *time.Timer // the keeper's next round (keep)
 }
 
 // handedBack is a write to give back to the stream at Release, not before
@@ -101,7 +102,7 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 	stop := time.AfterFunc(cfg.Streams.PinnedTTL()+cfg.Streams.AckWait, pt.markSure)
 	context.AfterFunc(pt.ctx, func() { stop.Stop() })
 	go pt.pull()
-	go pt.keep()
+	pt.keep()
 	pt.tend()
 	cfg.ownedChanged(+1)
 	return pt, nil
@@ -329,31 +330,47 @@ func (pt *Partition) HandBack(msg jetstream.Msg, notBefore time.Time) {
 }
 
 // keep sends InProgress for every held write every third of the ack wait,
-// lowest sequence first, until the partition is released.
+// lowest sequence first, until the partition is released: a timer between
+// rounds, not a goroutine per partition.
 func (pt *Partition) keep() {
-	t := time.NewTicker(pt.cfg.Streams.AckWait / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-pt.released:
-			return
-		case <-t.C:
-		}
-		pt.mu.Lock()
-		seqs := make([]uint64, 0, len(pt.held))
-		for s := range pt.held {
-			seqs = append(seqs, s)
-		}
-		slices.Sort(seqs)
-		msgs := make([]jetstream.Msg, len(seqs))
-		for i, s := range seqs {
-			msgs[i] = pt.held[s]
-		}
+	pt.mu.Lock()
+	pt.keeper = time.AfterFunc(pt.cfg.Streams.AckWait/3, pt.keepRound)
+	pt.mu.Unlock()
+}
+
+func (pt *Partition) keepRound() {
+	pt.mu.Lock()
+	if pt.isReleased() {
 		pt.mu.Unlock()
-		for _, m := range msgs {
-			_ = m.InProgress()
-		}
-		pt.tend()
+		return
+	}
+	seqs := make([]uint64, 0, len(pt.held))
+	for s := range pt.held {
+		seqs = append(seqs, s)
+	}
+	slices.Sort(seqs)
+	msgs := make([]jetstream.Msg, len(seqs))
+	for i, s := range seqs {
+		msgs[i] = pt.held[s]
+	}
+	pt.mu.Unlock()
+	for _, m := range msgs {
+		_ = m.InProgress()
+	}
+	pt.tend()
+	pt.mu.Lock()
+	if !pt.isReleased() {
+		pt.keeper.Reset(pt.cfg.Streams.AckWait / 3)
+	}
+	pt.mu.Unlock()
+}
+
+func (pt *Partition) isReleased() bool {
+	select {
+	case <-pt.released:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -364,7 +381,12 @@ func (pt *Partition) keep() {
 // owner starts at once.
 func (pt *Partition) Release(ctx context.Context) {
 	cfg := pt.cfg
-	defer close(pt.released)
+	defer func() {
+		close(pt.released)
+		pt.mu.Lock()
+		pt.keeper.Stop()
+		pt.mu.Unlock()
+	}()
 	pt.it.Drain()
 	<-pt.pulled
 	pt.cancel()
