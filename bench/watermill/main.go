@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -114,11 +113,6 @@ type report struct {
 }
 
 func main() {
-	// The same garbage collector target as 'jetbox run' sets for itself,
-	// so that neither side of the comparison gets a cheaper GC.
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(200)
-	}
 	s, err := parseSettings(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "watermill:", err)

@@ -7,10 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +32,6 @@ import (
 // runWorkers is 'jetbox run': everything a laptop needs in one process, or
 // only the workers when NATS and the memory API are elsewhere.
 func runWorkers(ctx context.Context, cfg config.Config, log zerolog.Logger) error {
-	setGCPercent()
 	tp, stopTracing, err := tracing.Setup(ctx, cfg.Ops.Tracing, log)
 	if err != nil {
 		return err
@@ -156,19 +153,6 @@ func flushSpans(ctx context.Context, shutdown func(context.Context) error, log z
 	defer cancel()
 	if err := shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("tracing: spans not exported on shutdown")
-	}
-}
-
-// workerGCPercent is the garbage collector's target unless GOGC says
-// otherwise. A worker's live heap is small and every write allocates, so
-// the default of 100 collects often: 200 trades a little more resident
-// memory for less CPU per write (docs/BENCHMARKS.md, "jetbox run sets
-// GOGC=200").
-const workerGCPercent = 200
-
-func setGCPercent() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(workerGCPercent)
 	}
 }
 
