@@ -134,7 +134,7 @@ func New(nc *nats.Conn, cfg Config) (*Worker, error) {
 		g.partitions = ownership.NewPartitions(ownership.Config{
 			Conn: nc, JS: js, Streams: cfg.Streams, Mode: mode,
 			Batch: max(1, min(cfg.Streams.MaxAckPending, 128)), MaxBytes: cfg.PullMaxBytes,
-			Hold:         cfg.QueuedPerPartition,
+			Hold: cfg.QueuedPerPartition, HoldShared: cfg.Concurrency,
 			OwnedChanged: func(delta int) { w.metrics.Partitions.WithLabelValues(string(mode)).Add(float64(delta)) },
 			Log:          w.log,
 			Hooks:        ownership.Hooks{Start: g.start, Gathered: g.catchUpParking, Tend: g.parking.ensureReplayers},

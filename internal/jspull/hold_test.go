@@ -18,7 +18,7 @@ func TestHoldTakesNoMoreThanTheCallerCanUse(t *testing.T) {
 	const n, limit = 60, 10
 	e.publishN(t, n, "w%d")
 	var holding atomic.Int64
-	it := e.messages(t, "C", MaxMessages(100), Expiry(2*time.Second), Hold(limit, func() int { return int(holding.Load()) }))
+	it := e.messages(t, "C", MaxMessages(100), Expiry(2*time.Second), Hold(func() (int, int) { return limit, int(holding.Load()) }))
 
 	var held []jetstream.Msg
 	seen := 0
@@ -67,7 +67,7 @@ func TestHoldKeepsThePin(t *testing.T) {
 	var holding atomic.Int64
 	const limit = 4
 	it := e.messages(t, "C", MaxMessages(50), Expiry(expiry), Heartbeat(expiry/4), PinnedGroup("owner"),
-		Hold(limit, func() int { return int(holding.Load()) }))
+		Hold(func() (int, int) { return limit, int(holding.Load()) }))
 	// The caller takes writes and never gets them going.
 	for range limit {
 		mustNext(t, it, 5*time.Second)

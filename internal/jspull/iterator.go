@@ -52,6 +52,7 @@ type Iterator struct {
 	// lastRequest is when the last request went out.
 	keepAlive   *time.Timer
 	lastRequest time.Time
+	heldBack    atomic.Bool // the last look at pulling found Hold's bound reached
 
 	ignored   atomic.Uint64
 	hbMissed  atomic.Uint64
@@ -91,7 +92,7 @@ func Messages(nc *nats.Conn, stream, consumer string, opts ...Option) (*Iterator
 	}
 	it.hbTimer = stoppedTimer(it.heartbeatLost)
 	it.retry = stoppedTimer(it.retryNow)
-	it.keepAlive = stoppedTimer(it.Poke)
+	it.keepAlive = stoppedTimer(it.pullNow)
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	it.status = nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING)
@@ -184,9 +185,9 @@ func (it *Iterator) Drain() {
 // Poke makes the iterator look again at whether to pull: the caller's
 // count for [Hold] has fallen.
 func (it *Iterator) Poke() {
-	it.mu.Lock()
-	defer it.mu.Unlock()
-	it.pull()
+	if it.heldBack.Load() {
+		it.pullNow()
+	}
 }
 
 // Coming is how many messages are buffered for Next or asked for and
@@ -195,6 +196,12 @@ func (it *Iterator) Coming() int {
 	it.mu.Lock()
 	defer it.mu.Unlock()
 	return len(it.buf) + it.wantN
+}
+
+func (it *Iterator) pullNow() {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	it.pull()
 }
 
 // PinID is the pin id the server gave this iterator, "" if none.
@@ -317,9 +324,12 @@ func (it *Iterator) pull() {
 	if req.Batch <= 0 {
 		return
 	}
-	if o.holdLimit > 0 {
-		free := o.holdLimit - o.holding() - coming
-		if free < (o.holdLimit+1)/2 {
+	if o.hold != nil {
+		limit, holding := o.hold()
+		free := limit - holding - coming
+		held := free < (limit+1)/2
+		it.heldBack.Store(held)
+		if held {
 			if !it.keepPin() {
 				return
 			}

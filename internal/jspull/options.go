@@ -29,8 +29,7 @@ type options struct {
 	group       string
 	pinned      bool
 	apiPrefix   string
-	holdLimit   int
-	holding     func() int
+	hold        func() (limit, holding int)
 }
 
 func newOptions(opts []Option) (options, error) {
@@ -103,22 +102,25 @@ func Heartbeat(d time.Duration) Option {
 	}
 }
 
-// Hold bounds what the caller takes while it cannot use it: the iterator
-// pulls only while the caller's holding() (messages it took and has not
-// got going, by its own count), the buffered ones and those on their way
-// leave at least half of limit free, and asks for no more than is free.
-// Call [Iterator.Poke] when holding() falls, so that pulling resumes.
+// Hold bounds what the caller takes while it cannot use it: bound returns
+// a limit and how many messages the caller holds against it (taken and
+// not yet got going, by its own count). The iterator pulls only while
+// those, the buffered ones and those on their way leave at least half of
+// the limit free, and asks for no more than is free. Call
+// [Iterator.Poke] when the caller's count falls or its limit rises, so
+// that pulling resumes; a Poke while the iterator is not held back costs
+// an atomic load.
 //
 // While held back, an iterator of a pinned group still sends a pull
 // request for one message every Expiry, so that the server keeps the pin
 // (it unpins a client that sends no request for the consumer's pinned
 // TTL, which must be longer than Expiry).
-func Hold(limit int, holding func() int) Option {
+func Hold(bound func() (limit, holding int)) Option {
 	return func(o *options) error {
-		if limit < 1 || holding == nil {
-			return fmt.Errorf("%w: Hold limit %d must be at least 1, with a count", ErrInvalidOption, limit)
+		if bound == nil {
+			return fmt.Errorf("%w: Hold needs a bound", ErrInvalidOption)
 		}
-		o.holdLimit, o.holding = limit, holding
+		o.hold = bound
 		return nil
 	}
 }

@@ -50,6 +50,11 @@ type Partition struct {
 	waiting atomic.Int64
 	early   atomic.Int64
 	missing atomic.Int64
+	settled atomic.Bool // the partition has been gathered
+	// shared is what the partition took from pool, the mode's room
+	// beyond Config.Hold (holdBound).
+	shared atomic.Int64
+	pool   *atomic.Int64
 
 	mu         sync.Mutex
 	held       map[uint64]jetstream.Msg
@@ -79,7 +84,7 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 	// server status, or carries a pin id of its own, must reach the
 	// worker as the write it is (docs/NATSGO-STATUS-HEADER.md).
 	pt := &Partition{
-		cfg: cfg, p: p, consumer: c, workCtx: workCtx,
+		cfg: cfg, p: p, consumer: c, workCtx: workCtx, pool: &ps.pool,
 		pulled: make(chan struct{}), released: make(chan struct{}),
 		held: map[uint64]jetstream.Msg{},
 	}
@@ -91,7 +96,7 @@ func (ps *Partitions) Take(ctx, workCtx context.Context, p int) (*Partition, err
 		jspull.PinnedGroup(streams.OwnerGroup),
 	}
 	if cfg.Hold > 0 {
-		opts = append(opts, jspull.Hold(cfg.Hold, pt.holding))
+		opts = append(opts, jspull.Hold(pt.holdBound))
 	}
 	if pt.it, err = jspull.Messages(cfg.Conn, cfg.Streams.Stream, streams.PartitionConsumerName(cfg.Mode, p), opts...); err != nil {
 		return nil, err
@@ -128,12 +133,60 @@ func (pt *Partition) markSure() { pt.sure.Store(true) }
 
 // Waiting counts the partition's writes that wait for capacity (a memory
 // API slot): +1 when one starts waiting, -1 when it stops. While
-// Config.Hold of them wait, the partition takes no more writes from the
-// stream; once half of them have gone on, it pulls again.
+// Config.Hold of them wait (or more, as Config.HoldShared allows), the
+// partition takes no more writes from the stream; once half of them have
+// gone on, it pulls again.
 func (pt *Partition) Waiting(delta int) {
-	n := pt.waiting.Add(int64(delta))
-	if delta < 0 && pt.cfg.Hold > 0 && n == int64(pt.cfg.Hold/2) {
+	pt.waiting.Add(int64(delta))
+	if delta < 0 && pt.cfg.Hold > 0 {
 		pt.it.Poke()
+	}
+}
+
+// setEarly counts the writes held before the partition is gathered.
+func (pt *Partition) setEarly(n int) { pt.early.Store(int64(n)) }
+
+// holdBound is the partition's bound for jspull.Hold: Config.Hold, and
+// room from the mode's shared pool (Config.HoldShared) while more than
+// half of that many wait, given back once no more than half do. What
+// counts against it is the writes waiting for capacity, and those held
+// before the partition is gathered, less the pending writes that have
+// yet to reach it. A partition busy on its own so keeps as many writes
+// waiting as the worker can run; many busy partitions together hold no
+// more than Hold each and the pool.
+func (pt *Partition) holdBound() (limit, holding int) {
+	held := pt.waiting.Load() + pt.early.Load() - pt.missing.Load()
+	// Not while gathering: partitions taken together would each take
+	// from the pool before any had its writes.
+	if pt.settled.Load() {
+		if held > int64(pt.cfg.Hold/2) {
+			pt.takeShared(int64(pt.cfg.Hold))
+		} else {
+			pt.giveShared()
+		}
+	}
+	return pt.cfg.Hold + int(pt.shared.Load()), int(held)
+}
+
+// takeShared takes up to n from the mode's pool for the partition.
+func (pt *Partition) takeShared(n int64) {
+	for {
+		free := pt.pool.Load()
+		take := min(n, free)
+		if take <= 0 {
+			return
+		}
+		if pt.pool.CompareAndSwap(free, free-take) {
+			pt.shared.Add(take)
+			return
+		}
+	}
+}
+
+// giveShared returns what the partition took from the mode's pool.
+func (pt *Partition) giveShared() {
+	if n := pt.shared.Swap(0); n > 0 {
+		pt.pool.Add(n)
 	}
 }
 
@@ -153,13 +206,6 @@ func (pt *Partition) tend() {
 	if tend := pt.cfg.Hooks.Tend; tend != nil {
 		tend(pt)
 	}
-}
-
-// holding is what counts against Config.Hold: the writes waiting for
-// capacity, and those held before the partition is gathered, less the
-// pending writes that have yet to reach it.
-func (pt *Partition) holding() int {
-	return int(pt.waiting.Load() + pt.early.Load() - pt.missing.Load())
 }
 
 // pull reads the partition's writes and starts each in its own goroutine.
@@ -198,6 +244,7 @@ func (pt *Partition) pull() {
 			for _, m := range early {
 				pt.HandBack(m, time.Time{})
 			}
+			pt.setEarly(0)
 			return
 		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !gathered):
 			pt.cfg.Log.Debug().Err(err).Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Msg("pull")
@@ -207,7 +254,7 @@ func (pt *Partition) pull() {
 		if msg != nil && !gathered {
 			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
-				pt.early.Store(int64(len(early)))
+				pt.setEarly(len(early))
 			}
 		}
 		if !gathered {
@@ -218,6 +265,7 @@ func (pt *Partition) pull() {
 				continue
 			}
 			gathered = true
+			pt.settled.Store(true)
 			pt.gathered()
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			for _, m := range early {
@@ -225,7 +273,7 @@ func (pt *Partition) pull() {
 				pt.start(m, meta)
 			}
 			early = nil
-			pt.early.Store(0)
+			pt.setEarly(0)
 			pt.missing.Store(0)
 			continue
 		}
@@ -386,6 +434,7 @@ func (pt *Partition) Release(ctx context.Context) {
 		pt.mu.Lock()
 		pt.keeper.Stop()
 		pt.mu.Unlock()
+		pt.giveShared()
 	}()
 	pt.it.Drain()
 	<-pt.pulled

@@ -24,13 +24,16 @@ type Config struct {
 	// request: it never blocks, so as much as a partition may hold.
 	Batch    int
 	MaxBytes int
-	// Hold, if above 0, bounds the writes the partition takes from the
+	// Hold, if above 0, bounds the writes a partition takes from the
 	// stream while they wait for capacity (Partition.Waiting): with that
 	// many waiting it pulls no more, and it pulls again once half of them
-	// have gone on. Writes waiting behind an earlier write to their
-	// memory are not counted, so a partition still sees past a burst to
-	// one memory, up to the consumer's MaxAckPending.
-	Hold int
+	// have gone on. A busy partition may hold more, from a pool of
+	// HoldShared shared by the mode's partitions: one busy on its own
+	// keeps as many waiting as the worker can run. Writes waiting behind an earlier write to
+	// their memory are not counted, so a partition still sees past a
+	// burst to one memory, up to the consumer's MaxAckPending.
+	Hold       int
+	HoldShared int
 	// OwnedChanged, if set, is told of each partition this worker takes
 	// (+1) and releases (-1), for a gauge of the partitions it owns.
 	OwnedChanged func(delta int)
@@ -72,11 +75,15 @@ type Partitions struct {
 	cfg   Config
 	owned map[int]*Partition // touched only by Rebalance and ReleaseAll
 	view  atomic.Pointer[[]int]
+	// pool is the room beyond Config.Hold not taken by a partition.
+	pool atomic.Int64
 }
 
 // NewPartitions prepares a mode's partitions; Rebalance takes them.
 func NewPartitions(cfg Config) *Partitions {
-	return &Partitions{cfg: cfg, owned: map[int]*Partition{}}
+	ps := &Partitions{cfg: cfg, owned: map[int]*Partition{}}
+	ps.pool.Store(int64(cfg.HoldShared))
+	return ps
 }
 
 // Owned is the partitions owned after the last Rebalance, sorted, or nil
