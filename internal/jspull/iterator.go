@@ -32,7 +32,6 @@ type Iterator struct {
 	subject string
 	inbox   string
 	sub     *nats.Subscription
-	status  chan nats.Status
 
 	mu      sync.Mutex
 	state   iteratorState
@@ -95,14 +94,12 @@ func Messages(nc *nats.Conn, stream, consumer string, opts ...Option) (*Iterator
 	it.keepAlive = stoppedTimer(it.pullNow)
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.status = nc.StatusChanged(nats.CONNECTED, nats.RECONNECTING)
 	it.sub, err = nc.Subscribe(it.inbox, it.receive)
 	if err != nil {
-		nc.RemoveStatusListener(it.status)
 		return nil, err
 	}
 	it.sub.SetClosedHandler(func(string) { it.subscriptionClosed() })
-	go it.watchConnection(it.status)
+	watchReconnects(it)
 	it.pull()
 	return it, nil
 }
@@ -162,7 +159,7 @@ func (it *Iterator) Stop() {
 	it.notify()
 	it.mu.Unlock()
 	it.sub.Unsubscribe()
-	it.nc.RemoveStatusListener(it.status)
+	unwatchReconnects(it)
 }
 
 // Drain stops pulling; Next still returns what is buffered or already on its
@@ -419,27 +416,6 @@ func (it *Iterator) retryNow() {
 	it.pull()
 }
 
-// watchConnection pulls again after a reconnect: the requests open on the
-// old connection's server are gone. It ends when the listener is removed.
-func (it *Iterator) watchConnection(status <-chan nats.Status) {
-	reconnecting := false
-	for s := range status {
-		switch s {
-		case nats.RECONNECTING:
-			reconnecting = true
-		case nats.CONNECTED:
-			if !reconnecting {
-				continue
-			}
-			reconnecting = false
-			it.mu.Lock()
-			it.resetRequests()
-			it.pull()
-			it.mu.Unlock()
-		}
-	}
-}
-
 // subscriptionClosed runs when the inbox subscription ends: drained, stopped
 // or closed with the connection.
 func (it *Iterator) subscriptionClosed() {
@@ -452,7 +428,7 @@ func (it *Iterator) subscriptionClosed() {
 	it.stopTimers()
 	it.notify()
 	it.mu.Unlock()
-	it.nc.RemoveStatusListener(it.status)
+	unwatchReconnects(it)
 }
 
 func stoppedTimer(f func()) *time.Timer {
