@@ -307,7 +307,8 @@ func (it *Iterator) requestEnded(m *nats.Msg) {
 func (it *Iterator) resetRequests() { it.wantN, it.wantB = 0, 0 }
 
 // pull sends a request when fewer than half of MaxMessages are buffered or
-// on their way, and the byte bound leaves room.
+// on their way, and the byte bound and Hold's bound leave room; held back
+// by Hold, it keeps the pin (keepPin).
 func (it *Iterator) pull() {
 	o := it.opts
 	if it.state != open || it.waiting || !it.nc.IsConnected() {
