@@ -56,10 +56,17 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 		select {
 		case m = <-delivered:
 		case <-wait.Done():
-			if ctx.Err() != nil {
-				return msgs, ctx.Err()
+			// A message already here is taken, not dropped with the
+			// subscription: the server has delivered it, and it would
+			// come back only after its ack wait, behind later writes.
+			select {
+			case m = <-delivered:
+			default:
+				if ctx.Err() != nil {
+					return msgs, ctx.Err()
+				}
+				return msgs, nil // no word from the server: the request is gone
 			}
-			return msgs, nil // no word from the server: the request is gone
 		}
 		switch classify(m) {
 		case stored:
