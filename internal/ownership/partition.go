@@ -143,9 +143,6 @@ func (pt *Partition) Waiting(delta int) {
 	}
 }
 
-// setEarly counts the writes held before the partition is gathered.
-func (pt *Partition) setEarly(n int) { pt.early.Store(int64(n)) }
-
 // holdBound is the partition's bound for jspull.Hold: Config.Hold, and
 // room from the mode's shared pool (Config.HoldShared) while more than
 // half of that many wait, given back once no more than half do. What
@@ -244,7 +241,7 @@ func (pt *Partition) pull() {
 			for _, m := range early {
 				pt.HandBack(m, time.Time{})
 			}
-			pt.setEarly(0)
+			pt.early.Store(0)
 			return
 		case err != nil && !(errors.Is(err, context.DeadlineExceeded) && !gathered):
 			pt.cfg.Log.Debug().Err(err).Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Msg("pull")
@@ -254,7 +251,7 @@ func (pt *Partition) pull() {
 		if msg != nil && !gathered {
 			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
-				pt.setEarly(len(early))
+				pt.early.Store(int64(len(early)))
 			}
 		}
 		if !gathered {
@@ -273,7 +270,7 @@ func (pt *Partition) pull() {
 				pt.start(m, meta)
 			}
 			early = nil
-			pt.setEarly(0)
+			pt.early.Store(0)
 			pt.missing.Store(0)
 			continue
 		}
