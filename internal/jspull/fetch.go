@@ -42,7 +42,12 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 	if err != nil {
 		return nil, err
 	}
-	defer sub.Unsubscribe()
+	defer func() {
+		_ = sub.Unsubscribe()
+		if o.probe != nil {
+			o.probe.left(len(delivered))
+		}
+	}()
 	req := pullRequest{Expires: maxWait, Batch: n, MaxBytes: o.maxBytes, Group: o.group}
 	if err := req.publish(nc, o.nextSubject(stream, consumer), inbox); err != nil {
 		return nil, err
@@ -51,26 +56,36 @@ func Fetch(ctx context.Context, nc *nats.Conn, stream, consumer string, n int, m
 	defer cancel()
 
 	var msgs []jetstream.Msg
+	var ended error // why the wait ended, once it has
+	waiting := true
 	for len(msgs) < n {
 		var m *nats.Msg
-		select {
-		case m = <-delivered:
-		case <-wait.Done():
-			// A message already here is taken, not dropped with the
-			// subscription: the server has delivered it, and it would
-			// come back only after its ack wait, behind later writes.
+		if waiting {
+			select {
+			case m = <-delivered:
+			case <-wait.Done():
+				// Delivery is stopped first, then what had come is taken,
+				// not dropped with the subscription: the server has
+				// delivered it, and it would come back only after its ack
+				// wait, behind later writes.
+				_ = sub.Unsubscribe()
+				waiting = false
+				ended = ctx.Err() // nil: no word from the server, the request is gone
+				continue
+			}
+		} else {
 			select {
 			case m = <-delivered:
 			default:
-				if ctx.Err() != nil {
-					return msgs, ctx.Err()
-				}
-				return msgs, nil // no word from the server: the request is gone
+				return msgs, ended
 			}
 		}
 		switch classify(m) {
 		case stored:
 			msgs = append(msgs, &Msg{msg: m, nc: nc})
+			if o.probe != nil {
+				o.probe.took(len(msgs))
+			}
 		case status:
 			switch code := statusCode(m); code {
 			case "100":

@@ -1,7 +1,9 @@
 package jspull
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -88,5 +90,55 @@ func TestParseMetadata(t *testing.T) {
 		if err != nil || *got != *tc.want {
 			t.Errorf("%q: %+v, %v; want %+v", tc.reply, got, err, tc.want)
 		}
+	}
+}
+
+// A Fetch whose context ends while the server is delivering returns every
+// write that had reached it, not only those it had looked at: a write
+// dropped with the subscription stays pending on the consumer until its ack
+// wait and comes back behind later writes.
+func TestFetchCancelledKeepsWhatCame(t *testing.T) {
+	e := newEnv(t)
+	const writes, rounds = 200, 20
+	ended := 0
+	e.publishN(t, writes, "w%d")
+	for round := range rounds {
+		// A fresh consumer each round: all the writes are there to deliver
+		// at once, and the Fetch is ended as it takes the tenth.
+		name := fmt.Sprintf("C%d", round)
+		e.consumer(t, name, func(c *jetstream.ConsumerConfig) { c.AckWait = time.Minute })
+		ctx, cancel := context.WithCancel(ctxT(t))
+		left := -1
+		probe := func(o *options) error {
+			o.probe = &fetchProbe{
+				took: func(n int) {
+					if n == 10 {
+						cancel()
+					}
+				},
+				left: func(n int) { left = n },
+			}
+			return nil
+		}
+		msgs, err := Fetch(ctx, e.nc, testStream, name, writes, 5*time.Second, probe)
+		cancel()
+		switch {
+		case errors.Is(err, context.Canceled):
+			ended++
+		case err != nil || len(msgs) != writes:
+			// Taken all before it looked at its context: as good.
+			t.Fatalf("round %d: Fetch returned %d writes and %v", round, len(msgs), err)
+		}
+		if left != 0 {
+			t.Fatalf("round %d: Fetch took %d writes and left %d delivered ones untaken", round, len(msgs), left)
+		}
+		for i, m := range msgs {
+			if want := fmt.Sprintf("w%d", i); string(m.Data()) != want {
+				t.Fatalf("round %d: write %d is %q, want %q", round, i, m.Data(), want)
+			}
+		}
+	}
+	if ended == 0 {
+		t.Fatal("no Fetch was ended by its context: the test shows nothing")
 	}
 }

@@ -30,6 +30,15 @@ type options struct {
 	pinned      bool
 	apiPrefix   string
 	hold        func() (limit, holding int)
+	probe       *fetchProbe // tests only
+}
+
+// fetchProbe lets a test watch a Fetch: took is told each stored message as
+// Fetch takes it, left how many delivered messages it left untaken as it
+// ended.
+type fetchProbe struct {
+	took func(n int)
+	left func(n int)
 }
 
 func newOptions(opts []Option) (options, error) {
