@@ -11,6 +11,11 @@
 // bench/watermill's drain-only run, timed from every consumer started.
 // Writes that fail are counted and not acked; the run then never ends,
 // and the bench's time-out says so.
+//
+// With -mode sync it is also the floor of a sync write: it publishes the
+// outcome a producer waits for (applied, with the memory API's status and
+// answer) before it acks, as a worker does. With -n 0 it runs until
+// SIGTERM.
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -55,7 +61,7 @@ func main() {
 	natsURL := flag.String("nats", nats.DefaultURL, "the nats-server holding the outbox")
 	api := flag.String("api", "", "the memory API's base URL")
 	token := flag.String("token", "", "the memory API's bearer token")
-	n := flag.Int("n", 0, "writes to apply, then exit")
+	n := flag.Int("n", 0, "writes to apply, then exit; 0: until SIGTERM")
 	partitions := flag.Int("partitions", streams.DefaultConfig().Partitions, "partitions of the mode")
 	mode := flag.String("mode", string(streams.ModeBackground), "the mode whose consumers to drain")
 	concurrency := flag.Int("concurrency", 64, "memory API calls at once")
@@ -98,9 +104,14 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 		slots <- struct{}{}
 		go func() {
 			defer func() { <-slots }()
-			if err := post(ctx, transport, api+"/memories", token, m); err != nil {
+			replyTo := m.Headers().Get(streams.HeaderReplyTo)
+			status, answer, err := post(ctx, transport, api+"/memories", token, m, replyTo != "")
+			if err != nil {
 				failed.Add(1)
 				return
+			}
+			if replyTo != "" {
+				reply(nc, m, replyTo, status, answer)
 			}
 			if m.Ack() == nil && applied.Add(1) == int64(n) {
 				close(done)
@@ -124,7 +135,10 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return drain{}, fmt.Errorf("%d of %d applied, %d failed: %w", applied.Load(), n, failed.Load(), ctx.Err())
+		if n > 0 {
+			return drain{}, fmt.Errorf("%d of %d applied, %d failed: %w", applied.Load(), n, failed.Load(), ctx.Err())
+		}
+		n = int(applied.Load())
 	}
 	end := time.Now()
 	total := procstat.Of(self)
@@ -136,11 +150,12 @@ func run(ctx context.Context, natsURL, api, token string, n, partitions int, mod
 	}, nil
 }
 
-// post makes the memory API call of one stored write.
-func post(ctx context.Context, transport *http.Transport, url, token string, m jetstream.Msg) error {
+// post makes the memory API call of one stored write, and returns the
+// memory API's status, and its answer when keep is set.
+func post(ctx context.Context, transport *http.Transport, url, token string, m jetstream.Msg, keep bool) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(m.Data()))
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("X-Soma-Tenant", m.Headers().Get(streams.HeaderTenant))
@@ -148,14 +163,32 @@ func post(ctx context.Context, transport *http.Transport, url, token string, m j
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := transport.RoundTrip(req)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
+	var answer []byte
+	if keep {
+		answer, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
+	if err != nil {
+		return 0, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("memory API answered %d", resp.StatusCode)
+		return 0, nil, fmt.Errorf("memory API answered %d", resp.StatusCode)
 	}
-	return nil
+	return resp.StatusCode, answer, nil
+}
+
+// reply publishes a sync write's outcome, as a worker does before it acks.
+func reply(nc *nats.Conn, m jetstream.Msg, to string, status int, answer []byte) {
+	out := nats.NewMsg(to)
+	out.Header.Set(streams.HeaderOutcome, string(streams.OutcomeApplied))
+	out.Header.Set(streams.HeaderHTTPStatus, strconv.Itoa(status))
+	if meta, err := m.Metadata(); err == nil {
+		out.Header.Set(streams.HeaderStreamSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	}
+	out.Data = answer
+	_ = nc.PublishMsg(out)
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetbox-dev/jetbox/producer"
 	"github.com/jetbox-dev/jetbox/streams"
 )
 
@@ -252,5 +255,52 @@ func TestBareDrainTinyRun(t *testing.T) {
 	defer cancelPull()
 	if _, err := e.pullAndAck(pullCtx, streams.ModeBackground, 50); err != nil {
 		t.Errorf("pull after the bare drain: %v", err)
+	}
+}
+
+// TestBareSyncTinyRun measures sync writes with bench/bare as the worker:
+// each call comes back applied (a call without its outcome would fail the
+// run), bare is stopped, and the sync partition consumers are left empty
+// and unpinned for the workers that follow.
+func TestBareSyncTinyRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b, e := tinyDrainBench(ctx, t)
+	b.scale = 0.01
+	if err := b.bareSync(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	m := figures(b.res.Measurements).get("bare_sync", 1)
+	if m == nil || m.N != 50 || m.P50us <= 0 {
+		t.Fatalf("bare sync measurement %+v", m)
+	}
+	if n := e.applied.count(); n < 50 {
+		t.Errorf("%d writes applied, want the 50 measured and the warm-up", n)
+	}
+	s, err := e.js.Stream(ctx, streams.DefaultConfig().Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
+		t.Errorf("outbox after the bare sync run: %+v, %v", info, err)
+	}
+	// Sync writes with nobody to apply them: stored, and queued.
+	p, err := producer.New(e.nc, producer.Config{Mode: streams.ModeSync, SyncTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.WithoutCancel(ctx))
+	for i := range 20 {
+		_, err := p.Store(ctx, producer.StoreRequest{Tenant: "after", Coord: fmt.Sprintf("%d,0,0", i), Payload: map[string]any{"i": i}})
+		if qe := (*producer.QueuedError)(nil); !errors.As(err, &qe) {
+			t.Fatalf("sync write with bare stopped: %v, want it queued", err)
+		}
+	}
+	start := time.Now()
+	if _, err := e.pullAndAck(ctx, streams.ModeSync, 20); err != nil {
+		t.Errorf("pull after the bare sync run: %v", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("pull after the bare sync run took %v: bare's pins were left to time out", took.Round(time.Millisecond))
 	}
 }

@@ -151,9 +151,9 @@ func (b *bench) drainCeiling(ctx context.Context, e *env, n int) error {
 // policy: the least a Go program does for the same work, and so the floor
 // of a worker's CPU per write. Its figures are bench/watermill's.
 func (b *bench) bareDrain(ctx context.Context, e *env, n int) error {
-	bin := filepath.Join(b.work, "bare")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/jetbox-dev/jetbox/bench/bare").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	bin, err := b.buildBare()
+	if err != nil {
+		return err
 	}
 	if _, _, err := b.producerRun(ctx, e, "bare drain: preload background c=1", streams.ModeBackground, n, 1, drainTenants, nil); err != nil {
 		return err
@@ -172,6 +172,15 @@ func (b *bench) bareDrain(ctx context.Context, e *env, n int) error {
 	e.unpin(context.WithoutCancel(ctx), streams.ModeBackground)
 	e.applied.reset()
 	return nil
+}
+
+// buildBare builds bench/bare into the bench's work directory.
+func (b *bench) buildBare() (string, error) {
+	bin := filepath.Join(b.work, "bare")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/jetbox-dev/jetbox/bench/bare").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build bench/bare: %v\n%s", err, out)
+	}
+	return bin, nil
 }
 
 // unpin lets the next client of mode's partition consumers have them at

@@ -232,6 +232,9 @@ func (b *bench) mainPhases(ctx context.Context) error {
 	b.phase(ctx, "background", func(ctx context.Context) error { return b.producerPhase(ctx, e, streams.ModeBackground) })
 	b.phase(ctx, "frontdoor", func(ctx context.Context) error { return b.frontDoorPhase(ctx, e) })
 	b.phase(ctx, "sync", func(ctx context.Context) error {
+		if err := b.bareSync(ctx, e); err != nil {
+			return fmt.Errorf("bare sync: %w", err)
+		}
 		if err := b.ensureWorkers(ctx, e); err != nil {
 			return err
 		}

@@ -8,8 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -316,6 +321,12 @@ func (b *bench) ensureWorkers(ctx context.Context, e *env) error {
 	if err := e.startWorkers(b.opts.workers); err != nil {
 		return err
 	}
+	return waitApplying(ctx, e, "workers")
+}
+
+// waitApplying sends sync writes until one comes back applied: whoever
+// consumes the sync partitions is running.
+func waitApplying(ctx context.Context, e *env, who string) error {
 	p, err := producer.New(e.nc, producer.Config{Mode: streams.ModeSync, SyncTimeout: 2 * time.Second})
 	if err != nil {
 		return err
@@ -328,9 +339,51 @@ func (b *bench) ensureWorkers(ctx context.Context, e *env) error {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("workers not applying writes: %w", err)
+			return fmt.Errorf("%s not applying writes: %w", who, err)
 		}
 	}
+}
+
+// bareSync measures sync writes from one caller with bench/bare as the
+// worker: pull, POST, the outcome published, ack, and none of a worker's
+// policy. It is the floor of a sync write on this machine, measured in the
+// same run as jetbox's and before it. Workers left running by an earlier
+// phase are stopped first; the sync phase starts them again.
+func (b *bench) bareSync(ctx context.Context, e *env) error {
+	bin, err := b.buildBare()
+	if err != nil {
+		return err
+	}
+	if len(e.workers) > 0 {
+		e.stopWorkers()
+		e.unpin(context.WithoutCancel(ctx), streams.ModeSync)
+	}
+	cmd := exec.Command(bin, "-nats", e.nats.ClientURL(), "-api", e.apiURL, "-token", apiToken, "-n", "0",
+		"-partitions", strconv.Itoa(e.partitions), "-mode", string(streams.ModeSync), "-concurrency", strconv.Itoa(sweep[len(sweep)-1]))
+	logFile, err := os.Create(filepath.Join(b.work, "bare-sync.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		e.unpin(context.WithoutCancel(ctx), streams.ModeSync)
+	}()
+	if err := waitApplying(ctx, e, "bench/bare"); err != nil {
+		return err
+	}
+	m, _, err := b.producerRun(ctx, e, "bare sync c=1", streams.ModeSync, b.n(5000), 1, 100, nil)
+	if err != nil {
+		return err
+	}
+	m.Name = "bare_sync"
+	b.add(m)
+	return nil
 }
 
 // endToEnd publishes n writes in mode from 64 callers while the workers run,

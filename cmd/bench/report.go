@@ -192,6 +192,11 @@ func (r *Results) rows() []Row {
 				fmt.Sprintf("direct HTTP c=%d", c), pick(f.get("http", c), p.get), t)
 		}
 	}
+	// The floor of a sync write: bench/bare as the worker, in the same run.
+	for _, p := range pcts[:2] {
+		add(lat, "bare sync c=1 "+p.name, "ms", f.get("bare_sync", 1), p.get, "direct HTTP c=1", pick(f.get("http", 1), p.get), target{})
+		add(lat, "sync c=1 "+p.name, "ms", f.get("sync", 1), p.get, "bare sync c=1", pick(f.get("bare_sync", 1), p.get), target{})
+	}
 	for _, c := range []int{1, last} {
 		for _, p := range pcts {
 			add(lat, fmt.Sprintf("background c=%d %s", c, p.name), "ms", f.get("background", c), p.get,
