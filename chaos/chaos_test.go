@@ -71,6 +71,12 @@ func TestChaos(t *testing.T) {
 		"SOMABRAIN_OUTBOX_BACKOFF_BASE=100ms", "SOMABRAIN_OUTBOX_BACKOFF_MAX=2s", "SOMABRAIN_OUTBOX_MAX_ATTEMPTS=30",
 		"SOMABRAIN_OUTBOX_HTTP_LISTEN=off", "SOMABRAIN_OUTBOX_INGEST_LISTEN=off", "SOMABRAIN_OUTBOX_LOG_FORMAT=json", "SOMABRAIN_OUTBOX_CONCURRENCY=32",
 	}
+	// JETBOX_CHAOS_KEEP names a directory that gets the workers' and
+	// producers' logs, at debug level, when an invariant breaks.
+	keep := os.Getenv("JETBOX_CHAOS_KEEP")
+	if keep != "" {
+		env = append(env, "SOMABRAIN_OUTBOX_LOG_LEVEL=debug")
+	}
 	logs := t.TempDir()
 	workers := make([]*testrig.Process, 3)
 	for i := range workers {
@@ -292,6 +298,13 @@ func TestChaos(t *testing.T) {
 	// A write applied twice is harmless only when nothing came between:
 	// a repeat after a later write is counted as out of order.
 	if lost != 0 || outOfOrder != 0 {
+		if keep != "" {
+			if err := os.CopyFS(filepath.Join(keep, filepath.Base(logs)), os.DirFS(logs)); err != nil {
+				t.Logf("keep the logs: %v", err)
+			} else {
+				t.Logf("logs kept in %s", filepath.Join(keep, filepath.Base(logs)))
+			}
+		}
 		t.Fatalf("invariants broken: %d lost, %d out of order", lost, outOfOrder)
 	}
 	// A publish that timed out may still have been stored.
