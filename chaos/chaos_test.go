@@ -249,7 +249,8 @@ func TestChaos(t *testing.T) {
 			outOfOrder += bad
 			var applied []string
 			for _, h := range store.History(m.tenant, m.coord) {
-				applied = append(applied, h.IdempotencyKey)
+				seq, _ := storedAt.Load(h.IdempotencyKey)
+				applied = append(applied, fmt.Sprintf("%s(seq %v, %s)", h.IdempotencyKey, seq, h.At.Format("15:04:05.000")))
 			}
 			t.Errorf("memory %s %s: %d writes applied out of order\n  applied      %v\n  acknowledged %v", m.tenant, m.coord, bad, applied, keys)
 		}
@@ -412,6 +413,10 @@ func (l *ledger) record(event, key, tenant, coord string) {
 	}
 }
 
+// storedAt is the outbox sequence of each write acknowledged in this
+// process, by key, for the report of an order violation.
+var storedAt sync.Map
+
 // write is one writer: three memories of its tenant, written in turn until
 // until, each call reported to report. Keys start with prefix, which
 // differs between producer processes.
@@ -431,16 +436,20 @@ func write(ctx context.Context, p *producer.Producer, writer int, prefix string,
 		// A call is not cut short by the writer's own context: a stopping
 		// producer process lets calls in flight return.
 		callCtx := context.WithoutCancel(ctx)
+		var res producer.Result
 		var err error
 		if (n/3)%3 == 1 { // store, delete, store, … on each memory
-			_, err = p.Delete(callCtx, producer.DeleteRequest{Tenant: tenant, Coord: coord}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+			res, err = p.Delete(callCtx, producer.DeleteRequest{Tenant: tenant, Coord: coord}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
 		} else {
-			_, err = p.Store(callCtx, producer.StoreRequest{Tenant: tenant, Coord: coord, Payload: map[string]any{"n": n}}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
+			res, err = p.Store(callCtx, producer.StoreRequest{Tenant: tenant, Coord: coord, Payload: map[string]any{"n": n}}, producer.WithMode(mode), producer.WithIdempotencyKey(key))
 		}
 		if err != nil && !errors.Is(err, producer.ErrQueued) {
 			report("fail", key, tenant, coord)
 			time.Sleep(50 * time.Millisecond)
 			continue
+		}
+		if res.Sequence > 0 {
+			storedAt.Store(key, res.Sequence)
 		}
 		report("ack", key, tenant, coord)
 		time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)

@@ -210,10 +210,26 @@ func (r *replayer) release() {
 func (r *replayer) gather(ctx context.Context, c jetstream.Consumer) bool {
 	g := r.pk.g
 	var early []jetstream.Msg
+	confirmed := false // the last count passed with writes delivered again among early
 	for {
 		info, err := c.Info(ctx)
 		if err == nil && info.NumAckPending <= r.heldCount() {
-			break
+			// As for a partition's new owner (ownership.DropAcked): a write
+			// delivered here again may since have been acked by the
+			// replayer it was first delivered to.
+			dropCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			kept, gone, err := ownership.DropAcked(dropCtx, g.js, g.cfg.Streams.ParkingStream, early)
+			cancel()
+			if err == nil {
+				early = kept
+				r.forget(gone)
+				if len(gone) == 0 && (confirmed || !ownership.DeliveredAgain(early)) {
+					break
+				}
+				confirmed = len(gone) == 0
+			}
+		} else {
+			confirmed = false
 		}
 		if ctx.Err() != nil {
 			return false
@@ -266,6 +282,15 @@ func (r *replayer) hold(msg jetstream.Msg) bool {
 	}
 	r.held[seq] = heldParked{msg: msg}
 	return true
+}
+
+// forget stops holding writes acked elsewhere.
+func (r *replayer) forget(msgs []jetstream.Msg) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range msgs {
+		delete(r.held, parkingSeq(m))
+	}
 }
 
 func (r *replayer) heldCount() int {

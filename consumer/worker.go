@@ -441,6 +441,8 @@ func (g *group) handle(ctx, workCtx context.Context, d delivery, pt *ownership.P
 	tenant := g.metrics.TenantLabel(w.Addr.Tenant)
 	if meta.NumDelivered == 1 {
 		g.metrics.Received.WithLabelValues(string(g.mode), tenant).Inc()
+	} else {
+		g.log.Debug().Str("group", string(g.mode)).Int("partition", pt.Number()).Str("tenant", w.Addr.Tenant).Uint64("seq", meta.Sequence.Stream).Uint64("delivered", meta.NumDelivered).Msg("write delivered again")
 	}
 	if !d.turn.Told() {
 		g.metrics.Waiting.WithLabelValues(string(g.mode)).Inc()

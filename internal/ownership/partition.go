@@ -221,6 +221,7 @@ func (pt *Partition) pull() {
 	defer close(pt.pulled)
 	var early []jetstream.Msg // delivered before the partition was gathered
 	var checked time.Time
+	confirmed := false // the last check passed with writes delivered here again among early
 	for gathered := false; ; {
 		var msg jetstream.Msg
 		var err error
@@ -259,12 +260,41 @@ func (pt *Partition) pull() {
 				continue
 			}
 			if checked = time.Now(); !pt.allPendingHere(len(early)) {
+				confirmed = false
+				continue
+			}
+			// A write delivered here again may since have been acked by
+			// the worker it was first delivered to: counted here, it
+			// would stand in for a write still pending there.
+			dropCtx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
+			kept, gone, err := DropAcked(dropCtx, pt.cfg.JS, pt.cfg.Streams.Stream, early)
+			cancel()
+			if err != nil {
+				confirmed = false
+				continue
+			}
+			for _, m := range gone {
+				if meta, err := m.Metadata(); err == nil {
+					pt.done(meta)
+				}
+			}
+			early = kept
+			pt.early.Store(int64(len(early)))
+			// An ack is off the consumer's pending count a moment before
+			// its write is off the stream: a second check, a little later,
+			// sees it gone.
+			if len(gone) > 0 || DeliveredAgain(early) && !confirmed {
+				confirmed = len(gone) == 0
 				continue
 			}
 			gathered = true
 			pt.settled.Store(true)
 			pt.gathered()
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
+			if e := pt.cfg.Log.Debug(); e.Enabled() {
+				e.Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Int("writes", len(early)).
+					Uint64("first_seq", msgSeq(early[0])).Uint64("last_seq", msgSeq(early[len(early)-1])).Msg("gathered partition")
+			}
 			for _, m := range early {
 				meta, _ := m.Metadata()
 				pt.start(m, meta)
@@ -300,6 +330,48 @@ func (pt *Partition) allPendingHere(delivered int) bool {
 		pt.it.Poke()
 	}
 	return info.NumAckPending <= delivered
+}
+
+// DropAcked splits msgs into those still to run and those gone: a
+// message delivered more than once may have been acked, after its ack
+// timer ran out, by the worker it was delivered to before (cut off from
+// NATS, or behind a consumer leader that lost its in-progress updates).
+// The stream is a work queue, so an acked message is no longer in it; the
+// stream leader answers. A message delivered once was delivered nowhere
+// else and is kept without asking.
+func DropAcked(ctx context.Context, js jetstream.JetStream, stream string, msgs []jetstream.Msg) (kept, gone []jetstream.Msg, err error) {
+	var s jetstream.Stream
+	for _, m := range msgs {
+		meta, merr := m.Metadata()
+		if merr != nil || meta.NumDelivered < 2 {
+			kept = append(kept, m)
+			continue
+		}
+		if s == nil {
+			if s, err = js.Stream(ctx, stream); err != nil {
+				return msgs, nil, err
+			}
+		}
+		switch _, err := s.GetMsg(ctx, meta.Sequence.Stream); {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			gone = append(gone, m)
+		case err != nil:
+			return msgs, nil, err
+		default:
+			kept = append(kept, m)
+		}
+	}
+	return kept, gone, nil
+}
+
+// DeliveredAgain says whether any of msgs was delivered more than once.
+func DeliveredAgain(msgs []jetstream.Msg) bool {
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // gathered runs once the previous owner has let go entirely, before any
@@ -457,7 +529,13 @@ func (pt *Partition) Release(ctx context.Context) {
 		cfg.Log.Warn().Err(err).Str("group", string(cfg.Mode)).Int("partition", pt.p).Msg("cannot unpin; the next owner waits for the pin to time out")
 	}
 	cfg.ownedChanged(-1)
-	cfg.Log.Debug().Str("group", string(cfg.Mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Msg("released partition")
+	if e := cfg.Log.Debug(); e.Enabled() {
+		seqs := make([]uint64, len(pt.handedBack))
+		for i, h := range pt.handedBack {
+			seqs[i] = msgSeq(h.msg)
+		}
+		e.Str("group", string(cfg.Mode)).Int("partition", pt.p).Int("handed_back", len(pt.handedBack)).Uints64("seqs", seqs).Msg("released partition")
+	}
 }
 
 // unpin lets the next owner be pinned at once, if the pin is this worker's.
