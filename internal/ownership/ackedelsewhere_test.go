@@ -92,3 +92,54 @@ func TestAWriteAckedByThePreviousOwnerIsNotCountedAsGathered(t *testing.T) {
 		t.Fatalf("the next owner started %v, want [X Y]: X before the memory's later write, W (acked) not again", order)
 	}
 }
+
+// DropAcked asks the stream only about writes delivered more than once,
+// and reports those no longer stored (acked) as gone.
+func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
+	nc, js := natstest.Start(t).Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	scfg := streams.DefaultConfig()
+	scfg.Partitions = 1
+	scfg.AckWait = 500 * time.Millisecond
+	if _, err := streams.Provision(ctx, js, scfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"A", "B", "C"} {
+		if _, err := js.Publish(ctx, "memory.t.fast_ack.store", []byte(w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumer := streams.PartitionConsumerName(streams.ModeFastAck, 0)
+	first, err := jspull.Fetch(ctx, nc, scfg.Stream, consumer, 3, time.Second, jspull.PinnedGroup(streams.OwnerGroup))
+	if err != nil || len(first) != 3 {
+		t.Fatalf("first delivery: %d writes, %v", len(first), err)
+	}
+	kept, gone, err := DropAcked(ctx, js, scfg.Stream, first)
+	if err != nil || len(kept) != 3 || len(gone) != 0 {
+		t.Fatalf("delivered once: kept %d, gone %d, %v; want all kept", len(kept), len(gone), err)
+	}
+	time.Sleep(scfg.AckWait + 200*time.Millisecond) // the ack timers run out
+	s, err := js.Stream(ctx, scfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnpinConsumer(ctx, consumer, streams.OwnerGroup); err != nil { // as a pin time-out would
+		t.Fatal(err)
+	}
+	again, err := jspull.Fetch(ctx, nc, scfg.Stream, consumer, 3, time.Second, jspull.PinnedGroup(streams.OwnerGroup))
+	if err != nil || len(again) != 3 {
+		t.Fatalf("second delivery: %d writes, %v", len(again), err)
+	}
+	if err := first[1].Ack(); err != nil { // B, by its first delivery
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	kept, gone, err = DropAcked(ctx, js, scfg.Stream, again)
+	if err != nil || len(gone) != 1 || string(gone[0].Data()) != "B" || len(kept) != 2 {
+		t.Fatalf("after B was acked by its first delivery: kept %d, gone %d, %v; want B gone", len(kept), len(gone), err)
+	}
+}
