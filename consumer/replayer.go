@@ -218,7 +218,7 @@ func (r *replayer) gather(ctx context.Context, c jetstream.Consumer) bool {
 			// delivered here again may since have been acked by the
 			// replayer it was first delivered to.
 			dropCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			kept, gone, err := ownership.DropAcked(dropCtx, g.js, g.cfg.Streams.ParkingStream, early)
+			kept, gone, err := ownership.DropAcked(dropCtx, g.nc, g.cfg.Streams.ParkingStream, early)
 			cancel()
 			if err == nil {
 				early = kept

@@ -115,7 +115,7 @@ func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
 	if err != nil || len(first) != 3 {
 		t.Fatalf("first delivery: %d writes, %v", len(first), err)
 	}
-	kept, gone, err := DropAcked(ctx, js, scfg.Stream, first)
+	kept, gone, err := DropAcked(ctx, nc, scfg.Stream, first)
 	if err != nil || len(kept) != 3 || len(gone) != 0 {
 		t.Fatalf("delivered once: kept %d, gone %d, %v; want all kept", len(kept), len(gone), err)
 	}
@@ -138,7 +138,7 @@ func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	kept, gone, err = DropAcked(ctx, js, scfg.Stream, again)
+	kept, gone, err = DropAcked(ctx, nc, scfg.Stream, again)
 	if err != nil || len(gone) != 1 || string(gone[0].Data()) != "B" || len(kept) != 2 {
 		t.Fatalf("after B was acked by its first delivery: kept %d, gone %d, %v; want B gone", len(kept), len(gone), err)
 	}

@@ -28,9 +28,14 @@
 // counting distinct stream sequences; then Hooks.Gathered runs, the
 // partition is Sure, and the writes start in stream order. A write
 // delivered again while it is held is the same write: it neither counts
-// twice nor starts twice. A partition is also Sure once the pin's time-out
-// and an ack wait have passed, by when the previous owner has let go or
-// lost everything it held.
+// twice nor starts twice. A write delivered more than once may since have
+// been acked by the worker it was first delivered to: before the count is
+// trusted, the stream leader is asked about each such write (DropAcked),
+// the acked ones are dropped, and the count is taken again. After the
+// connection reconnects, the partition gathers again the same way, since
+// a write delivered while it was down was lost on the way. A partition is
+// also Sure once the pin's time-out and an ack wait have passed, by when
+// the previous owner has let go or lost everything it held.
 //
 // Held, not put back. The owner holds every write it was delivered until
 // the write's run calls done, which may be after run has returned and in

@@ -3,12 +3,15 @@ package ownership
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/jspull"
@@ -222,6 +225,11 @@ func (pt *Partition) pull() {
 	var early []jetstream.Msg // delivered before the partition was gathered
 	var checked time.Time
 	confirmed := false // the last check passed with writes delivered here again among early
+	// A write the server delivered while the connection was down is lost
+	// on the way, and comes back only after its ack wait: after a
+	// reconnect the partition gathers again, starting nothing new until
+	// every write pending on it is here (or running here).
+	reconnects, regathering := pt.reconnects(), false
 	for gathered := false; ; {
 		var msg jetstream.Msg
 		var err error
@@ -249,6 +257,11 @@ func (pt *Partition) pull() {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		if gathered && msg != nil {
+			if r := pt.reconnects(); r != reconnects {
+				reconnects, gathered, regathering, confirmed = r, false, true, false
+			}
+		}
 		if msg != nil && !gathered {
 			if _, again := pt.hold(msg); !again {
 				early = append(early, msg)
@@ -259,7 +272,7 @@ func (pt *Partition) pull() {
 			if len(early) == 0 || time.Since(checked) < gatherCheck/2 {
 				continue
 			}
-			if checked = time.Now(); !pt.allPendingHere(len(early)) {
+			if checked = time.Now(); !pt.allPendingHere(pt.heldCount()) {
 				confirmed = false
 				continue
 			}
@@ -267,7 +280,7 @@ func (pt *Partition) pull() {
 			// the worker it was first delivered to: counted here, it
 			// would stand in for a write still pending there.
 			dropCtx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
-			kept, gone, err := DropAcked(dropCtx, pt.cfg.JS, pt.cfg.Streams.Stream, early)
+			kept, gone, err := DropAcked(dropCtx, pt.cfg.Conn, pt.cfg.Streams.Stream, early)
 			cancel()
 			if err != nil {
 				confirmed = false
@@ -288,11 +301,13 @@ func (pt *Partition) pull() {
 				continue
 			}
 			gathered = true
-			pt.settled.Store(true)
-			pt.gathered()
+			if !regathering {
+				pt.settled.Store(true)
+				pt.gathered()
+			}
 			slices.SortFunc(early, func(a, b jetstream.Msg) int { return cmp.Compare(msgSeq(a), msgSeq(b)) })
 			if e := pt.cfg.Log.Debug(); e.Enabled() {
-				e.Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Int("writes", len(early)).
+				e.Str("group", string(pt.cfg.Mode)).Int("partition", pt.p).Int("writes", len(early)).Bool("after_reconnect", regathering).
 					Uint64("first_seq", msgSeq(early[0])).Uint64("last_seq", msgSeq(early[len(early)-1])).Msg("gathered partition")
 			}
 			for _, m := range early {
@@ -314,8 +329,20 @@ func (pt *Partition) pull() {
 // on the partition has reached it.
 const gatherCheck = 50 * time.Millisecond
 
+// reconnects is how many times the partition's connection has
+// reconnected; nats.go counts a reconnect before it subscribes again.
+func (pt *Partition) reconnects() uint64 { return pt.cfg.Conn.Stats().Reconnects }
+
+// heldCount is how many writes the partition holds: delivered here, not
+// yet acked or handed back.
+func (pt *Partition) heldCount() int {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return len(pt.held)
+}
+
 // allPendingHere reports whether every write pending on the consumer has
-// been delivered to this worker.
+// been delivered to this worker: delivered is how many it holds.
 func (pt *Partition) allPendingHere(delivered int) bool {
 	ctx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
 	defer cancel()
@@ -336,32 +363,64 @@ func (pt *Partition) allPendingHere(delivered int) bool {
 // message delivered more than once may have been acked, after its ack
 // timer ran out, by the worker it was delivered to before (cut off from
 // NATS, or behind a consumer leader that lost its in-progress updates).
-// The stream is a work queue, so an acked message is no longer in it; the
-// stream leader answers. A message delivered once was delivered nowhere
-// else and is kept without asking.
-func DropAcked(ctx context.Context, js jetstream.JetStream, stream string, msgs []jetstream.Msg) (kept, gone []jetstream.Msg, err error) {
-	var s jetstream.Stream
+// The stream is a work queue, so an acked message is no longer in it. The
+// stream leader is asked, not a direct get, which any replica may answer
+// before it has stored the message. A message delivered once was
+// delivered nowhere else and is kept without asking.
+func DropAcked(ctx context.Context, nc *nats.Conn, stream string, msgs []jetstream.Msg) (kept, gone []jetstream.Msg, err error) {
 	for _, m := range msgs {
 		meta, merr := m.Metadata()
 		if merr != nil || meta.NumDelivered < 2 {
 			kept = append(kept, m)
 			continue
 		}
-		if s == nil {
-			if s, err = js.Stream(ctx, stream); err != nil {
-				return msgs, nil, err
-			}
-		}
-		switch _, err := s.GetMsg(ctx, meta.Sequence.Stream); {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			gone = append(gone, m)
-		case err != nil:
+		stored, err := storedOnLeader(ctx, nc, stream, meta.Sequence.Stream)
+		if err != nil {
 			return msgs, nil, err
-		default:
+		}
+		if stored {
 			kept = append(kept, m)
+		} else {
+			gone = append(gone, m)
 		}
 	}
 	return kept, gone, nil
+}
+
+// errNoMessageFound is JetStream's error code for a sequence the stream
+// does not hold.
+const errNoMessageFound = 10037
+
+// storedOnLeader asks the stream's leader whether it holds seq.
+func storedOnLeader(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (bool, error) {
+	req, err := json.Marshal(struct {
+		Seq uint64 `json:"seq"`
+	}{seq})
+	if err != nil {
+		return false, err
+	}
+	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return false, err
+	}
+	var answer struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &answer); err != nil {
+		return false, fmt.Errorf("message get answer: %w", err)
+	}
+	switch {
+	case answer.Error == nil:
+		return true, nil
+	case answer.Error.ErrCode == errNoMessageFound:
+		return false, nil
+	default:
+		return false, fmt.Errorf("message get: %s (%d, %d)", answer.Error.Description, answer.Error.Code, answer.Error.ErrCode)
+	}
 }
 
 // DeliveredAgain says whether any of msgs was delivered more than once.
