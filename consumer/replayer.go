@@ -210,26 +210,18 @@ func (r *replayer) release() {
 func (r *replayer) gather(ctx context.Context, c jetstream.Consumer) bool {
 	g := r.pk.g
 	var early []jetstream.Msg
-	confirmed := false // the last count passed with writes delivered again among early
+	var acked ownership.AckedCheck // as for a partition's new owner
 	for {
 		info, err := c.Info(ctx)
 		if err == nil && info.NumAckPending <= r.heldCount() {
-			// As for a partition's new owner (ownership.DropAcked): a write
-			// delivered here again may since have been acked by the
-			// replayer it was first delivered to.
-			dropCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			kept, gone, err := ownership.DropAcked(dropCtx, g.nc, g.cfg.Streams.ParkingStream, early)
-			cancel()
-			if err == nil {
-				early = kept
-				r.forget(gone)
-				if len(gone) == 0 && (confirmed || !ownership.DeliveredAgain(early)) {
-					break
-				}
-				confirmed = len(gone) == 0
+			kept, gone, done := acked.Passed(ctx, g.nc, g.cfg.Streams.ParkingStream, early)
+			early = kept
+			r.forget(gone)
+			if done {
+				break
 			}
 		} else {
-			confirmed = false
+			acked.Failed()
 		}
 		if ctx.Err() != nil {
 			return false

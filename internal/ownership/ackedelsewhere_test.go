@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -24,7 +25,7 @@ import (
 func TestAWriteAckedByThePreviousOwnerIsNotCountedAsGathered(t *testing.T) {
 	nc, js := natstest.Start(t).Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	t.Cleanup(cancel) // after the partition is released
 	scfg := streams.DefaultConfig()
 	scfg.Partitions = 1
 	scfg.AckWait = time.Second
@@ -51,20 +52,7 @@ func TestAWriteAckedByThePreviousOwnerIsNotCountedAsGathered(t *testing.T) {
 
 	// The next owner waits for the pin, then is delivered W again (its ack
 	// timer ran out) and Y.
-	started := make(chan string, 4)
-	next := NewPartitions(Config{
-		Conn: nc, JS: js, Streams: scfg, Mode: streams.ModeFastAck,
-		Batch: 16, MaxBytes: 1 << 20, Log: zerolog.Nop(),
-		Hooks: Hooks{Start: func(_ *Partition, msg jetstream.Msg, _ *jetstream.MsgMetadata) func(func()) {
-			started <- string(msg.Data())
-			return func(done func()) { _ = msg.Ack(); done() }
-		}},
-	})
-	pt, err := next.Take(ctx, ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pt.Release(context.Background())
+	pt, started := takeRecording(t, ctx, nc, js, scfg)
 	for pt.early.Load() < 2 {
 		select {
 		case w := <-started:
@@ -93,7 +81,7 @@ func TestAWriteAckedByThePreviousOwnerIsNotCountedAsGathered(t *testing.T) {
 	}
 }
 
-// DropAcked asks the stream only about writes delivered more than once,
+// dropAcked asks the stream only about writes delivered more than once,
 // and reports those no longer stored (acked) as gone.
 func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
 	nc, js := natstest.Start(t).Connect(t)
@@ -115,7 +103,7 @@ func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
 	if err != nil || len(first) != 3 {
 		t.Fatalf("first delivery: %d writes, %v", len(first), err)
 	}
-	kept, gone, err := DropAcked(ctx, nc, scfg.Stream, first)
+	kept, gone, err := dropAcked(ctx, nc, scfg.Stream, first)
 	if err != nil || len(kept) != 3 || len(gone) != 0 {
 		t.Fatalf("delivered once: kept %d, gone %d, %v; want all kept", len(kept), len(gone), err)
 	}
@@ -138,8 +126,30 @@ func TestDropAckedFindsTheWritesAckedElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	kept, gone, err = DropAcked(ctx, nc, scfg.Stream, again)
+	kept, gone, err = dropAcked(ctx, nc, scfg.Stream, again)
 	if err != nil || len(gone) != 1 || string(gone[0].Data()) != "B" || len(kept) != 2 {
 		t.Fatalf("after B was acked by its first delivery: kept %d, gone %d, %v; want B gone", len(kept), len(gone), err)
 	}
+}
+
+// takeRecording takes partition 0 of fast_ack for an owner that acks each
+// write as it starts it and sends its body on started; the partition is
+// released at the end of the test.
+func takeRecording(t *testing.T, ctx context.Context, nc *nats.Conn, js jetstream.JetStream, scfg streams.Config) (*Partition, <-chan string) {
+	t.Helper()
+	started := make(chan string, 8)
+	owner := NewPartitions(Config{
+		Conn: nc, JS: js, Streams: scfg, Mode: streams.ModeFastAck,
+		Batch: 16, MaxBytes: 1 << 20, Log: zerolog.Nop(),
+		Hooks: Hooks{Start: func(_ *Partition, msg jetstream.Msg, _ *jetstream.MsgMetadata) func(func()) {
+			started <- string(msg.Data())
+			return func(done func()) { _ = msg.Ack(); done() }
+		}},
+	})
+	pt, err := owner.Take(ctx, ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pt.Release(context.Background()) })
+	return pt, started
 }

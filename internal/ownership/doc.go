@@ -30,7 +30,7 @@
 // delivered again while it is held is the same write: it neither counts
 // twice nor starts twice. A write delivered more than once may since have
 // been acked by the worker it was first delivered to: before the count is
-// trusted, the stream leader is asked about each such write (DropAcked),
+// trusted, the stream leader is asked about each such write (AckedCheck),
 // the acked ones are dropped, and the count is taken again. After the
 // connection reconnects, the partition gathers again the same way, since
 // a write delivered while it was down was lost on the way. A partition is

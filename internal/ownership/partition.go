@@ -3,15 +3,12 @@ package ownership
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetbox-dev/jetbox/internal/jspull"
@@ -224,7 +221,7 @@ func (pt *Partition) pull() {
 	defer close(pt.pulled)
 	var early []jetstream.Msg // delivered before the partition was gathered
 	var checked time.Time
-	confirmed := false // the last check passed with writes delivered here again among early
+	var acked AckedCheck
 	// A write the server delivered while the connection was down is lost
 	// on the way, and comes back only after its ack wait: after a
 	// reconnect the partition gathers again, starting nothing new until
@@ -259,7 +256,8 @@ func (pt *Partition) pull() {
 		}
 		if gathered && msg != nil {
 			if r := pt.reconnects(); r != reconnects {
-				reconnects, gathered, regathering, confirmed = r, false, true, false
+				reconnects, gathered, regathering = r, false, true
+				acked.Failed()
 			}
 		}
 		if msg != nil && !gathered {
@@ -273,19 +271,13 @@ func (pt *Partition) pull() {
 				continue
 			}
 			if checked = time.Now(); !pt.allPendingHere(pt.heldCount()) {
-				confirmed = false
+				acked.Failed()
 				continue
 			}
 			// A write delivered here again may since have been acked by
 			// the worker it was first delivered to: counted here, it
 			// would stand in for a write still pending there.
-			dropCtx, cancel := context.WithTimeout(pt.ctx, 2*time.Second)
-			kept, gone, err := DropAcked(dropCtx, pt.cfg.Conn, pt.cfg.Streams.Stream, early)
-			cancel()
-			if err != nil {
-				confirmed = false
-				continue
-			}
+			kept, gone, done := acked.Passed(pt.ctx, pt.cfg.Conn, pt.cfg.Streams.Stream, early)
 			for _, m := range gone {
 				if meta, err := m.Metadata(); err == nil {
 					pt.done(meta)
@@ -293,11 +285,7 @@ func (pt *Partition) pull() {
 			}
 			early = kept
 			pt.early.Store(int64(len(early)))
-			// An ack is off the consumer's pending count a moment before
-			// its write is off the stream: a second check, a little later,
-			// sees it gone.
-			if len(gone) > 0 || DeliveredAgain(early) && !confirmed {
-				confirmed = len(gone) == 0
+			if !done {
 				continue
 			}
 			gathered = true
@@ -357,80 +345,6 @@ func (pt *Partition) allPendingHere(delivered int) bool {
 		pt.it.Poke()
 	}
 	return info.NumAckPending <= delivered
-}
-
-// DropAcked splits msgs into those still to run and those gone: a
-// message delivered more than once may have been acked, after its ack
-// timer ran out, by the worker it was delivered to before (cut off from
-// NATS, or behind a consumer leader that lost its in-progress updates).
-// The stream is a work queue, so an acked message is no longer in it. The
-// stream leader is asked, not a direct get, which any replica may answer
-// before it has stored the message. A message delivered once was
-// delivered nowhere else and is kept without asking.
-func DropAcked(ctx context.Context, nc *nats.Conn, stream string, msgs []jetstream.Msg) (kept, gone []jetstream.Msg, err error) {
-	for _, m := range msgs {
-		meta, merr := m.Metadata()
-		if merr != nil || meta.NumDelivered < 2 {
-			kept = append(kept, m)
-			continue
-		}
-		stored, err := storedOnLeader(ctx, nc, stream, meta.Sequence.Stream)
-		if err != nil {
-			return msgs, nil, err
-		}
-		if stored {
-			kept = append(kept, m)
-		} else {
-			gone = append(gone, m)
-		}
-	}
-	return kept, gone, nil
-}
-
-// errNoMessageFound is JetStream's error code for a sequence the stream
-// does not hold.
-const errNoMessageFound = 10037
-
-// storedOnLeader asks the stream's leader whether it holds seq.
-func storedOnLeader(ctx context.Context, nc *nats.Conn, stream string, seq uint64) (bool, error) {
-	req, err := json.Marshal(struct {
-		Seq uint64 `json:"seq"`
-	}{seq})
-	if err != nil {
-		return false, err
-	}
-	resp, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
-	if err != nil {
-		return false, err
-	}
-	var answer struct {
-		Error *struct {
-			Code        int    `json:"code"`
-			ErrCode     int    `json:"err_code"`
-			Description string `json:"description"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(resp.Data, &answer); err != nil {
-		return false, fmt.Errorf("message get answer: %w", err)
-	}
-	switch {
-	case answer.Error == nil:
-		return true, nil
-	case answer.Error.ErrCode == errNoMessageFound:
-		return false, nil
-	default:
-		return false, fmt.Errorf("message get: %s (%d, %d)", answer.Error.Description, answer.Error.Code, answer.Error.ErrCode)
-	}
-}
-
-// DeliveredAgain says whether any of msgs was delivered more than once.
-func DeliveredAgain(msgs []jetstream.Msg) bool {
-	for _, m := range msgs {
-		if meta, err := m.Metadata(); err == nil && meta.NumDelivered > 1 {
-			return true
-		}
-	}
-	return false
 }
 
 // gathered runs once the previous owner has let go entirely, before any

@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/jetbox-dev/jetbox/internal/natstest"
 	"github.com/jetbox-dev/jetbox/streams"
@@ -91,7 +90,7 @@ func TestAWriteLostOnTheWayDuringAReconnectStillRunsFirst(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := srv.Connect(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel) // after the partition is released
 	scfg := streams.DefaultConfig()
 	scfg.Partitions = 1
 	scfg.AckWait = time.Second
@@ -110,25 +109,12 @@ func TestAWriteLostOnTheWayDuringAReconnectStillRunsFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close) // after the partition is released
 	ownerJS, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan string, 8)
-	owner := NewPartitions(Config{
-		Conn: nc, JS: ownerJS, Streams: scfg, Mode: streams.ModeFastAck,
-		Batch: 16, MaxBytes: 1 << 20, Log: zerolog.Nop(),
-		Hooks: Hooks{Start: func(_ *Partition, msg jetstream.Msg, _ *jetstream.MsgMetadata) func(func()) {
-			started <- string(msg.Data())
-			return func(done func()) { _ = msg.Ack(); done() }
-		}},
-	})
-	pt, err := owner.Take(ctx, ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pt.Release(context.Background())
+	_, started := takeRecording(t, ctx, nc, ownerJS, scfg)
 	next := func() string {
 		t.Helper()
 		select {
